@@ -1,0 +1,201 @@
+"""Job 1: images -> compact training samples in Parquet and HDF5, the colour prior and a manifest.
+
+The per-image work (`process_image`) is a plain function; `run` wires it into Spark: `binaryFile` listing,
+`mapPartitions`, the DataFrame writer, HDF5 shards written by the executors, and a tree-reduce for the prior. All
+outputs are staged under OUT/.staging-<run> and moved into place at the end; `manifest.json` is written last and
+removed first, so its presence means the dataset is complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .bins import bin_counts, gamut_centres
+from .decode import DecodeError, decode_image
+from .listing import EMPTY_FILE_REASON, check_input_exists, list_images, relative_root, unscanned_files
+from .runtime import JobError
+from .samples import crop_rng, encode_crop, random_crops, split_of
+from .storage import TMP_MARK, relative_output_path, sweep_temp_files, write_hdf5_shard, write_json_atomic
+
+log = logging.getLogger("colorspark.preprocess")
+
+OUTPUTS = ("parquet", "hdf5", "errors", "prior.npy")
+
+
+def process_image(content: bytes, key: str, config: dict) -> list[dict]:
+    """Decode one file and return its encoded crops as row dicts; raises DecodeError for a bad file."""
+    data, limits = config["data"], config["limits"]
+    rgb = decode_image(content, max_pixels=limits["max_pixels"], max_bytes=limits["max_bytes"])
+    rng = crop_rng(key, data["seed"])
+    split = split_of(key, data["val_fraction"])
+    rows = []
+    for index, crop in enumerate(random_crops(rgb, data["size"], data["crops"], data["min_crop_scale"],
+                                              data["flip"], rng)):
+        sample = encode_crop(crop)
+        rows.append({"crop": index, "split": split, "l": sample["l"].tobytes(), "ab": sample["ab"].tobytes(),
+                     "bins": sample["bins"].tobytes(), "max_chroma": sample["max_chroma"],
+                     "colorful": sample["max_chroma"] >= data["gray_chroma"],
+                     "width": int(rgb.shape[1]), "height": int(rgb.shape[0])})
+    return rows
+
+
+def process_partition(rows, config: dict, root: str):
+    """mapPartitions body: every input yields either its crops (status ok) or exactly one error row."""
+    for row in rows:
+        key = relative_output_path(row.path, root)
+        base = {"path": row.path, "key": key}
+        try:
+            for sample in process_image(bytes(row.content), key, config):
+                yield {**base, "status": "ok", "error": None, **sample}
+        except DecodeError as exc:
+            yield {**base, "status": "error", "error": str(exc)}
+        except Exception as exc:  # a bug or resource problem on one file must not fail the job
+            yield {**base, "status": "error", "error": f"internal error: {type(exc).__name__}: {exc}"}
+
+
+def sample_schema():
+    from pyspark.sql.types import (BinaryType, BooleanType, FloatType, IntegerType, StringType, StructField,
+                                   StructType)
+    return StructType([
+        StructField("path", StringType(), False), StructField("key", StringType(), False),
+        StructField("status", StringType(), False), StructField("error", StringType(), True),
+        StructField("crop", IntegerType(), True), StructField("split", StringType(), True),
+        StructField("l", BinaryType(), True), StructField("ab", BinaryType(), True),
+        StructField("bins", BinaryType(), True), StructField("max_chroma", FloatType(), True),
+        StructField("colorful", BooleanType(), True), StructField("width", IntegerType(), True),
+        StructField("height", IntegerType(), True)])
+
+
+def write_shard(index: int, rows, directory: str, size: int):
+    """Write one partition's samples to `directory/part-NNNNN.h5` (atomic) and report its row count."""
+    rows = list(rows)
+    if not rows:
+        return iter([])
+    out = {
+        "l": np.stack([np.frombuffer(r.l, np.uint8).reshape(size, size) for r in rows]),
+        "ab": np.stack([np.frombuffer(r.ab, np.int8).reshape(size // 4, size // 4, 2) for r in rows]),
+        "bins": np.stack([np.frombuffer(r.bins, np.int16).reshape(size // 4, size // 4) for r in rows]),
+        "max_chroma": np.array([r.max_chroma for r in rows], np.float32),
+        "colorful": np.array([r.colorful for r in rows], bool),
+        "crop": np.array([r.crop for r in rows], np.int32),
+        "split": np.array([r.split for r in rows], object),
+        "path": np.array([r.path for r in rows], object),
+    }
+    name = f"part-{index:05d}.h5"
+    write_hdf5_shard(Path(directory) / name, out, attrs={"size": size, "colorspark_version": __version__})
+    return iter([(name, len(rows))])
+
+
+def _install(staging: Path, out: Path, names) -> None:
+    """Move staged outputs over the old ones; old ones go aside first so no mix of runs is ever visible."""
+    trash = out / f"{TMP_MARK}old-{uuid.uuid4().hex[:8]}"
+    trash.mkdir()
+    for name in names:
+        if (out / name).exists():
+            os.replace(out / name, trash / name)
+        if (staging / name).exists():
+            os.replace(staging / name, out / name)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def run(spark, input_path: str, output_dir: str, config: dict) -> dict:
+    """Run the whole preprocessing job; returns the manifest."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    started = time.time()
+    out = Path(output_dir).resolve()
+    formats = config["output"]["formats"]
+    size = config["data"]["size"]
+    check_input_exists(spark, input_path)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.json").unlink(missing_ok=True)
+    for leftover in out.glob(".staging-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    sweep_temp_files(out)
+    staging = out / f".staging-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+
+    root = relative_root(spark, input_path)
+    files = list_images(spark, input_path, config["data"]["extensions"]).select("path", "content")
+    if config["data"]["partitions"]:
+        files = files.repartition(config["data"]["partitions"])
+    log.info("reading images from %s (extensions: %s)", input_path, ", ".join(config["data"]["extensions"]))
+    samples = spark.createDataFrame(
+        files.rdd.mapPartitions(lambda rows: process_partition(rows, config, root)), sample_schema())
+    samples = cached = samples.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        samples.count()
+        empty = unscanned_files(spark, files, samples.select("key"), root)
+        if empty:
+            samples = samples.unionByName(spark.createDataFrame(
+                [{"path": p, "key": k, "status": "error", "error": EMPTY_FILE_REASON} for p, k in empty],
+                sample_schema()))
+        counts = {r["status"]: r["n"] for r in
+                  samples.groupBy("status").agg(F.countDistinct("path").alias("n")).collect()}
+        n_ok, n_err = counts.get("ok", 0), counts.get("error", 0)
+        log.info("%d input files: %d ok, %d failed", n_ok + n_err, n_ok, n_err)
+        if n_ok + n_err == 0:
+            raise JobError(f"no image files (extensions {', '.join(config['data']['extensions'])}) under {input_path}")
+        if n_ok == 0:
+            raise JobError(f"none of the {n_err} input files could be read; see the reasons in the log above")
+        ok = samples.where("status = 'ok'")
+        split_counts = {(r["split"]): (r["images"], r["crops"], r["colorful"]) for r in ok.groupBy("split").agg(
+            F.countDistinct("path").alias("images"), F.count("*").alias("crops"),
+            F.sum(F.col("colorful").cast("int")).alias("colorful")).collect()}
+
+        errors = samples.where("status = 'error'").select("path", "error")
+        errors.coalesce(1).write.mode("overwrite").parquet(str(staging / "errors"))
+        for row in errors.limit(20).collect():
+            log.info("  failed: %s: %s", row["path"], row["error"])
+
+        columns = ["path", "crop", "l", "ab", "bins", "max_chroma", "colorful", "width", "height", "split"]
+        if "parquet" in formats:
+            ok.select(*columns).write.mode("overwrite").partitionBy("split").parquet(str(staging / "parquet"))
+            log.info("wrote Parquet samples to %s", out / "parquet")
+        shards = []
+        if "hdf5" in formats:
+            shard_dir = str(staging / "hdf5")
+            os.makedirs(shard_dir, exist_ok=True)
+            shards = ok.select(*columns).rdd.mapPartitionsWithIndex(
+                lambda i, rows: write_shard(i, rows, shard_dir, size)).collect()
+            log.info("wrote %d HDF5 shards to %s", len(shards), out / "hdf5")
+
+        train_colorful = ok.where("split = 'train' AND colorful").select("bins").rdd
+        zero = np.zeros(len(gamut_centres()), np.int64)
+        counts_by_bin = train_colorful.mapPartitions(
+            lambda rows: [sum((bin_counts(np.frombuffer(r.bins, np.int16)) for r in rows), zero.copy())]
+        ).treeReduce(np.add) if split_counts.get("train") else zero
+        if counts_by_bin.sum() == 0:
+            log.info("no colourful training crops: the prior is uniform")
+            prior = np.full(len(zero), 1.0 / len(zero))
+        else:
+            prior = counts_by_bin / counts_by_bin.sum()
+        np.save(staging / "prior.npy", prior.astype(np.float64))
+    finally:
+        cached.unpersist()
+
+    _install(staging, out, OUTPUTS)
+    shutil.rmtree(staging, ignore_errors=True)
+    train = split_counts.get("train", (0, 0, 0))
+    val = split_counts.get("val", (0, 0, 0))
+    manifest = {
+        "colorspark_version": __version__, "input": input_path, "inputs": n_ok + n_err, "ok": n_ok, "errors": n_err,
+        "train": train[0], "val": val[0], "train_crops": train[1], "val_crops": val[1],
+        "train_colorful_crops": train[2], "val_colorful_crops": val[2],
+        "formats": formats, "hdf5_shards": sorted(name for name, _ in shards), "size": size,
+        "output_stride": 4, "bins": len(zero), "seconds": round(time.time() - started, 2), "config": config,
+    }
+    write_json_atomic(out / "manifest.json", manifest)
+    log.info("train: %d images (%d crops), val: %d images (%d crops); manifest at %s",
+             train[0], train[1], val[0], val[1], out / "manifest.json")
+    return manifest
+

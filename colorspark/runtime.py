@@ -1,0 +1,113 @@
+"""Process set-up shared by the driver and the executors: quiet TensorFlow, thread counts, logging, the Spark session.
+
+TensorFlow's CUDA plugin registration prints to the process's stderr file descriptor at import time, before any
+Python logging setting applies, so the import is done with fd 2 pointed at /dev/null. Each Python worker sizes
+TensorFlow's thread pools from the cores Spark gave its task (`spark.task.cpus`), so two workers on two cores do not
+each start two-core pools and fight over the CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+
+class JobError(RuntimeError):
+    """A failure of a whole job, with a message for the user (the command exits non-zero with it)."""
+
+
+QUIET_ENV = {
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "TF_ENABLE_ONEDNN_OPTS": "0",  # oneDNN's startup notice, and its results differ slightly run to run
+    "KERAS_BACKEND": "tensorflow",
+}
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_tensorflow(threads: int | None = None):
+    """Import TensorFlow without its start-up noise and, once per process, fix its thread pools to `threads`."""
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    if "tensorflow" not in sys.modules:
+        with _stderr_silenced():
+            import tensorflow  # noqa: F401
+    import tensorflow as tf
+    if threads:
+        with contextlib.suppress(RuntimeError):  # pools already created in this process: keep them
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1 if threads <= 2 else 2)
+    return tf
+
+
+def task_cpus(default: int = 1) -> int:
+    """Cores Spark assigned to the running task; `default` outside a task."""
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    if ctx is None:
+        return default
+    try:
+        return max(1, int(ctx.cpus()))
+    except Exception:  # older APIs / local mode quirks: fall back to the config value
+        return max(1, int(ctx.getLocalProperty("spark.task.cpus") or default))
+
+
+def setup_logging(job: str) -> logging.Logger:
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s colorspark {job}: %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stderr, force=True)
+    for noisy in ("py4j", "absl", "h5py", "PIL", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return logging.getLogger(f"colorspark.{job}")
+
+
+# No listening port beyond what Spark itself needs: the web UI is off unless asked for (spark.ui.enabled=true).
+DEFAULT_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.python.worker.reuse": "true",
+    "spark.sql.execution.arrow.maxRecordsPerBatch": "64",  # rows carry whole images
+}
+
+
+def build_spark_session(app_name: str, extra_conf: dict | None = None):
+    """A SparkSession with colorspark's executor environment; master and resources come from spark-submit."""
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    from pyspark import SparkConf
+    from pyspark.sql import SparkSession
+
+    given = SparkConf()  # what spark-submit / spark-defaults.conf already set: the user's choice wins
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in DEFAULT_CONF.items():
+        if not given.contains(key):
+            builder = builder.config(key, value)
+    if given.get("spark.master", "local[*]").startswith("local"):
+        for key in ("spark.driver.host", "spark.driver.bindAddress"):
+            if not given.contains(key):
+                builder = builder.config(key, "127.0.0.1")
+    for key, value in {**QUIET_ENV, "COLORSPARK_WORKER_INIT": "1"}.items():
+        builder = builder.config(f"spark.executorEnv.{key}", value)
+    for key, value in (extra_conf or {}).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    conf = spark.sparkContext.getConf()
+    cpus = conf.get("spark.task.cpus", "1")
+    # Read by TensorFlow in processes we do not control (Elephas workers); our own code also calls import_tensorflow.
+    spark.sparkContext.environment.setdefault("TF_NUM_INTRAOP_THREADS", cpus)
+    spark.sparkContext.environment.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    spark.sparkContext.environment.setdefault("OMP_NUM_THREADS", cpus)
+    return spark

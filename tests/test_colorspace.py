@@ -1,0 +1,183 @@
+"""colorspark.colorspace against scikit-image's float64 reference (same D65 constants), within 1e-3."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from skimage.color import lab2rgb, rgb2lab
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from helpers_pure import all_rgb_levels, grid_levels  # noqa: E402
+
+from colorspark.colorspace import lab_to_rgb, lab_to_rgb8, rgb_to_l, rgb_to_lab  # noqa: E402
+
+TOL = 1e-3
+
+
+def _sk_lab2rgb(lab: np.ndarray) -> np.ndarray:
+    """skimage's lab2rgb without its 'negative Z values clipped' warning (out-of-gamut input is intended here)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return lab2rgb(np.asarray(lab, dtype=np.float64))
+
+
+@pytest.fixture(scope="module")
+def cube_grid() -> np.ndarray:
+    """All colours of a 64-level grid of the 8-bit RGB cube (step 4, plus 255): 65³ = 274,625 colours."""
+    rgb = all_rgb_levels(grid_levels(4))
+    assert rgb.shape == (1, 65 ** 3, 3) and rgb.dtype == np.uint8
+    return rgb
+
+
+# --- sRGB -> Lab --------------------------------------------------------------------------------------------------------
+
+
+def test_rgb_to_lab_matches_skimage_on_cube_grid(cube_grid):
+    ours = rgb_to_lab(cube_grid)
+    assert ours.shape == cube_grid.shape
+    assert np.abs(ours - rgb2lab(cube_grid)).max() < TOL
+
+
+def test_rgb_to_l_matches_skimage_on_cube_grid(cube_grid):
+    assert np.abs(rgb_to_l(cube_grid) - rgb2lab(cube_grid)[..., 0]).max() < TOL
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rgb_to_lab_matches_skimage_on_random_uint8_images(seed):
+    rgb = np.random.default_rng(seed).integers(0, 256, size=(37, 53, 3), dtype=np.uint8)
+    assert np.abs(rgb_to_lab(rgb) - rgb2lab(rgb)).max() < TOL
+    assert np.abs(rgb_to_l(rgb) - rgb2lab(rgb)[..., 0]).max() < TOL
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_float_input_in_unit_range_matches_skimage(dtype):
+    rgb = np.random.default_rng(3).random((41, 29, 3)).astype(dtype)
+    rgb[0, :8] = [[0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1], [1, 0, 1]]
+    reference = rgb2lab(rgb.astype(np.float64))
+    assert np.abs(rgb_to_lab(rgb) - reference).max() < TOL
+    assert np.abs(rgb_to_l(rgb) - reference[..., 0]).max() < TOL
+
+
+def test_uint8_and_equivalent_float_input_agree():
+    rgb = np.random.default_rng(4).integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+    assert np.abs(rgb_to_lab(rgb) - rgb_to_lab(rgb / 255.0)).max() < TOL
+
+
+def test_known_values_of_white_black_and_gray():
+    rgb = np.array([[[255, 255, 255], [0, 0, 0], [119, 119, 119]]], dtype=np.uint8)
+    lab = rgb_to_lab(rgb)
+    assert abs(lab[0, 0, 0] - 100.0) < TOL
+    np.testing.assert_allclose(lab[0, 1], [0.0, 0.0, 0.0], atol=TOL)
+    # neutral colours have (almost) no chroma: scikit-image's matrix leaves about 0.005 on white
+    assert np.hypot(lab[0, [0, 2], 1], lab[0, [0, 2], 2]).max() < 0.01
+    assert 49.5 < lab[0, 2, 0] < 50.5  # sRGB 119 is mid-gray (L ≈ 50)
+
+
+def test_rgb_to_l_equals_first_channel_of_rgb_to_lab(cube_grid):
+    np.testing.assert_allclose(rgb_to_l(cube_grid), rgb_to_lab(cube_grid)[..., 0], rtol=0, atol=1e-4)
+    floats = np.random.default_rng(5).random((9, 11, 3))
+    np.testing.assert_allclose(rgb_to_l(floats), rgb_to_lab(floats)[..., 0], rtol=0, atol=1e-4)
+
+
+# --- Lab -> sRGB --------------------------------------------------------------------------------------------------------
+
+
+def test_lab_to_rgb_matches_skimage_on_in_gamut_colours(cube_grid):
+    lab = rgb2lab(cube_grid)
+    assert np.abs(lab_to_rgb(lab) - _sk_lab2rgb(lab)).max() < TOL
+
+
+def test_lab_to_rgb8_matches_rounded_skimage(cube_grid):
+    lab = rgb2lab(cube_grid)
+    ours = lab_to_rgb8(lab).astype(np.int16)
+    reference = np.rint(_sk_lab2rgb(lab) * 255.0).astype(np.int16)
+    diff = np.abs(ours - reference)
+    assert diff.max() <= 1
+    assert (diff == 0).mean() > 0.999  # only exact .5 ties may round differently
+
+
+def test_lab_round_trip_returns_the_same_uint8_colours(cube_grid):
+    back = lab_to_rgb8(rgb_to_lab(cube_grid))
+    assert back.dtype == np.uint8
+    assert np.abs(back.astype(np.int16) - cube_grid).max() <= 1
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lab_round_trip_of_random_images(seed):
+    rgb = np.random.default_rng(seed).integers(0, 256, size=(32, 48, 3), dtype=np.uint8)
+    assert np.abs(lab_to_rgb8(rgb_to_lab(rgb)).astype(np.int16) - rgb).max() <= 1
+
+
+def _random_lab(seed: int, n: int = 40_000) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.uniform(0, 100, n), rng.uniform(-128, 127, n), rng.uniform(-128, 127, n)], -1)
+
+
+def _out_of_gamut(lab: np.ndarray) -> np.ndarray:
+    """Mask of Lab values whose unclipped sRGB lies outside the unit cube (skimage's XYZ, without its clipping)."""
+    from skimage.color.colorconv import rgb_from_xyz
+
+    fy = (lab[:, 0] + 16) / 116
+    f = np.stack([fy + lab[:, 1] / 500, fy, fy - lab[:, 2] / 200], -1)
+    xyz = np.where(f > 0.2068966, f ** 3, (f - 16 / 116) / 7.787) * [0.95047, 1.0, 1.08883]
+    linear = xyz @ rgb_from_xyz.T
+    return ((linear < 0) | (linear > 1)).any(-1)
+
+
+def test_out_of_gamut_lab_with_nonnegative_z_is_clipped_like_skimage():
+    lab = _random_lab(6)
+    fz = (lab[:, 0] + 16) / 116 - lab[:, 2] / 200
+    lab = lab[(fz >= 0) & _out_of_gamut(lab)][None]
+    assert lab.shape[1] > 10_000  # most of the Lab box is outside sRGB
+    ours = lab_to_rgb(lab)
+    assert ours.min() >= 0.0 and ours.max() <= 1.0
+    assert np.abs(ours - _sk_lab2rgb(lab)).max() < TOL
+
+
+def test_out_of_gamut_lab_with_negative_z_is_clipped_like_skimage():
+    """Dark, strongly yellow Lab (b > 200·(L + 16)/116, e.g. predictions in shadows): skimage clamps the Z
+    f-value at 0 before inverting it; the result must agree with skimage as the module documents."""
+    lab = _random_lab(7)
+    fz = (lab[:, 0] + 16) / 116 - lab[:, 2] / 200
+    lab = lab[fz < 0][None]
+    assert lab.shape[1] > 1_000
+    fixed = np.array([[[30.0, 0.0, 127.0], [0.0, 0.0, 100.0], [10.0, -50.0, 120.0]]])
+    for sample in (lab, fixed):
+        ours = lab_to_rgb(sample)
+        assert ours.min() >= 0.0 and ours.max() <= 1.0
+        assert np.abs(ours - _sk_lab2rgb(sample)).max() < TOL
+
+
+def test_lab_to_rgb8_of_extreme_lab_stays_in_range_and_saturates():
+    lab = np.array([[[100.0, 0.0, 0.0], [0.0, 0.0, 0.0], [120.0, 0.0, 0.0], [-5.0, 0.0, 0.0], [50.0, 127.0, 0.0]]])
+    rgb = lab_to_rgb8(lab)
+    assert rgb[0, 0].tolist() == [255, 255, 255]
+    assert rgb[0, 1].tolist() == [0, 0, 0]
+    assert rgb[0, 2].tolist() == [255, 255, 255]  # brighter than white clips to white, not wraps around
+    assert rgb[0, 3].tolist() == [0, 0, 0]
+    assert rgb[0, 4, 0] == 255  # saturated red stays saturated
+
+
+# --- dtypes and shapes ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rgb", [
+    np.zeros((4, 5, 3), np.uint8),
+    np.zeros((4, 5, 3), np.float64),
+    np.zeros((4, 5, 3), np.float32),
+    np.zeros((2, 4, 5, 3), np.uint8),
+], ids=["uint8", "float64", "float32", "batch-uint8"])
+def test_output_dtypes_are_float32_and_shapes_kept(rgb):
+    lab = rgb_to_lab(rgb)
+    assert lab.dtype == np.float32 and lab.shape == rgb.shape
+    l_only = rgb_to_l(rgb)
+    assert l_only.dtype == np.float32 and l_only.shape == rgb.shape[:-1]
+    back = lab_to_rgb(lab.astype(np.float64))
+    assert back.dtype == np.float32 and back.shape == rgb.shape
+    back8 = lab_to_rgb8(lab)
+    assert back8.dtype == np.uint8 and back8.shape == rgb.shape

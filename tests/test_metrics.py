@@ -1,0 +1,358 @@
+"""Known-answer tests for colorspark.metrics.
+
+Expected values are computed by hand (or by scikit-image's reference
+implementation) so a silent change of definition breaks a test.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from skimage import color, data
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from colorspark import metrics
+from colorspark.metrics import (
+    ab_error_auc,
+    colourfulness,
+    psnr,
+    rebalancing_pixel_weights,
+    score_colorization,
+    ssim,
+)
+
+
+def _random_rgb(rng, shape):
+    return rng.integers(0, 256, size=shape, dtype=np.uint8)
+
+
+# --- PSNR -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_psnr_matches_skimage_on_random_images(seed):
+    rng = np.random.default_rng(seed)
+    truth = _random_rgb(rng, (37, 53, 3))
+    pred = _random_rgb(rng, (37, 53, 3))
+    expected = peak_signal_noise_ratio(truth, pred, data_range=255)
+    assert psnr(truth, pred) == pytest.approx(expected, rel=1e-12)
+
+
+def test_psnr_constant_error_of_ten_is_hand_computed():
+    truth = np.full((8, 9, 3), 100, dtype=np.uint8)
+    pred = np.full((8, 9, 3), 110, dtype=np.uint8)
+    # MSE = 100, so PSNR = 10·log10(255² / 10²) = 20·log10(25.5) ≈ 28.13 dB.
+    assert psnr(truth, pred) == pytest.approx(20 * math.log10(255 / 10), rel=1e-12)
+    assert psnr(truth, pred) == pytest.approx(28.130803608679106, rel=1e-12)
+
+
+def test_psnr_identical_images_is_infinite():
+    img = _random_rgb(np.random.default_rng(3), (5, 4, 3))
+    result = psnr(img, img.copy())
+    assert result == math.inf
+    assert isinstance(result, float)
+
+
+def test_psnr_rejects_float_and_mismatched_images():
+    img = np.zeros((4, 4, 3), dtype=np.uint8)
+    with pytest.raises(TypeError):
+        psnr(img, img.astype(np.float64))
+    with pytest.raises(ValueError):
+        psnr(img, np.zeros((4, 5, 3), dtype=np.uint8))
+    with pytest.raises(ValueError):
+        psnr(img[..., 0], img[..., 0])
+
+
+# --- SSIM -------------------------------------------------------------------
+
+
+def test_ssim_identical_images_is_one():
+    img = _random_rgb(np.random.default_rng(4), (32, 40, 3))
+    assert ssim(img, img.copy()) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_ssim_matches_skimage_with_default_window():
+    rng = np.random.default_rng(5)
+    truth = _random_rgb(rng, (30, 31, 3))
+    pred = np.clip(truth.astype(int) + rng.integers(-20, 21, truth.shape), 0, 255).astype(np.uint8)
+    expected = structural_similarity(truth, pred, channel_axis=-1, data_range=255)
+    result = ssim(truth, pred)
+    assert result == pytest.approx(expected, rel=1e-12)
+    assert 0.0 < result < 1.0
+
+
+@pytest.mark.parametrize(
+    ("shape", "window"),
+    [((3, 5), 3), ((5, 3), 3), ((4, 9), 3), ((6, 6), 5), ((5, 200), 5), ((4000, 60), 7)],
+)
+def test_ssim_shrinks_window_to_largest_odd_fitting_size(shape, window):
+    rng = np.random.default_rng(6)
+    truth = _random_rgb(rng, shape + (3,))
+    pred = _random_rgb(rng, shape + (3,))
+    expected = structural_similarity(
+        truth, pred, win_size=window, channel_axis=-1, data_range=255
+    )
+    assert ssim(truth, pred) == pytest.approx(expected, rel=1e-12)
+    assert ssim(truth, truth.copy()) == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 2), (2, 50), (70, 1)])
+def test_ssim_is_nan_below_three_pixels(shape):
+    img = np.zeros(shape + (3,), dtype=np.uint8)
+    assert math.isnan(ssim(img, img))
+
+
+# --- ab-error AuC ---------------------------------------------------------------
+
+
+def _random_ab(rng, shape=(12, 17)):
+    # Integer ab values keep the offsets below exact in floating point.
+    return rng.integers(-100, 101, size=shape + (2,)).astype(np.float64)
+
+
+def test_auc_perfect_prediction_is_one():
+    ab = _random_ab(np.random.default_rng(7))
+    assert ab_error_auc(ab, ab.copy()) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("offset", "error"),
+    [((0, 0), 0), ((1, 0), 1), ((3, 4), 5), ((6, -8), 10), ((-5, 12), 13), ((7, 24), 25),
+     ((90, 120), 150)],
+)
+def test_auc_constant_integer_error(offset, error):
+    ab = _random_ab(np.random.default_rng(8))
+    pred = ab + np.array(offset, dtype=np.float64)
+    # Fractions are 0 for t < e and 1 for e ≤ t ≤ 150: 151 − e of 151 thresholds.
+    assert ab_error_auc(ab, pred) == pytest.approx((150 - error + 1) / 151, abs=1e-15)
+
+
+def test_auc_fractional_error_counts_from_next_integer_threshold():
+    ab = np.zeros((4, 4, 2))
+    pred = ab + np.array([2.5, 0.0])
+    # err 2.5 ≤ t holds for t = 3..150: 148 of 151 thresholds.
+    assert ab_error_auc(ab, pred) == pytest.approx(148 / 151, abs=1e-15)
+
+
+def test_auc_custom_max_threshold():
+    ab = np.zeros((3, 3, 2))
+    pred = ab + np.array([3.0, 0.0])
+    # Thresholds 0..10, hits at 3..10: 8 of 11.
+    assert ab_error_auc(ab, pred, max_threshold=10) == pytest.approx(8 / 11, abs=1e-15)
+
+
+@pytest.mark.parametrize("offset", [(151, 0), (150.001, 0), (120, 100), (-200, 200)])
+def test_auc_error_above_max_threshold_everywhere_is_zero(offset):
+    ab = _random_ab(np.random.default_rng(9))
+    assert ab_error_auc(ab, ab + np.array(offset)) == 0.0
+
+
+def test_auc_weighted_by_pixel_weights():
+    ab = _random_ab(np.random.default_rng(10), shape=(6, 8))
+    pred = ab.copy()
+    wrong = np.zeros(ab.shape[:-1], dtype=bool)
+    wrong[:, :4] = True
+    pred[wrong] += 200.0  # error 200·√2 > 150: never counted.
+    assert ab_error_auc(ab, pred) == pytest.approx(0.5, abs=1e-15)
+    on_correct = (~wrong).astype(np.float64)
+    assert ab_error_auc(ab, pred, on_correct) == pytest.approx(1.0, abs=1e-15)
+    assert ab_error_auc(ab, pred, on_correct * 1e-6) == pytest.approx(1.0, abs=1e-12)
+    three_to_one = np.where(wrong, 1.0, 3.0)
+    assert ab_error_auc(ab, pred, three_to_one) == pytest.approx(0.75, abs=1e-15)
+    assert ab_error_auc(ab, pred, wrong.astype(np.float64)) == 0.0
+
+
+def test_auc_counts_non_finite_errors_as_misses():
+    ab = np.zeros((1, 2, 2))
+    pred = np.array([[[0.0, 0.0], [np.nan, 0.0]]])
+    assert ab_error_auc(ab, pred) == pytest.approx(0.5, abs=1e-15)
+
+
+def test_auc_rejects_bad_inputs():
+    ab = np.zeros((3, 4, 2))
+    with pytest.raises(ValueError):
+        ab_error_auc(ab, np.zeros((3, 5, 2)))
+    with pytest.raises(ValueError):
+        ab_error_auc(np.zeros((3, 4, 3)), np.zeros((3, 4, 3)))
+    with pytest.raises(ValueError):
+        ab_error_auc(ab, ab, np.ones((4, 3)))
+    with pytest.raises(ValueError):
+        ab_error_auc(ab, ab, -np.ones((3, 4)))
+    with pytest.raises(ValueError):
+        ab_error_auc(ab, ab, np.zeros((3, 4)))
+    with pytest.raises(ValueError):
+        ab_error_auc(ab, ab, max_threshold=-1)
+
+
+# --- rebalancing weights ------------------------------------------------------
+
+
+_TOY_CENTRES = np.array([[0.0, 0.0], [50.0, 0.0], [0.0, 50.0]])
+
+
+def test_rebalancing_weights_exact_on_three_bin_toy():
+    prior = np.array([0.7, 0.2, 0.1])
+    ab = np.array([[[1.0, -2.0], [48.0, 3.0], [-4.0, 61.0]],
+                   [[20.0, 20.0], [100.0, -30.0], [2.0, 30.0]]])
+    weights = rebalancing_pixel_weights(ab, prior, _TOY_CENTRES)
+    expected = np.array([[1 / 0.7, 1 / 0.2, 1 / 0.1],
+                         [1 / 0.7, 1 / 0.2, 1 / 0.1]])
+    assert weights.shape == (2, 3)
+    assert weights.dtype == np.float64
+    np.testing.assert_allclose(weights, expected, rtol=1e-15)
+
+
+def test_rebalancing_zero_prior_bin_gets_smallest_positive_priors_weight():
+    prior = np.array([0.8, 0.2, 0.0])
+    ab = np.array([[[0.0, 0.0], [50.0, 0.0], [0.0, 50.0]]])
+    weights = rebalancing_pixel_weights(ab, prior, _TOY_CENTRES)
+    np.testing.assert_allclose(weights, [[1.25, 5.0, 5.0]], rtol=1e-15)
+
+
+def test_rebalancing_rare_bin_gets_larger_weight():
+    ab = np.zeros((10, 10, 2))
+    ab[0, 0] = [49.0, 1.0]  # the only pixel in bin 1
+    counts = np.array([99.0, 1.0, 0.0])
+    prior = counts / counts.sum()
+    weights = rebalancing_pixel_weights(ab, prior, _TOY_CENTRES)
+    assert weights[0, 0] == pytest.approx(100.0)
+    assert weights[5, 5] == pytest.approx(100.0 / 99.0)
+    assert weights[0, 0] > 50 * weights[5, 5]
+
+
+def test_rebalancing_ties_go_to_lowest_bin_index():
+    centres = np.array([[10.0, 0.0], [-10.0, 0.0]])
+    prior = np.array([0.25, 0.75])
+    weights = rebalancing_pixel_weights(np.zeros((1, 1, 2)), prior, centres)
+    assert weights[0, 0] == pytest.approx(4.0)
+
+
+def _brute_force_nearest(points, centres):
+    d2 = ((points[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
+    return np.argmin(d2, axis=1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nearest_centre_agrees_with_brute_force_for_arbitrary_centres(seed, monkeypatch):
+    rng = np.random.default_rng(seed)
+    n_centres = int(rng.integers(1, 40))
+    centres = rng.normal(0, 40, size=(n_centres, 2))
+    if seed % 2:
+        centres = np.round(centres / 10) * 10  # duplicates and exact ties
+    points = np.concatenate([
+        rng.normal(0, 70, size=(3000, 2)),
+        np.round(rng.normal(0, 70, size=(3000, 2)) / 5) * 5,
+        [[1e6, -1e6], [0.0, 0.0]],
+    ])
+    # A tiny chunk budget forces many chunks, exercising the chunk seams.
+    monkeypatch.setattr(metrics, "_NEAREST_CHUNK_ELEMS", 4096)
+    np.testing.assert_array_equal(
+        metrics._nearest_centre(points, centres), _brute_force_nearest(points, centres)
+    )
+
+
+def test_rebalancing_weights_on_zhang_style_grid_match_brute_force():
+    a, b = np.meshgrid(np.arange(-110, 111, 10.0), np.arange(-110, 111, 10.0))
+    grid = np.stack([a.ravel(), b.ravel()], axis=1)
+    centres = grid[np.hypot(grid[:, 0], grid[:, 1] * 1.3) < 120]  # gamut-like subset
+    rng = np.random.default_rng(11)
+    prior = rng.random(len(centres))
+    prior[::7] = 0.0
+    prior /= prior.sum()
+    ab = rng.uniform(-128, 128, size=(40, 50, 2))
+    weights = rebalancing_pixel_weights(ab, prior, centres)
+    eff = np.where(prior > 0, prior, prior[prior > 0].min())
+    expected = 1.0 / eff[_brute_force_nearest(ab.reshape(-1, 2), centres)]
+    np.testing.assert_array_equal(weights, expected.reshape(40, 50))
+
+
+def test_rebalancing_rejects_bad_inputs():
+    ab = np.zeros((2, 2, 2))
+    with pytest.raises(ValueError):
+        rebalancing_pixel_weights(ab, np.array([0.5, 0.5]), _TOY_CENTRES)
+    with pytest.raises(ValueError):
+        rebalancing_pixel_weights(ab, np.zeros(3), _TOY_CENTRES)
+    with pytest.raises(ValueError):
+        rebalancing_pixel_weights(ab, np.array([0.5, -0.1, 0.6]), _TOY_CENTRES)
+    with pytest.raises(ValueError):
+        rebalancing_pixel_weights(np.full((2, 2, 2), np.nan), np.ones(3) / 3, _TOY_CENTRES)
+
+
+# --- colourfulness -------------------------------------------------------------
+
+
+def test_colourfulness_of_gray_image_is_zero():
+    rng = np.random.default_rng(12)
+    gray = np.repeat(rng.integers(0, 256, size=(20, 30, 1), dtype=np.uint8), 3, axis=2)
+    assert colourfulness(gray) == 0.0
+
+
+def test_colourfulness_two_pixel_hand_computed():
+    rgb = np.array([[[255, 0, 0], [0, 0, 255]]], dtype=np.uint8)
+    # rg = [255, 0]: mean 127.5, std 127.5; yb = [127.5, −255]: mean −63.75, std 191.25.
+    expected = math.sqrt(127.5**2 + 191.25**2) + 0.3 * math.sqrt(127.5**2 + 63.75**2)
+    assert colourfulness(rgb) == pytest.approx(expected, rel=1e-12)
+    assert colourfulness(rgb) == pytest.approx(272.61869388, rel=1e-9)
+    assert colourfulness(rgb.astype(np.float32)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_colourfulness_single_colour_has_only_the_mean_term():
+    rgb = np.zeros((3, 3, 3), dtype=np.uint8)
+    rgb[...] = [200, 100, 50]
+    # rg = 100, yb = 150 − 50 = 100 everywhere: M = 0.3·√(100² + 100²).
+    assert colourfulness(rgb) == pytest.approx(0.3 * math.sqrt(2) * 100, rel=1e-12)
+
+
+# --- score_colorization -----------------------------------------------------------
+
+_SCORE_KEYS = {
+    "psnr", "psnr_gray", "ssim", "ssim_gray", "auc", "auc_gray", "auc_rebal",
+    "auc_rebal_gray", "colourfulness", "colourfulness_gray", "colourfulness_truth",
+}
+
+
+def _photo_and_gray():
+    truth = data.chelsea()[::3, ::3]
+    lab = color.rgb2lab(truth)
+    ab_true = lab[..., 1:]
+    gray_lab = lab.copy()
+    gray_lab[..., 1:] = 0.0
+    gray = np.round(np.clip(color.lab2rgb(gray_lab), 0, 1) * 255).astype(np.uint8)
+    return truth, gray, ab_true
+
+
+def _prior_and_centres(ab_true):
+    a, b = np.meshgrid(np.arange(-110, 111, 10.0), np.arange(-110, 111, 10.0))
+    centres = np.stack([a.ravel(), b.ravel()], axis=1)
+    bins = metrics._nearest_centre(ab_true.reshape(-1, 2), centres)
+    prior = np.bincount(bins, minlength=len(centres)).astype(np.float64)
+    return prior / prior.sum(), centres
+
+
+def test_score_colorization_perfect_prediction_beats_gray_baseline():
+    truth, gray, ab_true = _photo_and_gray()
+    prior, centres = _prior_and_centres(ab_true)
+    weights = rebalancing_pixel_weights(ab_true, prior, centres)
+    scores = score_colorization(truth, truth.copy(), gray, ab_true, ab_true.copy(), weights)
+
+    assert set(scores) == _SCORE_KEYS
+    assert all(type(value) is float for value in scores.values())
+    assert scores["psnr"] == math.inf
+    assert scores["ssim"] == pytest.approx(1.0, abs=1e-12)
+    assert scores["auc"] == 1.0
+    assert scores["auc_rebal"] == 1.0
+    assert scores["colourfulness"] == scores["colourfulness_truth"]
+    for metric in ("psnr", "ssim", "auc", "auc_rebal", "colourfulness"):
+        assert scores[metric] > scores[metric + "_gray"], metric
+    # The rebalanced AuC punishes the gray guess harder: rare colours are
+    # the saturated ones it misses.
+    assert scores["auc_rebal_gray"] < scores["auc_gray"]
+
+
+def test_score_colorization_without_weights_reports_nan_rebalanced_auc():
+    truth, gray, ab_true = _photo_and_gray()
+    scores = score_colorization(truth, truth, gray, ab_true, ab_true, None)
+    assert set(scores) == _SCORE_KEYS
+    assert math.isnan(scores["auc_rebal"])
+    assert math.isnan(scores["auc_rebal_gray"])
+    assert scores["auc"] == 1.0
