@@ -104,7 +104,8 @@ case "${1:-build}" in
     setup
     say "packing .venv into dist/colorspark-env.tar.gz (for spark-submit --archives ...#environment)"
     rm -f dist/colorspark-env.tar.gz.tmp
-    "$VENV/bin/venv-pack" -p "$VENV" -o dist/colorspark-env.tar.gz.tmp --compress-level 1 -q
+    # --format: venv-pack infers the format from the file name, and the temporary name ends in .tmp
+    "$VENV/bin/venv-pack" -p "$VENV" -o dist/colorspark-env.tar.gz.tmp --format tar.gz --compress-level 1 -q
     mv dist/colorspark-env.tar.gz.tmp dist/colorspark-env.tar.gz
     say "ready: $ZIP and dist/colorspark-env.tar.gz"
     ;;

@@ -28,7 +28,7 @@ from .decode import DecodeError, decode_image, is_grayscale
 from .inference import ModelPayload, predict_ab, worker_model, worker_name
 from .metrics import rebalancing_pixel_weights, score_colorization
 from .modeldir import load_model_dir
-from .listing import EMPTY_FILE_REASON, check_input_exists, list_images, relative_root, unscanned_files
+from .listing import check_input_exists, list_images, relative_root, unscanned_files
 from .report import make_thumbnail, render_report, write_report
 from .runtime import JobError
 from .samples import L_SCALE
@@ -311,8 +311,8 @@ def run(spark, input_path: str, output_dir: str, model_dir: str, config: dict, r
         empty = unscanned_files(spark, files, results.select("relative_path"), root)
         if empty:
             results = results.unionByName(spark.createDataFrame(
-                [{**_base_row(p, plan), "status": "error", "error": EMPTY_FILE_REASON, "worker": None}
-                 for p, _ in empty], result_schema()))
+                [{**_base_row(p, plan), "status": "error", "error": reason, "worker": None}
+                 for p, _, reason in empty], result_schema()))
             n_inputs += len(empty)
         if n_inputs == 0:
             raise JobError(f"no image files (extensions {', '.join(config['data']['extensions'])}) under {input_path}")

@@ -59,7 +59,8 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     """float Lab -> float32 sRGB in [0, 1]; out-of-gamut colours are clipped, as scikit-image does."""
     lab = np.asarray(lab, dtype=np.float32)
     fy = (lab[..., 0] + 16.0) / 116.0
-    fxyz = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
+    # Z's term is floored at 0 before inversion, as scikit-image does (dark, very yellow Lab values).
+    fxyz = np.stack([fy + lab[..., 1] / 500.0, fy, np.maximum(fy - lab[..., 2] / 200.0, 0.0)], axis=-1)
     linear = np.clip(_f_inv(fxyz) @ _RGB_FROM_XYZN, 0.0, 1.0)
     rgb = np.where(linear > 0.0031308, 1.055 * linear ** (1 / 2.4) - 0.055, 12.92 * linear)
     return np.clip(rgb, 0.0, 1.0).astype(np.float32)

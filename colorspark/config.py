@@ -52,6 +52,11 @@ def _multiple_of_8(v):
     return v >= 16 and v % 8 == 0
 
 
+def _depth(v):
+    return v == [] or (len(v) == 5 and all(type(d) is int and d > 0 for d in v))
+
+
+_depth.__doc__ = "empty (the preset's) or five positive integers, the convolutions of VGG blocks 1-5"
 _positive.__doc__ = "> 0"
 _non_negative.__doc__ = ">= 0"
 _fraction.__doc__ = "in [0, 1)"
@@ -105,7 +110,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         # 0 / empty = take the preset's value
         "base_filters": (0, _non_negative),
         "input_size": (0, lambda v: v == 0 or _multiple_of_8(v)),
-        "depth": ([], lambda v: v == [] or (len(v) == 5 and all(d > 0 for d in v))),
+        "depth": ([], _depth),
         "dilation": (0, _non_negative),
     },
     "colorize": {

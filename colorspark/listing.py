@@ -1,7 +1,10 @@
 """Finding the input images on any Hadoop filesystem, and making sure every one of them is accounted for.
 
-Spark's `binaryFile` scan silently drops zero-length files, so the jobs compare the scan against the file index
-(`DataFrame.inputFiles()`, which lists them) and give each dropped file its own error row.
+Spark's `binaryFile` scan silently drops zero-length files, and with `spark.sql.files.ignoreCorruptFiles` (which
+colorspark sets so that one file Hadoop cannot open, e.g. one with ':' in its name, does not fail the whole job) it
+drops unreadable ones too. The jobs therefore compare the scan with the file index (`DataFrame.inputFiles()`) and
+give each dropped file its own error row. Names starting with '.' or '_' are hidden from Spark's listing altogether
+(its convention for metadata files) and are not inputs.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from .runtime import JobError
 from .storage import input_root, relative_output_path, uri_to_posix
 
 EMPTY_FILE_REASON = "empty file (0 bytes)"
+UNREADABLE_REASON = ("Spark could not open the file (vanished while the job ran, or its name has a character Hadoop "
+                     "cannot handle, such as ':')")
 
 
 def _hadoop_path(spark, path: str):
@@ -41,8 +46,8 @@ def list_images(spark, input_path: str, extensions: list[str]):
             .load(input_path))
 
 
-def unscanned_files(spark, files, seen_keys, root: str) -> list[tuple[str, str]]:
-    """(path, relative key) of listed files that produced no row: Spark skips empty files when scanning.
+def unscanned_files(spark, files, seen_keys, root: str) -> list[tuple[str, str, str]]:
+    """(path, relative key, reason) of listed files that produced no row.
 
     `seen_keys` is a one-column DataFrame of the relative keys (`relative_output_path`) that did produce rows.
     """
@@ -51,10 +56,20 @@ def unscanned_files(spark, files, seen_keys, root: str) -> list[tuple[str, str]]
     listed = []
     for uri in files.inputFiles():
         path = unquote(uri).replace("file:///", "file:/", 1)  # inputFiles() gives encoded URIs
-        listed.append((path, relative_output_path(path, root)))
+        listed.append((uri, path, relative_output_path(path, root)))
     if not listed:
         return []
-    schema = StructType([StructField("path", StringType()), StructField("key", StringType())])
+    schema = StructType([StructField(n, StringType()) for n in ("uri", "path", "key")])
     frame = spark.createDataFrame(listed, schema)
-    missing = frame.join(seen_keys.withColumnRenamed(seen_keys.columns[0], "key"), "key", "left_anti")
-    return [(r["path"], r["key"]) for r in missing.collect()]
+    missing = frame.join(seen_keys.withColumnRenamed(seen_keys.columns[0], "key"), "key", "left_anti").collect()
+    return [(r["path"], r["key"], _why_unscanned(spark, r["uri"])) for r in missing]
+
+
+def _why_unscanned(spark, uri: str) -> str:
+    jvm = spark.sparkContext._jvm
+    try:
+        hpath = jvm.org.apache.hadoop.fs.Path(jvm.java.net.URI(uri))
+        fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+        return EMPTY_FILE_REASON if fs.getFileStatus(hpath).getLen() == 0 else UNREADABLE_REASON
+    except Exception:  # vanished since listing, or not addressable at all
+        return UNREADABLE_REASON

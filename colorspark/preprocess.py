@@ -20,7 +20,7 @@ import numpy as np
 from . import __version__
 from .bins import bin_counts, gamut_centres
 from .decode import DecodeError, decode_image
-from .listing import EMPTY_FILE_REASON, check_input_exists, list_images, relative_root, unscanned_files
+from .listing import check_input_exists, list_images, relative_root, unscanned_files
 from .runtime import JobError
 from .samples import crop_rng, encode_crop, random_crops, split_of
 from .storage import TMP_MARK, relative_output_path, sweep_temp_files, write_hdf5_shard, write_json_atomic
@@ -137,7 +137,7 @@ def run(spark, input_path: str, output_dir: str, config: dict) -> dict:
         empty = unscanned_files(spark, files, samples.select("key"), root)
         if empty:
             samples = samples.unionByName(spark.createDataFrame(
-                [{"path": p, "key": k, "status": "error", "error": EMPTY_FILE_REASON} for p, k in empty],
+                [{"path": p, "key": k, "status": "error", "error": reason} for p, k, reason in empty],
                 sample_schema()))
         counts = {r["status"]: r["n"] for r in
                   samples.groupBy("status").agg(F.countDistinct("path").alias("n")).collect()}

@@ -79,6 +79,9 @@ DEFAULT_CONF = {
     "spark.ui.enabled": "false",
     "spark.python.worker.reuse": "true",
     "spark.sql.execution.arrow.maxRecordsPerBatch": "64",  # rows carry whole images
+    # A file Hadoop cannot open must not fail the job; colorspark.listing gives every skipped file an error row.
+    "spark.sql.files.ignoreCorruptFiles": "true",
+    "spark.sql.files.ignoreMissingFiles": "true",
 }
 
 

@@ -134,7 +134,19 @@ def _clean_component(part: str) -> str:
     part = part.strip()
     if part in ("", ".", ".."):
         part = "_" + part.replace(".", "_")
-    return part[:200]
+    return _fit_name(part)
+
+
+def _fit_name(part: str, limit: int = 200) -> str:
+    """Keep a component within `limit` UTF-8 bytes (filesystems allow 255); a shortened name keeps its extension
+    and gains a hash of the full name, so two long names that differ only at the end stay distinct."""
+    if len(part.encode("utf-8")) <= limit:
+        return part
+    stem, ext = posixpath.splitext(part)
+    ext = ext if len(ext.encode("utf-8")) <= 16 else ""
+    suffix = "~" + hashlib.sha1(part.encode("utf-8")).hexdigest()[:10] + ext
+    budget = limit - len(suffix.encode("utf-8"))
+    return stem.encode("utf-8")[:budget].decode("utf-8", "ignore") + suffix
 
 
 def relative_output_path(file_uri: str, root: str) -> str:

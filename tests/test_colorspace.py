@@ -34,7 +34,7 @@ def cube_grid() -> np.ndarray:
     return rgb
 
 
-# --- sRGB -> Lab --------------------------------------------------------------------------------------------------------
+# --- sRGB -> Lab ------------------------------------------------------------------------------------------------------
 
 
 def test_rgb_to_lab_matches_skimage_on_cube_grid(cube_grid):
@@ -84,7 +84,7 @@ def test_rgb_to_l_equals_first_channel_of_rgb_to_lab(cube_grid):
     np.testing.assert_allclose(rgb_to_l(floats), rgb_to_lab(floats)[..., 0], rtol=0, atol=1e-4)
 
 
-# --- Lab -> sRGB --------------------------------------------------------------------------------------------------------
+# --- Lab -> sRGB ------------------------------------------------------------------------------------------------------
 
 
 def test_lab_to_rgb_matches_skimage_on_in_gamut_colours(cube_grid):
@@ -163,7 +163,7 @@ def test_lab_to_rgb8_of_extreme_lab_stays_in_range_and_saturates():
     assert rgb[0, 4, 0] == 255  # saturated red stays saturated
 
 
-# --- dtypes and shapes ----------------------------------------------------------------------------------------------------
+# --- dtypes and shapes ------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("rgb", [

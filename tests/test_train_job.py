@@ -1,0 +1,112 @@
+"""jobs/train.py end to end on local[2] with the tiny preset: train, resume, reload, corrupt checkpoints, async mode."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import numpy as np
+import pytest
+
+from imagefactory import colour_photo, write_image
+
+pytestmark = pytest.mark.spark
+
+FAST = ["--preset", "tiny", "--set", "train.batch_size=4", "--set", "train.max_val_rows=16"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, run_job):
+    root = tmp_path_factory.mktemp("train")
+    for i in range(14):
+        write_image(root / "images" / f"p{i}.png", colour_photo(72, 64, seed=i))
+    proc = run_job("preprocess", "--input", root / "images", "--output", root / "data", "--set", "data.crops=3",
+                   "--set", "data.val_fraction=0.25", "--format", "both")
+    assert proc.returncode == 0, proc.log
+    manifest = json.loads((root / "data" / "manifest.json").read_text())
+    assert manifest["train"] >= 8 and manifest["val"] >= 1, manifest
+    return root / "data"
+
+
+@pytest.fixture(scope="module")
+def trained(data, run_job, tmp_path_factory):
+    """One round, then --rounds 2 --resume: the history a user gets from a resumed run."""
+    model_dir = tmp_path_factory.mktemp("model")
+    first = run_job("train", "--data", data, "--model-dir", model_dir, "--rounds", "1", *FAST)
+    assert first.returncode == 0, first.log
+    history_1 = json.loads((model_dir / "history.json").read_text())
+    second = run_job("train", "--data", data, "--model-dir", model_dir, "--rounds", "2", "--resume", *FAST)
+    assert second.returncode == 0, second.log
+    return {"dir": model_dir, "history_1": history_1, "first": first.log, "second": second.log}
+
+
+def test_one_round_writes_a_complete_model_dir(trained):
+    assert [h["round"] for h in trained["history_1"]] == [1]
+    entry = trained["history_1"][0]
+    for key in ("train_loss", "val_loss", "val_auc", "val_auc_gray", "val_auc_rebal", "val_psnr", "val_psnr_gray"):
+        assert entry[key] is not None and np.isfinite(entry[key]), key
+    assert "round 1/1: loss" in trained["first"] and "ETA" in trained["first"]
+
+
+def test_resume_trains_only_the_missing_round(trained):
+    history = json.loads((trained["dir"] / "history.json").read_text())
+    assert [h["round"] for h in history] == [1, 2]
+    assert history[0] == trained["history_1"][0]  # round 1 was not retrained
+    assert "resuming after round 1" in trained["second"]
+    assert "round 2/2" in trained["second"] and "round 1/2" not in trained["second"]
+    meta = json.loads((trained["dir"] / "colorspark.json").read_text())
+    assert meta["rounds_done"] == 2 and meta["final_metrics"]["round"] == 2
+    assert len(meta["centres"]) == 313 and len(meta["prior"]) == 313
+    assert meta["temperature"] == pytest.approx(0.38) and meta["input_size"] == 64
+    assert (trained["dir"] / "history.png").stat().st_size > 1000
+    assert sorted(p.name for p in (trained["dir"] / "checkpoints").iterdir()) == ["round-0001", "round-0002"]
+
+
+def test_saved_model_reloads_and_predicts(trained):
+    from colorspark.inference import predict_ab
+    from colorspark.modeldir import load_model_dir
+
+    model, meta = load_model_dir(trained["dir"])
+    ab = predict_ab(model, np.full((2, 64, 64), 128.0, np.float32), meta["temperature"])
+    assert ab.shape == (2, 16, 16, 2) and np.isfinite(ab).all()
+
+
+def test_corrupt_checkpoint_falls_back_to_the_previous_one(trained, data, run_job, tmp_path):
+    import shutil
+
+    model_dir = tmp_path / "m"
+    shutil.copytree(trained["dir"], model_dir)
+    latest = model_dir / "checkpoints" / "round-0002" / "model.keras"
+    latest.write_bytes(latest.read_bytes()[:1000])  # a truncated write
+    proc = run_job("train", "--data", data, "--model-dir", model_dir, "--rounds", "3", "--resume", *FAST)
+    assert proc.returncode == 0, proc.log
+    assert "checkpoint round-0002 is unusable" in proc.log and "SHA-256" in proc.log
+    assert "resuming after round 1" in proc.log
+    history = json.loads((model_dir / "history.json").read_text())
+    assert [h["round"] for h in history] == [1, 2, 3]
+
+
+def test_asynchronous_mode_trains_through_a_parameter_server(data, run_job, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = run_job("train", "--data", data, "--model-dir", tmp_path / "async", "--rounds", "1", "--mode",
+                   "asynchronous", "--set", f"train.port={port}", *FAST)
+    assert proc.returncode == 0, proc.log
+    assert "mode asynchronous" in proc.log
+    history = json.loads((tmp_path / "async" / "history.json").read_text())
+    assert len(history) == 1 and np.isfinite(history[0]["val_loss"])
+
+
+def test_hdf5_source_and_partition_check(data, run_job, tmp_path):
+    proc = run_job("train", "--data", data, "--model-dir", tmp_path / "h", "--rounds", "1", "--source", "hdf5",
+                   "--preset", "tiny", "--set", "train.batch_size=64")
+    assert proc.returncode == 1
+    assert "hold no more rows than the batch size 64" in proc.log
+    assert not (tmp_path / "h" / "model.keras").exists()
+
+
+def test_size_mismatch_is_explained(data, run_job, tmp_path):
+    proc = run_job("train", "--data", data, "--model-dir", tmp_path / "v", "--preset", "vgg16")
+    assert proc.returncode == 1
+    assert "preprocess with --set data.size=224" in proc.log
