@@ -77,6 +77,25 @@ install_spark_conf() {
   echo "import colorspark_worker_init" > "$site/colorspark_worker_init.pth"
 }
 
+run_demo() {
+  local out="$ROOT/demo-out" started=$SECONDS
+  rm -rf "$out"
+  PYTHONPATH="$ROOT" "$PY" -m colorspark.demo "$out/inputs"
+  submit() { "$VENV/bin/spark-submit" --master 'local[*]' --driver-memory 2g --py-files "$ZIP" "$@"; }
+  say "1/3 preprocess: $(ls "$out/inputs/colour" | wc -l) colour sample photos -> $out/data"
+  submit jobs/preprocess.py --input "$out/inputs/colour" --output "$out/data" --set data.crops=8
+  say "2/3 train: the tiny preset for one round (shows the training path; colorize uses the shipped model)"
+  submit jobs/train.py --data "$out/data" --model-dir "$out/model-tiny" --preset tiny --rounds 1 \
+    --set train.batch_size=4
+  say "3/3 colorize: gray versions of the samples, real grayscale photos, and colour originals (scored)"
+  submit jobs/colorize.py --input "$out/inputs/colorize" --output "$out/colorized"
+  say "demo finished in $((SECONDS - started)) s"
+  say "  training samples: $out/data (manifest.json)"
+  say "  tiny model:       $out/model-tiny (history.png)"
+  say "  colorized:        $out/colorized (jpeg/, lab/, results/, summary.json)"
+  say "  report:           $out/colorized/report.html"
+}
+
 setup() {
   check_java
   setup_venv

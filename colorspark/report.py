@@ -102,10 +102,13 @@ def _fmt(value: Any) -> str:
 
 
 def _summary_table(summary: Mapping[str, Any]) -> str:
+    """Scalars as key/value rows; a nested mapping (the mean scores) as its own table inside the row."""
     if not summary:
         return '<p class="empty">no summary</p>'
     rows = "".join(
-        f"<tr><th>{_esc(key)}</th><td>{_fmt(value)}</td></tr>" for key, value in summary.items()
+        f"<tr><th>{_esc(key)}</th><td>{_summary_table(value) if isinstance(value, Mapping) else _fmt(value)}"
+        "</td></tr>"
+        for key, value in summary.items()
     )
     return f'<table class="summary"><tbody>{rows}</tbody></table>'
 
