@@ -90,42 +90,62 @@ def check_partitions(rdd, batch_size: int) -> list[int]:
 
 # --- validation on the executors ---------------------------------------------------------------------------------------
 
-def _evaluate_partition(rows, payload_bc, settings: dict):
-    """Sums of loss and colour metrics over one partition of (x, y) pairs; one small tuple per partition."""
+VAL_KEYS = ("n", "loss", "auc", "auc_gray", "auc_rebal", "auc_rebal_gray", "psnr", "psnr_gray")
+
+
+def validation_sums(logits: np.ndarray, x: np.ndarray, y: np.ndarray, settings: dict, loss_fn) -> dict:
+    """Sums over a batch of the loss and the colour metrics at the output stride (prediction and gray baseline).
+
+    PSNR compares RGB made from L averaged to the output stride with the true and the predicted ab, so it measures
+    the colour alone; AuC is Zhang et al.'s, plain and rebalanced by the training prior.
+    """
+    sums = dict.fromkeys(VAL_KEYS, 0.0)
+    sums["loss"] = float(loss_fn(y, logits)) * len(x)
+    centres, prior = gamut_centres(), np.asarray(settings["prior"])
+    for xi, yi, pi in zip(x, y, annealed_mean(logits, settings["temperature"])):
+        truth = yi.astype(np.float32)
+        weights = rebalancing_pixel_weights(truth, prior, centres)
+        zeros = np.zeros_like(truth)
+        sums["auc"] += ab_error_auc(truth, pi)
+        sums["auc_gray"] += ab_error_auc(truth, zeros)
+        sums["auc_rebal"] += ab_error_auc(truth, pi, weights)
+        sums["auc_rebal_gray"] += ab_error_auc(truth, zeros, weights)
+        s = OUTPUT_STRIDE
+        l_small = xi[..., 0].reshape(truth.shape[0], s, truth.shape[1], s).mean(axis=(1, 3)) / L_SCALE
+        rgb = {name: lab_to_rgb8(np.dstack([l_small, ab])) for name, ab in
+               (("truth", truth), ("pred", pi), ("gray", zeros))}
+        sums["psnr"] += min(psnr(rgb["truth"], rgb["pred"]), PSNR_CAP)
+        sums["psnr_gray"] += min(psnr(rgb["truth"], rgb["gray"]), PSNR_CAP)
+        sums["n"] += 1
+    return sums
+
+
+def loss_from_settings(settings: dict):
     from .losses import RebalancedSoftCrossEntropy
 
+    return RebalancedSoftCrossEntropy(settings["class_weights"], settings["neighbours"], settings["sigma"],
+                                      settings["gray_chroma"])
+
+
+def _evaluate_partition(rows, payload_bc, settings: dict):
+    """Sums of loss and colour metrics over one partition of (x, y) pairs; one small dict per partition."""
     rows = list(rows)
-    keys = ("n", "loss", "auc", "auc_gray", "auc_rebal", "auc_rebal_gray", "psnr", "psnr_gray")
-    sums = dict.fromkeys(keys, 0.0)
+    total = dict.fromkeys(VAL_KEYS, 0.0)
     if not rows:
-        return [sums]
+        return [total]
     model = worker_model(payload_bc.value)
-    loss_fn = RebalancedSoftCrossEntropy(settings["class_weights"], settings["neighbours"], settings["sigma"],
-                                         settings["gray_chroma"])
-    centres, prior = gamut_centres(), np.asarray(settings["prior"])
+    loss_fn = loss_from_settings(settings)
     for start in range(0, len(rows), 32):
-        batch = rows[start:start + 32]
-        x = np.stack([r[0] for r in batch])
-        y = np.stack([r[1] for r in batch])
-        logits = np.asarray(model.predict_on_batch(x))
-        sums["loss"] += float(loss_fn(y, logits)) * len(batch)
-        ab_pred = annealed_mean(logits, settings["temperature"])
-        for xi, yi, pi in zip(x, y, ab_pred):
-            truth = yi.astype(np.float32)
-            weights = rebalancing_pixel_weights(truth, prior, centres)
-            zeros = np.zeros_like(truth)
-            sums["auc"] += ab_error_auc(truth, pi)
-            sums["auc_gray"] += ab_error_auc(truth, zeros)
-            sums["auc_rebal"] += ab_error_auc(truth, pi, weights)
-            sums["auc_rebal_gray"] += ab_error_auc(truth, zeros, weights)
-            s = OUTPUT_STRIDE
-            l_small = xi[..., 0].reshape(truth.shape[0], s, truth.shape[1], s).mean(axis=(1, 3)) / L_SCALE
-            rgb = {name: lab_to_rgb8(np.dstack([l_small, ab])) for name, ab in
-                   (("truth", truth), ("pred", pi), ("gray", zeros))}
-            sums["psnr"] += min(psnr(rgb["truth"], rgb["pred"]), PSNR_CAP)
-            sums["psnr_gray"] += min(psnr(rgb["truth"], rgb["gray"]), PSNR_CAP)
-            sums["n"] += 1
-    return [sums]
+        x = np.stack([r[0] for r in rows[start:start + 32]])
+        y = np.stack([r[1] for r in rows[start:start + 32]])
+        sums = validation_sums(np.asarray(model.predict_on_batch(x)), x, y, settings, loss_fn)
+        total = {k: total[k] + sums[k] for k in VAL_KEYS}
+    return [total]
+
+
+def mean_metrics(total: dict) -> dict:
+    n = total["n"]
+    return {f"val_{k}": (total[k] / n if n else None) for k in VAL_KEYS if k != "n"}
 
 
 def evaluate(spark, model, val_rdd, settings: dict) -> dict:
@@ -134,22 +154,15 @@ def evaluate(spark, model, val_rdd, settings: dict) -> dict:
         parts = val_rdd.mapPartitions(lambda rows: _evaluate_partition(rows, payload, settings)).collect()
     finally:
         payload.destroy()
-    total = {k: sum(p[k] for p in parts) for k in parts[0]} if parts else {"n": 0}
-    n = total.pop("n")
-    return {f"val_{k}": (v / n if n else None) for k, v in total.items()}
+    return mean_metrics({k: sum(p[k] for p in parts) for k in VAL_KEYS})
 
 
 # --- the job ---------------------------------------------------------------------------------------------------------
 
-def compile_for_training(model, class_weights, config: dict):
+def compile_for_training(model, settings: dict, learning_rate: float):
     import keras
 
-    from .losses import RebalancedSoftCrossEntropy
-
-    bins_cfg = config["bins"]
-    model.compile(optimizer=keras.optimizers.Adam(config["train"]["learning_rate"]),
-                  loss=RebalancedSoftCrossEntropy(class_weights, bins_cfg["neighbours"], bins_cfg["sigma"],
-                                                  config["data"]["gray_chroma"]))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_from_settings(settings))
     return model
 
 
@@ -226,7 +239,7 @@ def run(spark, data_dir: str, model_dir: str, config: dict, resume: bool = False
         if resume:
             log.info("no usable checkpoint in %s: starting from scratch", model_dir)
         model = build_model(settings)
-    compile_for_training(model, class_weights, config)
+    compile_for_training(model, eval_settings, train_cfg["learning_rate"])
     log.info("network: %s, %d parameters", model.name, model.count_params())
 
     meta = {"colorspark_version": __version__, "settings": settings, "blocks": describe(settings),

@@ -1,0 +1,509 @@
+"""Shared helpers of the colorspark benchmarks (plain Python; never shipped to Spark executors).
+
+* machine facts and load checks (`machine_info`, `wait_for_idle`, `CpuMonitor`: how much CPU *other* processes used
+  while a phase ran, so a noisy neighbour is visible in the figures instead of hidden in them);
+* input replication into /tmp (the shared photos are never copied into the repository);
+* running a driver script under `spark-submit` with an event log, and reading that event log back into job/stage/task
+  figures (`parse_event_log`);
+* the BENCHMARKS.md section writer (each benchmark owns one marked section and replaces only that).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import glob
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+VENV = ROOT / ".venv"
+PY = VENV / "bin" / "python"
+SPARK_SUBMIT = VENV / "bin" / "spark-submit"
+PHOTOS = (ROOT / ".." / "shared" / "data" / "photos").resolve()
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+FOREIGN_PATTERNS = ("spark-submit", "pytest", "org.apache.spark.deploy", "SparkSubmit", "pyspark.daemon")
+
+
+# --- machine -----------------------------------------------------------------------------------------------------------
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def mem_total_gib() -> float:
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 2 ** 20
+    return float("nan")
+
+
+def loadavg() -> tuple[float, float, float]:
+    return os.getloadavg()
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in ("numpy", "PIL", "pyspark", "tensorflow", "keras", "elephas", "pyarrow", "h5py"):
+        with contextlib.suppress(Exception):
+            from importlib.metadata import version
+            out[name] = version({"PIL": "pillow"}.get(name, name))
+    return out
+
+
+def machine_info() -> dict:
+    return {"nproc": os.cpu_count(), "cpu": cpu_model(), "mem_gib": round(mem_total_gib(), 1),
+            "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), "kernel": platform.release(),
+            "loadavg": loadavg(), "versions": versions()}
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in [os.path.relpath(sys.executable, ROOT)] + [
+        os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
+
+
+# --- processes ---------------------------------------------------------------------------------------------------------
+
+def _stat(pid: int):
+    """(ppid, utime+stime seconds, starttime ticks) of a process, or None."""
+    try:
+        data = open(f"/proc/{pid}/stat", "rb").read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2:].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / tick, int(fields[19])
+
+
+def all_pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def tree_of(root: int, parents: dict[int, int] | None = None) -> set[int]:
+    """`root` and all its live descendants."""
+    if parents is None:
+        parents = {}
+        for pid in all_pids():
+            st = _stat(pid)
+            if st:
+                parents[pid] = st[0]
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parents.items():
+        children.setdefault(ppid, []).append(pid)
+    out, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid in out:
+            continue
+        out.add(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def foreign_heavy_processes() -> list[str]:
+    """Spark / pytest processes that are not this benchmark or its children (what the brief says to wait for)."""
+    mine = tree_of(os.getpid())
+    found = []
+    for pid in all_pids():
+        if pid in mine:
+            continue
+        cl = cmdline(pid)
+        if any(p in cl for p in FOREIGN_PATTERNS) and "bench/" not in cl:
+            found.append(f"{pid} {cl[:160]}")
+    return found
+
+
+class CpuMonitor:
+    """CPU seconds used by this process tree vs. by everything else between `start()` and `stop()`.
+
+    Whole-machine busy time comes from /proc/stat (so short-lived foreign processes count too); ours is the sum over
+    our tree of utime+stime deltas plus the children we reaped (RUSAGE_CHILDREN).
+    """
+
+    def __init__(self):
+        self.t0 = self.busy0 = self.ours0 = None
+        self.result: dict = {}
+
+    @staticmethod
+    def _machine_busy() -> float:
+        with open("/proc/stat") as fh:
+            parts = fh.readline().split()[1:]
+        vals = [int(x) for x in parts]
+        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+        return (sum(vals[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _ours() -> float:
+        import resource
+
+        total = 0.0
+        for pid in tree_of(os.getpid()):
+            if pid == os.getpid():
+                continue
+            st = _stat(pid)
+            if st:
+                total += st[1]
+        self_ru = resource.getrusage(resource.RUSAGE_SELF)
+        ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return total + self_ru.ru_utime + self_ru.ru_stime + ch.ru_utime + ch.ru_stime
+
+    def start(self) -> "CpuMonitor":
+        self.t0, self.busy0, self.ours0 = time.time(), self._machine_busy(), self._ours()
+        self.load0 = loadavg()[0]
+        return self
+
+    def stop(self) -> dict:
+        wall = time.time() - self.t0
+        busy = self._machine_busy() - self.busy0
+        ours = self._ours() - self.ours0
+        # children that were alive at start but reaped since are double counted neither way: approximate is fine
+        foreign = max(0.0, busy - ours)
+        self.result = {"wall_s": wall, "machine_cpu_s": busy, "our_cpu_s": ours, "foreign_cpu_s": foreign,
+                       "foreign_cores": foreign / wall if wall > 0 else 0.0,
+                       "our_cores": ours / wall if wall > 0 else 0.0,
+                       "load_before": self.load0, "load_after": loadavg()[0]}
+        return self.result
+
+
+def wait_for_idle(max_load: float = 0.5, timeout: float = 3 * 3600, poll: float = 30.0, skip: bool = False,
+                  log=print) -> dict:
+    """Block until the 1-min load average is below `max_load` and no foreign Spark/pytest process runs."""
+    started = time.time()
+    while True:
+        load = loadavg()
+        others = foreign_heavy_processes()
+        if skip or (load[0] < max_load and not others):
+            return {"waited_s": round(time.time() - started), "loadavg": load, "foreign_processes": others,
+                    "skipped_check": skip, "idle": load[0] < max_load and not others}
+        if time.time() - started > timeout:
+            log(f"[bench] gave up waiting for an idle machine after {timeout:.0f} s (load {load}); running anyway")
+            return {"waited_s": round(time.time() - started), "loadavg": load, "foreign_processes": others,
+                    "skipped_check": False, "idle": False}
+        log(f"[bench] {time.strftime('%H:%M:%S')} waiting for an idle machine: load {load[0]:.2f} "
+            f"(want < {max_load}), {len(others)} other spark/pytest processes")
+        time.sleep(poll)
+
+
+def settle(max_foreign_cores: float = 0.15, window: float = 3.0, timeout: float = 900, skip: bool = False,
+           log=print) -> dict:
+    """Between our own phases: wait until other processes use < `max_foreign_cores` (the 1-min load average still
+    reflects our previous phase, so it is no use here) and no foreign Spark/pytest process runs."""
+    started = time.time()
+    if skip:
+        return {"foreign_cores": None, "loadavg": loadavg(), "foreign_processes": [], "waited_s": 0}
+    while True:
+        mon = CpuMonitor().start()
+        time.sleep(window)
+        r = mon.stop()
+        others = foreign_heavy_processes()
+        if (r["foreign_cores"] < max_foreign_cores and not others) or time.time() - started > timeout:
+            return {"foreign_cores": round(r["foreign_cores"], 3), "loadavg": loadavg(), "foreign_processes": others,
+                    "waited_s": round(time.time() - started)}
+        log(f"[bench] other processes busy ({r['foreign_cores']:.2f} cores, {len(others)} spark/pytest): waiting")
+        time.sleep(10)
+
+
+# --- inputs ------------------------------------------------------------------------------------------------------------
+
+def photo_files(photos: Path = PHOTOS) -> list[Path]:
+    exts = {".jpg", ".jpeg", ".png"}
+    files = sorted(p for p in Path(photos).iterdir() if p.suffix.lower() in exts)
+    if not files:
+        raise SystemExit(f"no photos under {photos}")
+    return files
+
+
+def _convert_one(job):
+    src, dst, gray, max_side, quality = job
+    from PIL import Image, ImageOps
+
+    with Image.open(src) as im:
+        im = ImageOps.exif_transpose(im)
+        im = im.convert("L" if gray else "RGB")
+        if max_side and max(im.size) > max_side:
+            im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        tmp = dst.with_name(".tmp-" + dst.name)
+        im.save(tmp, format="JPEG", quality=quality)
+        os.replace(tmp, dst)
+    return str(dst)
+
+
+def replicate(dst: Path, count: int, subdirs: int = 4, gray: bool = False, max_side: int = 0, quality: int = 90,
+              photos: Path = PHOTOS, processes: int = 2, log=print) -> list[Path]:
+    """`count` distinct files under dst/sub-XX/ made from the shared photos (copies, or gray/downscaled versions).
+
+    Reuses an existing replica set with the same recipe (a stamp file records it)."""
+    dst = Path(dst)
+    recipe = {"count": count, "subdirs": subdirs, "gray": gray, "max_side": max_side, "quality": quality,
+              "photos": str(photos)}
+    stamp = dst / ".recipe.json"
+    src = photo_files(photos)
+    plan = []
+    for i in range(count):
+        s = src[i % len(src)]
+        name = f"{s.stem}-r{i // len(src):03d}{'.jpg' if (gray or max_side) else s.suffix.lower()}"
+        plan.append((s, dst / f"sub-{i % subdirs:02d}" / name))
+    if stamp.is_file() and json.loads(stamp.read_text()) == recipe and all(p.is_file() for _, p in plan):
+        return [p for _, p in plan]
+    if dst.exists():
+        shutil.rmtree(dst)
+    for k in range(subdirs):
+        (dst / f"sub-{k:02d}").mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    if gray or max_side:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(processes) as pool:
+            for _ in pool.imap_unordered(_convert_one, [(s, d, gray, max_side, quality) for s, d in plan], 64):
+                pass
+    else:
+        for s, d in plan:
+            shutil.copyfile(s, d)
+    stamp.write_text(json.dumps(recipe))
+    log(f"[bench] replicated {count} images into {dst} in {time.time() - t0:.1f} s")
+    return [p for _, p in plan]
+
+
+def dir_bytes(path: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(os.path.join(dirpath, f))
+    return total
+
+
+# --- spark-submit --------------------------------------------------------------------------------------------------------
+
+def build_zip(log=print) -> Path:
+    """./build.sh (fast when .venv exists); returns the --py-files zip."""
+    r = subprocess.run([str(ROOT / "build.sh")], cwd=ROOT, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"./build.sh failed:\n{r.stdout}\n{r.stderr}")
+    zips = sorted((ROOT / "dist").glob("colorspark-*.zip"))
+    if not zips:
+        raise SystemExit("./build.sh produced no dist/colorspark-*.zip")
+    return zips[-1]
+
+
+def spark_submit(script: Path | str, script_args: list[str], *, master: str = "local[2]", zip_path: Path,
+                 event_dir: Path | None = None, conf: dict | None = None, driver_memory: str | None = None,
+                 log_path: Path | None = None, extra_env: dict | None = None, log=print) -> tuple[int, float]:
+    """Run `spark-submit script args`; returns (exit code, wall seconds). stdout+stderr go to `log_path`."""
+    cmd = [str(SPARK_SUBMIT), "--master", master, "--py-files", str(zip_path)]
+    if driver_memory:
+        cmd += ["--driver-memory", driver_memory]
+    conf = dict(conf or {})
+    if event_dir is not None:
+        Path(event_dir).mkdir(parents=True, exist_ok=True)
+        conf.update({"spark.eventLog.enabled": "true", "spark.eventLog.dir": f"file:{event_dir}",
+                     "spark.eventLog.compress": "false", "spark.eventLog.rolling.enabled": "false"})
+    for k, v in conf.items():
+        cmd += ["--conf", f"{k}={v}"]
+    cmd += [str(script)] + [str(a) for a in script_args]
+    env = {**os.environ, "PYSPARK_PYTHON": str(PY), "PYSPARK_DRIVER_PYTHON": str(PY), **(extra_env or {})}
+    log(f"[bench] $ {' '.join(shlex.quote(c) for c in cmd)}")
+    t0 = time.time()
+    with open(log_path or os.devnull, "w") as fh:
+        rc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
+    return rc, time.time() - t0
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    with contextlib.suppress(OSError):
+        return "".join(open(path, errors="replace").readlines()[-lines:])
+    return ""
+
+
+# --- event log -----------------------------------------------------------------------------------------------------------
+
+def parse_event_log(event_dir: Path) -> dict:
+    """Jobs (with description, wall time, stages) and per-stage task-metric sums from a Spark JSON event log."""
+    files = sorted(glob.glob(str(Path(event_dir) / "*")), key=os.path.getmtime)
+    if not files:
+        return {"jobs": [], "stages": {}}
+    jobs, stages, stage_job = {}, {}, {}
+    for line in open(files[-1], errors="replace"):
+        try:
+            ev = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        kind = ev.get("Event")
+        if kind == "SparkListenerJobStart":
+            props = ev.get("Properties") or {}
+            jid = ev["Job ID"]
+            jobs[jid] = {"id": jid, "start": ev["Submission Time"] / 1000.0, "end": None,
+                         "desc": props.get("spark.job.description") or props.get("callSite.short") or "",
+                         "phase": props.get("bench.phase"), "stages": ev.get("Stage IDs", [])}
+            for s in ev.get("Stage IDs", []):
+                stage_job[s] = jid
+        elif kind == "SparkListenerJobEnd":
+            if ev["Job ID"] in jobs:
+                jobs[ev["Job ID"]]["end"] = ev["Completion Time"] / 1000.0
+        elif kind == "SparkListenerStageCompleted":
+            info = ev["Stage Info"]
+            sid = info["Stage ID"]
+            st = stages.setdefault(sid, _empty_stage(sid))
+            st.update(name=info.get("Stage Name", ""), tasks_planned=info.get("Number of Tasks"),
+                      submitted=(info.get("Submission Time") or 0) / 1000.0,
+                      completed=(info.get("Completion Time") or 0) / 1000.0, job=stage_job.get(sid))
+        elif kind == "SparkListenerTaskEnd":
+            sid = ev["Stage ID"]
+            st = stages.setdefault(sid, _empty_stage(sid))
+            ti, tm = ev.get("Task Info") or {}, ev.get("Task Metrics") or {}
+            launch, finish = ti.get("Launch Time", 0), ti.get("Finish Time", 0)
+            getting = ti.get("Getting Result Time", 0) or 0
+            st["tasks"] += 1
+            st["task_wall_s"] += (finish - launch) / 1000.0
+            st["run_s"] += tm.get("Executor Run Time", 0) / 1000.0
+            st["cpu_s"] += tm.get("Executor CPU Time", 0) / 1e9
+            st["deser_s"] += tm.get("Executor Deserialize Time", 0) / 1000.0
+            st["result_ser_s"] += tm.get("Result Serialization Time", 0) / 1000.0
+            st["gc_s"] += tm.get("JVM GC Time", 0) / 1000.0
+            st["getting_result_s"] += (finish - getting) / 1000.0 if getting else 0.0
+            st["result_bytes"] += tm.get("Result Size", 0)
+            st["input_bytes"] += (tm.get("Input Metrics") or {}).get("Bytes Read", 0)
+            st["output_bytes"] += (tm.get("Output Metrics") or {}).get("Bytes Written", 0)
+            sr = tm.get("Shuffle Read Metrics") or {}
+            sw = tm.get("Shuffle Write Metrics") or {}
+            st["shuffle_read_bytes"] += sr.get("Remote Bytes Read", 0) + sr.get("Local Bytes Read", 0)
+            st["shuffle_write_bytes"] += sw.get("Shuffle Bytes Written", 0)
+            st["max_task_s"] = max(st["max_task_s"], (finish - launch) / 1000.0)
+    for j in jobs.values():
+        j["wall_s"] = (j["end"] - j["start"]) if j["end"] else None
+    return {"jobs": sorted(jobs.values(), key=lambda j: j["id"]), "stages": stages}
+
+
+def _empty_stage(sid):
+    return {"id": sid, "name": "", "tasks": 0, "task_wall_s": 0.0, "run_s": 0.0, "cpu_s": 0.0, "deser_s": 0.0,
+            "result_ser_s": 0.0, "gc_s": 0.0, "getting_result_s": 0.0, "result_bytes": 0, "input_bytes": 0,
+            "output_bytes": 0, "shuffle_read_bytes": 0, "shuffle_write_bytes": 0, "max_task_s": 0.0,
+            "submitted": 0.0, "completed": 0.0, "job": None}
+
+
+def jobs_between(log: dict, start: float, end: float) -> list[dict]:
+    return [j for j in log["jobs"] if j["start"] >= start - 0.05 and (j["end"] or j["start"]) <= end + 0.05]
+
+
+def job_table(log: dict, start: float, end: float, top: int = 12) -> tuple[list[list], float]:
+    """Rows [description, jobs, wall s, tasks, task run s, cpu s] grouped by description; and the summed job wall."""
+    groups: dict[str, dict] = {}
+    union = []
+    for j in jobs_between(log, start, end):
+        g = groups.setdefault(j["desc"] or f"job {j['id']}", {"n": 0, "wall": 0.0, "tasks": 0, "run": 0.0,
+                                                               "cpu": 0.0, "deser": 0.0, "first": j["start"]})
+        g["n"] += 1
+        g["wall"] += j["wall_s"] or 0.0
+        union.append((j["start"], j["end"] or j["start"]))
+        for sid in j["stages"]:
+            st = log["stages"].get(sid)
+            if st:
+                g["tasks"] += st["tasks"]
+                g["run"] += st["run_s"]
+                g["cpu"] += st["cpu_s"]
+                g["deser"] += st["deser_s"]
+    covered = _union_length(union)
+    rows = [[d, g["n"], g["wall"], g["tasks"], g["run"], g["cpu"]]
+            for d, g in sorted(groups.items(), key=lambda kv: kv[1]["first"])]
+    return rows, covered
+
+
+def _union_length(intervals) -> float:
+    total, cur_s, cur_e = 0.0, None, None
+    for s, e in sorted(intervals):
+        if cur_e is None or s > cur_e:
+            if cur_e is not None:
+                total += cur_e - cur_s
+            cur_s, cur_e = s, e
+        else:
+            cur_e = max(cur_e, e)
+    if cur_e is not None:
+        total += cur_e - cur_s
+    return total
+
+
+# --- BENCHMARKS.md -------------------------------------------------------------------------------------------------------
+
+MD_HEADER = """# colorspark benchmarks
+
+Written by the scripts in `bench/` (each owns one section between its markers and rewrites only that section; run a
+script with `--help` for its options). Figures are from a shared, noisy 2-core machine: each section records the load
+average seen before the run and the CPU time other processes used while each phase ran ("foreign cores").
+"""
+
+
+def md_update(key: str, body: str) -> Path:
+    """Replace (or append) the section between `<!-- bench:KEY -->` markers in BENCHMARKS.md."""
+    start, end = f"<!-- bench:{key}:start -->", f"<!-- bench:{key}:end -->"
+    block = f"{start}\n{body.rstrip()}\n{end}\n"
+    lock = Path("/tmp/colorspark-benchmarks-md.lock")
+    with open(lock, "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        text = BENCHMARKS_MD.read_text(encoding="utf-8") if BENCHMARKS_MD.is_file() else MD_HEADER
+        if start in text and end in text:
+            before, rest = text.split(start, 1)
+            _, after = rest.split(end, 1)
+            text = before + block.rstrip("\n") + after
+        else:
+            text = text.rstrip("\n") + "\n\n" + block
+        tmp = BENCHMARKS_MD.with_name(".BENCHMARKS.md.tmp")
+        tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        os.replace(tmp, BENCHMARKS_MD)
+    return BENCHMARKS_MD
+
+
+def md_table(header: list[str], rows: list[list], fmt: dict | None = None) -> str:
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 10 else f"{v:,.1f}" if abs(v) < 1000 else f"{v:,.0f}"
+        return str(v)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def machine_block(info: dict, idle: dict, cmd: str) -> str:
+    v = info["versions"]
+    return (f"- command: `{cmd}`\n"
+            f"- machine: {info['nproc']} CPUs ({info['cpu']}), {info['mem_gib']} GiB RAM, Linux {info['kernel']}; "
+            f"{info['date']}\n"
+            f"- software: Python {v.get('python')}, Spark {v.get('pyspark')}, TensorFlow {v.get('tensorflow')}, "
+            f"Keras {v.get('keras')}, Elephas {v.get('elephas')}, NumPy {v.get('numpy')}, Pillow {v.get('PIL')}\n"
+            f"- load average before the run (1/5/15 min): {' / '.join(f'{x:.2f}' for x in idle['loadavg'])}"
+            f"{'' if idle.get('idle') else ' (NOT idle' + (': idle check skipped' if idle.get('skipped_check') else '') + ')'}"
+            f"; other Spark/pytest processes: {len(idle['foreign_processes']) or 'none'}"
+            f"{'; waited ' + str(idle['waited_s']) + ' s for the machine to be idle' if idle.get('waited_s') else ''}\n")
+
+
+def fmt_s(x: float) -> str:
+    return f"{x:.1f} s" if x >= 1 else f"{x * 1000:.0f} ms"
+
+
+def write_json(path: Path, obj) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(obj, indent=2, default=lambda o: getattr(o, "tolist", lambda: str(o))()))
+
+
+def say(*args):
+    print(*args, flush=True)

@@ -1,0 +1,357 @@
+#!/usr/bin/env python
+"""Preprocessing throughput: the Spark job on local[2] vs. the same per-image function in one plain process.
+
+  (a) Spark: `colorspark.preprocess.run` in a spark-submit driver (bench/preprocess_driver.py), timed after the
+      SparkSession is up (JVM/session start-up excluded). Run 1 starts the Python workers; run 2 is warm.
+  (b) Plain Python: `colorspark.preprocess.process_image` on each file's bytes, sequentially, one process, x2 for the
+      two cores. Target: (a) / (2 * b) >= 0.85.
+  Also: a per-image cost breakdown (read, decode, crops, Lab, quantise, hard bins, byte packing, Parquet+HDF5 write),
+  the Spark run split by job (from Spark's event log), and a 2-process multiprocessing reference (what two cores
+  really give outside Spark).
+
+Inputs: the shared photos replicated into /tmp (copies with distinct names in --subdirs subfolders).
+Writes its section of BENCHMARKS.md unless --no-md. Waits for an idle machine unless --no-wait.
+
+Example:  .venv/bin/python bench/preprocess_bench.py --images 1280
+Quick check: .venv/bin/python bench/preprocess_bench.py --images 40 --no-wait --no-md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import _common as C  # noqa: E402
+
+KEY = "preprocess"
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--images", type=int, default=1280, help="replicated input images (default 1280, >= 1000 for "
+                                                            "the recorded figures)")
+    p.add_argument("--subdirs", type=int, default=4, help="subfolders of the replica set (default 4)")
+    p.add_argument("--photos", default=str(C.PHOTOS), help="source photos (default ../shared/data/photos)")
+    p.add_argument("--workdir", default="/tmp/colorspark-bench/preprocess", help="temp folder for inputs/outputs")
+    p.add_argument("--master", default="local[2]")
+    p.add_argument("--spark-runs", type=int, default=2, help="preprocess.run calls in one session (default 2)")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   help="config override for both sides, e.g. --set data.crops=8 (repeatable)")
+    p.add_argument("--breakdown-images", type=int, default=0, help="images for the stage breakdown (0 = all)")
+    p.add_argument("--no-pool", action="store_true", help="skip the 2-process multiprocessing reference")
+    p.add_argument("--no-wait", action="store_true", help="do not wait for an idle machine (tests)")
+    p.add_argument("--max-load", type=float, default=0.5, help="1-min load average counted as idle (default 0.5)")
+    p.add_argument("--no-md", action="store_true", help="do not update BENCHMARKS.md")
+    return p.parse_args()
+
+
+# --- plain-process measurements ------------------------------------------------------------------------------------------
+
+def _key(path: Path, root: Path) -> str:
+    from colorspark.storage import relative_output_path
+
+    return relative_output_path("file:" + str(path), str(root))
+
+
+def one_time_init() -> float:
+    """What every fresh Python worker pays once: the 313 bin centres (convex hull) and the 256x256 nearest-bin
+    table used by hard_bins. Done before the timed loop so (b) measures the steady per-image cost."""
+    from colorspark import bins
+
+    t0 = time.perf_counter()
+    bins.gamut_centres()
+    bins._nearest_table()
+    return time.perf_counter() - t0
+
+
+def sequential(files, root, config):
+    """(b): process_image on every file, in order, one process. Returns (seconds, rows, errors)."""
+    from colorspark.decode import DecodeError
+    from colorspark.preprocess import process_image
+
+    rows, errors = [], 0
+    keys = [_key(f, root) for f in files]
+    t0 = time.perf_counter()
+    for f, key in zip(files, keys):
+        content = f.read_bytes()
+        try:
+            for r in process_image(content, key, config):
+                rows.append({"path": "file:" + str(f), **r})
+        except DecodeError:
+            errors += 1
+    return time.perf_counter() - t0, rows, errors
+
+
+def _pool_work(job):
+    path, key, config = job
+    from colorspark.preprocess import process_image
+
+    try:
+        return process_image(Path(path).read_bytes(), key, config)
+    except Exception:
+        return []
+
+
+def pool2(files, root, config):
+    """2 worker processes (fork), rows returned to the parent like Spark ships them to the JVM."""
+    import multiprocessing as mp
+
+    jobs = [(str(f), _key(f, root), config) for f in files]
+    t0 = time.perf_counter()
+    n = 0
+    with mp.get_context("fork").Pool(2) as pool:
+        for rows in pool.imap_unordered(_pool_work, jobs, chunksize=8):
+            n += len(rows)
+    return time.perf_counter() - t0, n
+
+
+def breakdown(files, root, config):
+    """Per-stage ms per image, mirroring process_image/encode_crop step by step (checked against them)."""
+    import numpy as np
+
+    from colorspark.bins import hard_bins
+    from colorspark.colorspace import rgb_to_lab
+    from colorspark.decode import decode_image
+    from colorspark.preprocess import process_image
+    from colorspark.samples import L_SCALE, crop_rng, downsample_ab, encode_crop, random_crops, split_of
+
+    data, limits = config["data"], config["limits"]
+    t = dict.fromkeys(("read", "decode", "crops", "lab", "quantise", "hard_bins", "pack"), 0.0)
+    n = 0
+    checked = False
+    pc = time.perf_counter
+    for f in files:
+        key = _key(f, root)
+        a = pc()
+        content = f.read_bytes()
+        b = pc()
+        t["read"] += b - a
+        try:
+            rgb = decode_image(content, max_pixels=limits["max_pixels"], max_bytes=limits["max_bytes"])
+        except Exception:
+            continue
+        c = pc()
+        t["decode"] += c - b
+        rng = crop_rng(key, data["seed"])
+        split = split_of(key, data["val_fraction"])
+        crops = random_crops(rgb, data["size"], data["crops"], data["min_crop_scale"], data["flip"], rng)
+        d = pc()
+        t["crops"] += d - c
+        rows = []
+        for index, crop in enumerate(crops):
+            e0 = pc()
+            lab = rgb_to_lab(crop)
+            e1 = pc()
+            l_code = np.clip(np.rint(lab[..., 0] * L_SCALE), 0, 255).astype(np.uint8)
+            ab = np.clip(np.rint(downsample_ab(lab[..., 1:])), -128, 127).astype(np.int8)
+            chroma = np.sqrt((ab.astype(np.float32) ** 2).sum(-1))
+            max_chroma = float(chroma.max())
+            e2 = pc()
+            bins = hard_bins(ab).astype(np.int16)
+            e3 = pc()
+            rows.append({"crop": index, "split": split, "l": l_code.tobytes(), "ab": ab.tobytes(),
+                         "bins": bins.tobytes(), "max_chroma": max_chroma,
+                         "colorful": max_chroma >= data["gray_chroma"],
+                         "width": int(rgb.shape[1]), "height": int(rgb.shape[0])})
+            e4 = pc()
+            t["lab"] += e1 - e0
+            t["quantise"] += e2 - e1
+            t["hard_bins"] += e3 - e2
+            t["pack"] += e4 - e3
+        n += 1
+        if not checked:  # the mirror must equal the real functions, or the breakdown describes other code
+            real = process_image(content, key, config)
+            assert [r["l"] for r in real] == [r["l"] for r in rows] and \
+                   [r["bins"] for r in real] == [r["bins"] for r in rows], "breakdown drifted from process_image"
+            ref = encode_crop(crops[0])
+            assert ref["ab"].tobytes() == rows[0]["ab"], "breakdown drifted from encode_crop"
+            checked = True
+    return {k: v / max(n, 1) * 1000.0 for k, v in t.items()}, n
+
+
+def write_stage(rows, out: Path, size: int, shards: int):
+    """Write the same rows as Spark does: Parquet partitioned by split (pyarrow, snappy) and HDF5 shards (the real
+    colorspark.preprocess.write_shard). Returns seconds for each."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from colorspark.preprocess import write_shard
+
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    cols = ["path", "crop", "l", "ab", "bins", "max_chroma", "colorful", "width", "height", "split"]
+    t0 = time.perf_counter()
+    table = pa.Table.from_pydict({c: [r[c] for r in rows] for c in cols})
+    pq.write_to_dataset(table, str(out / "parquet"), partition_cols=["split"], compression="snappy")
+    t1 = time.perf_counter()
+    (out / "hdf5").mkdir()
+    per = max(1, -(-len(rows) // shards))
+    for i in range(0, len(rows), per):
+        write_shard(i // per, [SimpleNamespace(**r) for r in rows[i:i + per]], str(out / "hdf5"), size)
+    t2 = time.perf_counter()
+    return t1 - t0, t2 - t1
+
+
+# --- main ------------------------------------------------------------------------------------------------------------------
+
+def main():
+    args = parse_args()
+    from colorspark import config as config_mod
+
+    config = config_mod.load(None, args.overrides)
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    idle = C.wait_for_idle(args.max_load, skip=args.no_wait, log=C.say)
+    info = C.machine_info()
+    cmd = C.command_line()
+    zip_path = C.build_zip()
+    files = C.replicate(work / "input", args.images, args.subdirs, photos=Path(args.photos), log=C.say)
+    root = work / "input"
+    input_mb = sum(f.stat().st_size for f in files) / 1e6
+    C.say(f"[bench] {len(files)} input images ({input_mb:.0f} MB), config data.size={config['data']['size']} "
+          f"crops={config['data']['crops']}")
+
+    # (a) Spark
+    events = work / "events"
+    shutil.rmtree(events, ignore_errors=True)
+    result_path = work / "spark-result.json"
+    result_path.unlink(missing_ok=True)
+    mon = C.CpuMonitor().start()
+    rc, submit_s = C.spark_submit(C.BENCH / "preprocess_driver.py",
+                                  ["--input", str(root), "--output", str(work / "spark-out"), "--result",
+                                   str(result_path), "--runs", str(args.spark_runs)]
+                                  + sum((["--set", o] for o in args.overrides), []),
+                                  master=args.master, zip_path=zip_path, event_dir=events,
+                                  log_path=work / "spark.log", log=C.say)
+    spark_cpu = mon.stop()
+    if rc != 0 or not result_path.is_file():
+        raise SystemExit(f"spark-submit failed (exit {rc}); log tail:\n{C.tail(work / 'spark.log')}")
+    spark = json.loads(result_path.read_text())
+    elog = C.parse_event_log(events)
+    runs = spark["runs"]
+    for r in runs:
+        r["ips"] = r["ok"] / r["seconds"]
+        r["jobs"], r["jobs_wall"] = C.job_table(elog, r["start"], r["end"])
+    ok = runs[0]["ok"]
+    C.say(f"[bench] (a) Spark: " + ", ".join(f"run {r['run']} {r['seconds']:.1f} s = {r['ips']:.1f} img/s"
+                                            for r in runs) + f" (session start {spark['session_s']:.1f} s, "
+          f"spark-submit total {submit_s:.1f} s, foreign cores {spark_cpu['foreign_cores']:.2f})")
+
+    # (b) plain Python, sequential
+    settle1 = C.settle(skip=args.no_wait, log=C.say)
+    init_s = one_time_init()
+    C.say(f"[bench] one-time per-process init (bin centres + nearest-bin table): {init_s:.2f} s")
+    mon = C.CpuMonitor().start()
+    seq_s, rows, seq_err = sequential(files, root, config)
+    seq_cpu = mon.stop()
+    n_seq = len(files) - seq_err
+    b1 = n_seq / seq_s
+    C.say(f"[bench] (b) sequential process_image: {n_seq} images in {seq_s:.1f} s = {b1:.1f} img/s "
+          f"(x2 = {2 * b1:.1f}); foreign cores {seq_cpu['foreign_cores']:.2f}")
+
+    # stage breakdown
+    sub = files[:args.breakdown_images] if args.breakdown_images else files
+    stages, n_b = breakdown(sub, root, config)
+    shards = runs[0].get("hdf5_shards") or 32
+    pq_s, h5_s = write_stage(rows, work / "plain-out", config["data"]["size"], shards)
+    stages["write_parquet"] = pq_s / n_seq * 1000
+    stages["write_hdf5"] = h5_s / n_seq * 1000
+    total_ms = sum(stages.values())
+    C.say("[bench] per-image ms: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()) + f"; sum {total_ms:.2f}")
+
+    # 2-process reference
+    pool = None
+    if not args.no_pool:
+        C.settle(skip=args.no_wait, log=C.say)
+        mon = C.CpuMonitor().start()
+        pool_s, pool_rows = pool2(files, root, config)
+        pool_cpu = mon.stop()
+        pool = {"seconds": pool_s, "ips": n_seq / pool_s, "foreign_cores": pool_cpu["foreign_cores"]}
+        C.say(f"[bench] (c) multiprocessing Pool(2): {pool['ips']:.1f} img/s")
+
+    # figures
+    a_cold, a_warm = runs[0]["ips"], runs[-1]["ips"]
+    ratio_cold, ratio_warm = a_cold / (2 * b1), a_warm / (2 * b1)
+    C.say(f"[bench] ratio (a)/(2*b1): run 1 {ratio_cold:.2f}, run {runs[-1]['run']} {ratio_warm:.2f} "
+          f"(target >= 0.85)")
+    main_job = max(runs[-1]["jobs"], key=lambda r: r[2]) if runs[-1]["jobs"] else None
+    result = {"args": vars(args), "machine": info, "idle": idle, "spark": spark, "spark_cpu": spark_cpu,
+              "submit_s": submit_s, "sequential_s": seq_s, "b1": b1, "stages_ms": stages, "pool": pool,
+              "ratio_cold": ratio_cold, "ratio_warm": ratio_warm, "seq_cpu": seq_cpu, "settle": settle1, "init_s": init_s,
+              "event_jobs": {r["run"]: r["jobs"] for r in runs}}
+    C.write_json(work / "result.json", result)
+
+    if not args.no_md:
+        C.md_update(KEY, render_md(args, info, idle, cmd, files, input_mb, config, runs, spark, spark_cpu, submit_s,
+                                   seq_s, n_seq, b1, seq_cpu, stages, n_b, pool, ratio_cold, ratio_warm, init_s))
+        C.say(f"[bench] updated {C.BENCHMARKS_MD}")
+
+
+def render_md(args, info, idle, cmd, files, input_mb, config, runs, spark, spark_cpu, submit_s, seq_s, n_seq, b1,
+              seq_cpu, stages, n_b, pool, ratio_cold, ratio_warm, init_s) -> str:
+    size, crops = config["data"]["size"], config["data"]["crops"]
+    target = 0.85
+    lines = [f"## 1. Preprocessing throughput (`bench/preprocess_bench.py`)\n", C.machine_block(info, idle, cmd)]
+    lines.append(f"- input: {len(files)} JPEGs ({input_mb:.0f} MB) replicated from `../shared/data/photos` into "
+                 f"`{args.workdir}/input` ({args.subdirs} subfolders); data.size={size}, data.crops={crops}, "
+                 f"formats {'+'.join(config['output']['formats'])}; master `{args.master}`\n")
+    lines.append("### Throughput\n")
+    rows = []
+    for r in runs:
+        rows.append([f"(a) Spark `preprocess.run`, run {r['run']}" + (" (starts the Python workers)" if r["run"] == 1
+                                                                       else " (warm workers)"),
+                     f"{r['seconds']:.1f}", f"{r['ips']:.1f}", f"{r['ips'] / (2 * b1):.2f}"])
+    rows.append(["(b) plain Python, sequential `process_image` (1 core)", f"{seq_s:.1f}", f"{b1:.1f}", "—"])
+    rows.append(["(b) x 2 (ideal two cores)", "", f"{2 * b1:.1f}", "1.00"])
+    if pool:
+        rows.append(["(c) reference: `multiprocessing.Pool(2)` over `process_image`", f"{pool['seconds']:.1f}",
+                     f"{pool['ips']:.1f}", f"{pool['ips'] / (2 * b1):.2f}"])
+    lines.append(C.md_table(["measurement", "seconds", "images/s", "ratio to 2·(b)"], rows))
+    met = ratio_cold >= target
+    lines.append(f"\nSpark session start-up ({spark['session_s']:.1f} s) and the spark-submit JVM start are excluded; "
+                 f"the whole spark-submit took {submit_s:.1f} s for {len(runs)} runs. CPU used by other processes "
+                 f"while the phases ran: Spark {spark_cpu['foreign_cores']:.2f} cores, sequential "
+                 f"{seq_cpu['foreign_cores']:.2f} cores"
+                 + (f", pool {pool['foreign_cores']:.2f} cores" if pool else "") + ".\n")
+    lines.append(f"**Target (a)/(2·b) ≥ {target}: {'met' if met else 'NOT met'}** — run 1 {ratio_cold:.2f}, "
+                 f"warm run {ratio_warm:.2f}.\n")
+
+    lines.append(f"### Per-image cost, plain Python (mean over {n_b} images, ms)\n")
+    total = sum(stages.values())
+    names = {"read": "read file", "decode": "decode (`decode_image`)",
+             "crops": f"resize/crop (`random_crops`, {crops} crops)", "lab": "Lab (`rgb_to_lab` in `encode_crop`)",
+             "quantise": "L code + ab 4×4 mean + chroma (`encode_crop`)", "hard_bins": "`hard_bins`",
+             "pack": "byte packing (`tobytes`, row dict)", "write_parquet": "write Parquet (pyarrow, same rows)",
+             "write_hdf5": "write HDF5 (`write_shard`, same rows)"}
+    srt = sorted(stages.items(), key=lambda kv: -kv[1])
+    lines.append(C.md_table(["stage", "ms / image", "share"],
+                            [[names.get(k, k), f"{v:.2f}", f"{v / total:.0%}"] for k, v in srt]
+                            + [["**sum**", f"{total:.2f}", "100%"]]))
+    lines.append(f"\nThe sequential loop measured {1000 / b1:.2f} ms per image for process_image incl. file read "
+                 f"(without writing), after a one-time per-process initialisation of {init_s:.2f} s (bin centres and the
+nearest-bin table, built lazily by the first `hard_bins` call; every new Spark Python worker pays it too). Largest stage: **{names.get(srt[0][0], srt[0][0])}** ({srt[0][1] / total:.0%}).\n")
+
+    for r in (runs[0], runs[-1]) if len(runs) > 1 else runs:
+        lines.append(f"### Spark run {r['run']} by job ({r['seconds']:.1f} s wall; jobs cover {r['jobs_wall']:.1f} s, "
+                     f"the rest is driver-side Python/JVM work between jobs)\n")
+        lines.append(C.md_table(["job (action @ caller)", "jobs", "wall s", "tasks", "task run s", "task CPU s (JVM)"],
+                                [[f"`{d[:110]}`", n, f"{w:.2f}", t, f"{run:.2f}", f"{cpu:.2f}"]
+                                 for d, n, w, t, run, cpu in r["jobs"]]))
+        lines.append("")
+    spark_ms = 2000.0 / runs[-1]["ips"]
+    lines.append(f"Per image, the warm Spark run costs {spark_ms:.2f} core-ms (2 cores × wall / images) against "
+                 f"{1000 / b1:.2f} ms of process_image and {total:.2f} ms including the writes in one plain process.\n")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,342 @@
+#!/usr/bin/env python
+"""Training throughput: Elephas synchronous training on local[2] vs. one plain `model.fit` process.
+
+Preprocesses a dataset once (the shared photos, data.crops=4 at 64 px, via jobs/preprocess.py), then per preset
+(default: small and tiny):
+  (a) Spark: `colorspark.training.run` (Elephas SparkModel, synchronous, 2 workers, 1 TF thread each) for --rounds
+      rounds x 1 epoch in a spark-submit driver, timed after the session is up; samples/s from its per-round
+      fit_seconds. Then --instr-rounds more rounds through the same Elephas path with an instrumented worker that splits
+      each round into Spark overhead, weight broadcast/collect/averaging and the TensorFlow work inside the tasks.
+  (b) Plain Python: the same network (colorspark.model.build_model, Adam + RebalancedSoftCrossEntropy), the same
+      colourful training crops (read from the Parquet output), batch 16, `model.fit` for --rounds epochs with
+      TensorFlow at intra=2, inter=1 threads. Also, as a reference, the same at 1 thread.
+  Target: (a)/(b) >= 0.8.
+Writes its section of BENCHMARKS.md unless --no-md. Waits for an idle machine unless --no-wait.
+
+Example:     .venv/bin/python bench/train_bench.py
+Quick check: .venv/bin/python bench/train_bench.py --presets tiny --images 40 --rounds 1 --instr-rounds 1 \\
+                 --no-wait --no-md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import _common as C  # noqa: E402
+
+KEY = "train"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--presets", default="small,tiny", help="comma-separated presets (default small,tiny)")
+    p.add_argument("--rounds", type=int, default=2, help="rounds of 1 epoch for (a), epochs for (b) (default 2)")
+    p.add_argument("--instr-rounds", type=int, default=2, help="instrumented Elephas rounds (default 2; 0 = none)")
+    p.add_argument("--crops", type=int, default=4, help="data.crops of the preprocessed dataset (default 4)")
+    p.add_argument("--images", type=int, default=0, help="use only this many photos (0 = all; for quick checks)")
+    p.add_argument("--photos", default=str(C.PHOTOS))
+    p.add_argument("--workdir", default="/tmp/colorspark-bench/train")
+    p.add_argument("--master", default="local[2]")
+    p.add_argument("--no-single-thread", action="store_true", help="skip the 1-thread reference of (b)")
+    p.add_argument("--no-wait", action="store_true")
+    p.add_argument("--max-load", type=float, default=0.5)
+    p.add_argument("--no-md", action="store_true")
+    p.add_argument("--single", help=argparse.SUPPRESS)  # internal: run (b) for this preset and print JSON
+    p.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
+    p.add_argument("--data", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+# --- (b): one plain process --------------------------------------------------------------------------------------------
+
+def single_process(preset: str, data_dir: Path, epochs: int, threads: int) -> dict:
+    from colorspark.runtime import import_tensorflow
+
+    tf = import_tensorflow(threads)
+    import keras
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from colorspark import config as config_mod
+    from colorspark.bins import rebalance_weights
+    from colorspark.model import build_model, model_settings
+    from colorspark.losses import RebalancedSoftCrossEntropy
+    from colorspark.samples import l_code_to_input
+
+    config = config_mod.load(None, [f"train.preset={preset}"])
+    size = config["data"]["size"]
+    t0 = time.perf_counter()
+    table = pq.read_table(str(data_dir / "parquet"), columns=["l", "ab", "colorful", "split"],
+                          filters=[("split", "=", "train")])
+    cols = table.to_pydict()
+    keep = [i for i, c in enumerate(cols["colorful"]) if c]
+    x = np.stack([l_code_to_input(np.frombuffer(cols["l"][i], np.uint8).reshape(size, size)) for i in keep])
+    y = np.stack([np.frombuffer(cols["ab"][i], np.int8).reshape(size // 4, size // 4, 2) for i in keep])
+    load_s = time.perf_counter() - t0
+    prior = np.load(data_dir / "prior.npy")
+    weights = rebalance_weights(prior, config["bins"]["rebalance_lambda"], config["bins"]["prior_sigma"])
+    t1 = time.perf_counter()
+    model = build_model(model_settings(config))
+    # what colorspark.training compiles: Adam(train.learning_rate) and the rebalanced soft cross-entropy
+    model.compile(optimizer=keras.optimizers.Adam(config["train"]["learning_rate"]),
+                  loss=RebalancedSoftCrossEntropy(weights, config["bins"]["neighbours"], config["bins"]["sigma"],
+                                                  config["data"]["gray_chroma"]))
+    build_s = time.perf_counter() - t1
+    epoch_times, first_steps, marks = [], [], {}
+
+    class Timing(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            marks["epoch"] = time.perf_counter()
+            marks["first"] = None
+
+        def on_train_batch_end(self, batch, logs=None):
+            if marks["first"] is None:
+                marks["first"] = time.perf_counter() - marks["epoch"]
+
+        def on_epoch_end(self, epoch, logs=None):
+            epoch_times.append(time.perf_counter() - marks["epoch"])
+            first_steps.append(marks["first"])
+
+    c0 = time.process_time()
+    t2 = time.perf_counter()
+    model.fit(x, y, batch_size=config["train"]["batch_size"], epochs=epochs, verbose=0, callbacks=[Timing()])
+    fit_s = time.perf_counter() - t2
+    fit_cpu = time.process_time() - c0
+    return {"preset": preset, "threads": threads, "samples": int(len(x)), "epochs": epochs, "fit_s": fit_s,
+            "epoch_s": epoch_times, "first_step_s": first_steps, "load_s": load_s, "build_compile_s": build_s,
+            "fit_cpu_s": fit_cpu, "params": int(model.count_params()),
+            "intra": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter": tf.config.threading.get_inter_op_parallelism_threads()}
+
+
+def run_single(preset, data_dir, epochs, threads, work) -> dict:
+    out = work / f"single-{preset}-{threads}t.json"
+    out.unlink(missing_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
+    cmd = [str(C.PY), __file__, "--single", preset, "--data", str(data_dir), "--rounds", str(epochs),
+           "--threads", str(threads), "--out", str(out)]
+    mon = C.CpuMonitor().start()
+    r = subprocess.run(cmd, cwd=C.ROOT, env=env, capture_output=True, text=True)
+    cpu = mon.stop()
+    if r.returncode != 0 or not out.is_file():
+        raise SystemExit(f"single-process run failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    res = json.loads(out.read_text())
+    res["cpu"] = cpu
+    return res
+
+
+# --- dataset -----------------------------------------------------------------------------------------------------------
+
+def prepare_data(args, work: Path, zip_path: Path) -> Path:
+    data = work / f"data-c{args.crops}-n{args.images or 'all'}"
+    src = Path(args.photos)
+    if args.images:
+        src = work / f"photos-{args.images}"
+        C.replicate(src, args.images, subdirs=1, photos=Path(args.photos), log=C.say)
+    want = {"crops": args.crops, "size": 64, "input": str(src)}
+    stamp = data / ".bench-recipe.json"
+    if (data / "manifest.json").is_file() and stamp.is_file() and json.loads(stamp.read_text()) == want:
+        return data
+    rc, secs = C.spark_submit(C.ROOT / "jobs" / "preprocess.py",
+                              ["--input", str(src), "--output", str(data), "--set", f"data.crops={args.crops}",
+                               "--set", "data.size=64"], master=args.master, zip_path=zip_path,
+                              log_path=work / "preprocess.log", log=C.say)
+    if rc != 0:
+        raise SystemExit(f"preprocess failed:\n{C.tail(work / 'preprocess.log')}")
+    stamp.write_text(json.dumps(want))
+    C.say(f"[bench] preprocessed dataset in {secs:.0f} s -> {data}")
+    return data
+
+
+# --- main ----------------------------------------------------------------------------------------------------------------
+
+def main():
+    args = parse_args()
+    if args.single:
+        res = single_process(args.single, Path(args.data), args.rounds, args.threads)
+        Path(args.out).write_text(json.dumps(res, indent=2))
+        return
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    idle = C.wait_for_idle(args.max_load, skip=args.no_wait, log=C.say)
+    info = C.machine_info()
+    cmd = C.command_line()
+    zip_path = C.build_zip()
+    data = prepare_data(args, work, zip_path)
+    manifest = json.loads((data / "manifest.json").read_text())
+    results = {}
+    for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
+        C.settle(skip=args.no_wait, log=C.say)
+        res = {"preset": preset}
+        events = work / f"events-{preset}"
+        shutil.rmtree(events, ignore_errors=True)
+        rpath = work / f"spark-{preset}.json"
+        rpath.unlink(missing_ok=True)
+        model_dir = work / f"model-{preset}"
+        shutil.rmtree(model_dir, ignore_errors=True)
+        shutil.rmtree(str(model_dir) + "-instrumented", ignore_errors=True)
+        mon = C.CpuMonitor().start()
+        rc, submit_s = C.spark_submit(C.BENCH / "train_driver.py",
+                                      ["--data", str(data), "--model-dir", str(model_dir), "--result", str(rpath),
+                                       "--rounds", str(args.rounds), "--instr-rounds", str(args.instr_rounds),
+                                       "--set", f"train.preset={preset}"],
+                                      master=args.master, zip_path=zip_path, event_dir=events,
+                                      log_path=work / f"spark-{preset}.log", log=C.say)
+        res["spark_cpu"] = mon.stop()
+        if rc != 0 or not rpath.is_file():
+            raise SystemExit(f"spark-submit failed (exit {rc}):\n{C.tail(work / f'spark-{preset}.log', 40)}")
+        res["spark"] = json.loads(rpath.read_text())
+        res["submit_s"] = submit_s
+        elog = C.parse_event_log(events)
+        add_event_figures(res, elog)
+        hist = res["spark"]["real"]["history"]
+        fit = sum(h["fit_seconds"] for h in hist)
+        samples = sum(h["samples"] for h in hist)
+        res["a_sps"] = samples / fit
+        C.say(f"[bench] {preset} (a) Elephas: fit {[h['fit_seconds'] for h in hist]} s for {hist[0]['samples']} "
+              f"samples/round = {res['a_sps']:.1f} samples/s; rounds incl. validation+checkpoint "
+              f"{[h['seconds'] for h in hist]} s")
+        C.settle(skip=args.no_wait, log=C.say)
+        res["single"] = run_single(preset, data, args.rounds, 2, work)
+        s = res["single"]
+        res["b_sps"] = s["samples"] * s["epochs"] / s["fit_s"]
+        C.say(f"[bench] {preset} (b) model.fit 2 threads: epochs {[round(e, 2) for e in s['epoch_s']]} s for "
+              f"{s['samples']} samples = {res['b_sps']:.1f} samples/s (cpu {s['fit_cpu_s'] / s['fit_s']:.2f} cores)")
+        if not args.no_single_thread:
+            C.settle(skip=args.no_wait, log=C.say)
+            res["single1"] = run_single(preset, data, args.rounds, 1, work)
+            s1 = res["single1"]
+            res["b1_sps"] = s1["samples"] * s1["epochs"] / s1["fit_s"]
+            C.say(f"[bench] {preset} (b') model.fit 1 thread: {res['b1_sps']:.1f} samples/s")
+        res["ratio"] = res["a_sps"] / res["b_sps"]
+        C.say(f"[bench] {preset}: ratio (a)/(b) = {res['ratio']:.2f} (target >= 0.8)")
+        results[preset] = res
+    C.write_json(work / "result.json", {"args": vars(args), "machine": info, "idle": idle, "results": results})
+    if not args.no_md:
+        C.md_update(KEY, render_md(args, info, idle, cmd, manifest, data, results))
+        C.say(f"[bench] updated {C.BENCHMARKS_MD}")
+
+
+def add_event_figures(res, elog):
+    """Per instrumented round: task-level Spark metrics of the Elephas job (deserialisation, result size...)."""
+    inst = res["spark"].get("instrumented")
+    if not inst:
+        return
+    for r in inst["rounds"]:
+        jobs = C.jobs_between(elog, r["job_start"], r["job_end"])
+        stats = {"tasks": 0, "deser_s": 0.0, "result_ser_s": 0.0, "result_bytes": 0, "run_s": 0.0, "gc_s": 0.0,
+                 "task_wall_s": 0.0, "getting_result_s": 0.0, "jobs": len(jobs)}
+        for j in jobs:
+            for sid in j["stages"]:
+                st = elog["stages"].get(sid)
+                if st:
+                    for k in stats:
+                        if k in st and k != "tasks":
+                            stats[k] += st[k]
+                    stats["tasks"] += st["tasks"]
+        r["events"] = stats
+
+
+def _mean(xs):
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def render_md(args, info, idle, cmd, manifest, data, results) -> str:
+    target = 0.8
+    L = [f"## 2. Training throughput (`bench/train_bench.py`)\n", C.machine_block(info, idle, cmd)]
+    L.append(f"- data: `{data}` — jobs/preprocess.py on {manifest['inputs']} photos, data.crops={args.crops}, 64 px; "
+             f"{manifest['train_crops']} train crops, of which the colourful ones are trained on (below); "
+             f"batch 16; Elephas synchronous, 2 workers (partitions) on `{args.master}`, 1 TF thread each\n")
+    rows = []
+    for preset, r in results.items():
+        s = r["single"]
+        hist = r["spark"]["real"]["history"]
+        rows.append([f"`{preset}` ({s['params']:,} params)", hist[0]["samples"],
+                     " / ".join(f"{h['fit_seconds']:.1f}" for h in hist), f"{r['a_sps']:.1f}",
+                     " / ".join(f"{e:.1f}" for e in s["epoch_s"]), f"{r['b_sps']:.1f}",
+                     f"{r.get('b1_sps', float('nan')):.1f}", f"**{r['ratio']:.2f}**",
+                     "met" if r["ratio"] >= target else "NOT met"])
+    L.append("### Throughput (samples/s; (a) per round = one Elephas fit of 1 epoch, (b) per epoch)\n")
+    L.append(C.md_table(["preset", "samples/epoch", "(a) Elephas fit s per round", "(a) samples/s",
+                         "(b) model.fit s per epoch (2 threads)", "(b) samples/s", "(b') 1 thread samples/s",
+                         "(a)/(b)", f"target ≥ {target}"], rows))
+    L.append("")
+    for preset, r in results.items():
+        hist = r["spark"]["real"]["history"]
+        L.append(f"- `{preset}`: full rounds of `training.run` (fit + validation on the executors + checkpoint): "
+                 + ", ".join(f"{h['seconds']:.1f} s" for h in hist) + "; foreign CPU during the Spark phase "
+                 f"{r['spark_cpu']['foreign_cores']:.2f} cores, during (b) {r['single']['cpu']['foreign_cores']:.2f}"
+                 f" cores; (b) used {r['single']['fit_cpu_s'] / r['single']['fit_s']:.2f} cores on average "
+                 f"(first step incl. tracing {r['single']['first_step_s'][0]:.2f} s)")
+    L.append("")
+    for preset, r in results.items():
+        inst = r["spark"].get("instrumented")
+        if not inst:
+            continue
+        L.append(f"### Where an Elephas round goes — `{preset}` ({len(inst['rounds'])} instrumented rounds, "
+                 f"means; weights {inst['weights_bytes'] / 1e6:.2f} MB, pickled {inst['weights_pickled_bytes'] / 1e6:.2f}"
+                 f" MB; partitions {inst['sizes']} rows)\n")
+        rr = inst["rounds"]
+        fit = _mean([x["fit_s"] for x in rr])
+        tasks = [t for x in rr for t in x["tasks"]]
+        slow = [max(x["tasks"], key=lambda t: t["t_end"] - t["t_start"]) for x in rr if x["tasks"]]
+        job = _mean([x["job_s"] for x in rr])
+        task_wall = _mean([t["t_end"] - t["t_start"] for t in slow])
+        def tmean(k, pool=slow):
+            return _mean([t[k] for t in pool])
+        driver_other = _mean([x["pre_broadcast_s"] + x["post_s"] - x["rebroadcast_s"] for x in rr])
+        rows = [
+            ["driver: SparkModel() (model_to_dict) before fit", f"{_mean([x['construct_s'] for x in rr]):.2f}"],
+            ["driver: master compile, optimizer/model serialisation, set_weights", f"{driver_other:.2f}"],
+            ["driver: weight broadcast ×2 (before the job, and Elephas's unused re-broadcast after)",
+             f"{_mean([x['broadcast_s'] + x['rebroadcast_s'] for x in rr]):.2f}"],
+            ["Spark job (mapPartitions(train).collect), of which:", f"{job:.2f}"],
+            ["  · Spark overhead: scheduling, task launch, closure deserialisation, result (deltas) transfer "
+             "= job − slowest task's train()", f"{job - task_wall:.2f}"],
+            ["  · task: build model from JSON + compile", f"{tmean('build_compile_s'):.2f}"],
+            ["  · task: broadcast fetch + set_weights", f"{tmean('bcast_value_s') + tmean('set_weights_s'):.2f}"],
+            ["  · task: materialise the partition (unpickle rows, np.asarray)", f"{tmean('data_s'):.2f}"],
+            ["  · task: fit, first step (tf.function tracing + graph build)", f"{tmean('first_step_s'):.2f}"],
+            ["  · task: fit, remaining steps", f"{tmean('later_steps_s'):.2f}"],
+            ["  · task: fit, rest (callbacks, end of epoch)",
+             f"{tmean('fit_s') - tmean('first_step_s') - tmean('later_steps_s'):.2f}"],
+            ["  · task: get_weights + deltas", f"{tmean('get_weights_s') + tmean('deltas_s'):.2f}"],
+            ["driver: averaging the deltas", f"{_mean([x['average_s'] for x in rr]):.3f}"],
+            ["**round total (Elephas fit)**", f"**{fit:.2f}**"],
+        ]
+        L.append(C.md_table(["part of a round (slowest task shown)", "seconds"], rows))
+        ev = [x.get("events") for x in rr if x.get("events")]
+        steps = _mean([t["steps"] for t in tasks])
+        step_ms = _mean([t["later_steps_s"] / max(1, t["steps"] - 1) * 1000 for t in tasks if t["later_steps_s"]])
+        single = r["single"]
+        steady = single["epoch_s"][-1] - (single["first_step_s"][-1] or 0)
+        single_step_ms = steady / max(1, -(-single["samples"] // 16) - 1) * 1000
+        L.append(f"\nTasks: {len(tasks)} ({_mean([t['rows'] for t in tasks]):.0f} rows, {steps:.0f} steps each); "
+                 f"TF threads in the workers: intra {sorted({t['intra'] for t in tasks})}, inter "
+                 f"{sorted({t['inter'] for t in tasks})} (TF_NUM_INTRAOP_THREADS={sorted({str(t['env_intra']) for t in tasks})}); "
+                 f"CPU used during fit per worker: {_mean([t['fit_cpu_s'] / t['fit_s'] for t in tasks]):.2f} cores. "
+                 f"Steady step: {step_ms:.0f} ms per batch of 16 per worker (two in parallel) vs. "
+                 f"{single_step_ms:.0f} ms in (b) (2 threads, one batch at a time).")
+        if ev:
+            L.append(f" Spark task metrics per round: {_mean([e['tasks'] for e in ev]):.0f} tasks, executor "
+                     f"deserialisation {_mean([e['deser_s'] for e in ev]):.2f} s, result serialisation "
+                     f"{_mean([e['result_ser_s'] for e in ev]):.2f} s, results "
+                     f"{_mean([e['result_bytes'] for e in ev]) / 1e6:.1f} MB, JVM GC {_mean([e['gc_s'] for e in ev]):.2f} s.")
+        L.append("")
+    return "\n".join(L)
+
+
+if __name__ == "__main__":
+    main()
