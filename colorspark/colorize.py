@@ -22,7 +22,6 @@ import numpy as np
 from PIL import Image
 
 from . import __version__
-from .bins import gamut_centres
 from .colorspace import lab_to_rgb8, rgb_to_l, rgb_to_lab
 from .decode import DecodeError, decode_image, is_grayscale
 from .inference import ModelPayload, predict_ab, worker_model, worker_name
@@ -167,7 +166,7 @@ def _finish(item: dict, ab_small: np.ndarray, plan: Plan, out: Path, h5lab, per_
                thumb_color=make_thumbnail(colorized, plan.thumb_size))
     if row["has_truth"]:
         ab_true = lab_in[..., 1:]
-        weights = rebalancing_pixel_weights(ab_true, np.asarray(plan.prior), gamut_centres())
+        weights = rebalancing_pixel_weights(ab_true, np.asarray(plan.prior))
         row.update(score_colorization(rgb, colorized, gray, ab_true, lab[..., 1:], weights))
         row["thumb_truth"] = make_thumbnail(rgb, plan.thumb_size)
     row["millis"] = round((item["prepare_s"] + per_image_predict_s + time.perf_counter() - started) * 1000.0, 2)

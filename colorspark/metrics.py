@@ -16,6 +16,8 @@ import operator
 import numpy as np
 from skimage.metrics import structural_similarity
 
+from .bins import gamut_centres, hard_bins
+
 __all__ = [
     "psnr",
     "ssim",
@@ -27,10 +29,6 @@ __all__ = [
 
 _DATA_RANGE = 255.0
 _SSIM_DEFAULT_WIN = 7
-# Candidate-distance entries per chunk in the nearest-centre search: 2**21
-# float64 values is 16 MiB, so memory stays flat even for 50-megapixel photos.
-_NEAREST_CHUNK_ELEMS = 1 << 21
-_MAX_GRID_CELLS_PER_AXIS = 64
 
 
 def _check_rgb_pair(truth_rgb: np.ndarray, pred_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,85 +142,8 @@ def ab_error_auc(
     return float(np.mean(curve))
 
 
-def _nearest_centre(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Index of the nearest centre for each of N points (ties: lowest index).
-
-    A brute-force N×Q search over 313 bins costs seconds per megapixel, so
-    the plane is cut into a coarse grid and each cell keeps only the centres
-    that can be nearest to some point inside it (lower bound of the distance
-    to the cell ≤ the smallest upper bound).  That is exact for any set of
-    centres, grid-aligned or not; clustered centres merely make the lists
-    longer.  Points are processed in chunks so the candidate-distance matrix
-    never exceeds ``_NEAREST_CHUNK_ELEMS`` entries, whatever the photo size.
-    """
-    n = points.shape[0]
-    q = centres.shape[0]
-    out = np.empty(n, dtype=np.intp)
-    if n == 0:
-        return out
-    # min/max propagate nan and inf, so this checks finiteness without a
-    # full-size boolean temporary.
-    lo = np.minimum(points.min(axis=0), centres.min(axis=0)).astype(np.float64)
-    hi = np.maximum(points.max(axis=0), centres.max(axis=0)).astype(np.float64)
-    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-        raise ValueError("ab values must be finite")
-    c_span = centres.max(axis=0) - centres.min(axis=0)
-    # Cells half the typical centre spacing keep candidate lists near ten
-    # entries for Zhang's 313 bins; the cap keeps the cells × Q bound arrays
-    # small even when outlying points stretch the grid or Q is huge.
-    spacing = 0.5 * max(math.sqrt(float(c_span[0] * c_span[1]) / q), float(c_span.max()) / q, 1e-6)
-    max_cells = max(1, min(_MAX_GRID_CELLS_PER_AXIS, math.isqrt(_NEAREST_CHUNK_ELEMS // q)))
-    n_cells = np.clip(np.ceil((hi - lo) / spacing), 1, max_cells).astype(np.int64)
-    step = (hi - lo) / n_cells
-    step = np.where(step > 0, step, 1.0)
-
-    # Cell rectangles, widened by a hair so a point that rounding puts in a
-    # neighbouring cell is still covered by that cell's bounds.
-    pad = 1e-9 * (1.0 + float(np.abs(np.concatenate([lo, hi])).max()))
-    edges = [lo[k] + step[k] * np.arange(n_cells[k] + 1) for k in range(2)]
-    lower_d2 = 0.0
-    upper_d2 = 0.0
-    for k in range(2):
-        e0 = edges[k][:-1, None] - pad
-        e1 = edges[k][1:, None] + pad
-        c = centres[None, :, k]
-        near = np.maximum(np.maximum(e0 - c, c - e1), 0.0)
-        far = np.maximum(np.abs(c - e0), np.abs(c - e1))
-        # Shape (cells_x, 1, Q) for axis 0 and (1, cells_y, Q) for axis 1.
-        shape = (-1, 1, q) if k == 0 else (1, -1, q)
-        lower_d2 = lower_d2 + (near * near).reshape(shape)
-        upper_d2 = upper_d2 + (far * far).reshape(shape)
-    lower_d2 = lower_d2.reshape(-1, q)
-    upper_d2 = upper_d2.reshape(-1, q)
-    keep = lower_d2 <= upper_d2.min(axis=1, keepdims=True)
-    width = int(keep.sum(axis=1).max())
-    # Candidate lists in ascending centre order, padded with each cell's first
-    # candidate: argmin returns the first minimum, so ties go to the lowest
-    # centre index exactly as a brute-force search would.
-    order = np.argsort(~keep, axis=1, kind="stable")[:, :width]
-    valid = np.take_along_axis(keep, order, axis=1)
-    table = np.where(valid, order, order[:, :1])
-
-    cx = centres[:, 0]
-    cy = centres[:, 1]
-    chunk = max(1, _NEAREST_CHUNK_ELEMS // width)
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        pts = np.asarray(points[start:stop], dtype=np.float64)
-        ij = np.floor((pts - lo) / step).astype(np.int64)
-        np.clip(ij, 0, n_cells - 1, out=ij)
-        cand = table[ij[:, 0] * n_cells[1] + ij[:, 1]]
-        dx = pts[:, 0:1] - cx[cand]
-        dy = pts[:, 1:2] - cy[cand]
-        best = np.argmin(dx * dx + dy * dy, axis=1)
-        out[start:stop] = cand[np.arange(stop - start), best]
-    return out
-
-
-def rebalancing_pixel_weights(
-    ab_true: np.ndarray, prior: np.ndarray, centres: np.ndarray
-) -> np.ndarray:
-    """Per-pixel weights 1/prior[q], q the ground truth's nearest ab bin.
+def rebalancing_pixel_weights(ab_true: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """Per-pixel weights 1/prior[q], q the ground truth's ab bin (`colorspark.bins.hard_bins`).
 
     This is the weighting behind Zhang et al.'s "rebalanced" AuC: rare,
     saturated colours count as much as the common desaturated ones, so a
@@ -233,26 +154,19 @@ def rebalancing_pixel_weights(
     """
     ab = np.asarray(ab_true)
     prior_arr = np.asarray(prior, dtype=np.float64)
-    centres_arr = np.asarray(centres, dtype=np.float64)
     if ab.ndim < 1 or ab.shape[-1] != 2:
         raise ValueError(f"ab_true must have a trailing axis of 2, got {ab.shape}")
-    if centres_arr.ndim != 2 or centres_arr.shape[1] != 2 or centres_arr.shape[0] == 0:
-        raise ValueError(f"centres must have shape (Q, 2) with Q >= 1, got {centres_arr.shape}")
-    if prior_arr.shape != (centres_arr.shape[0],):
-        raise ValueError(
-            f"prior shape {prior_arr.shape} does not match {centres_arr.shape[0]} centres"
-        )
+    if prior_arr.shape != (len(gamut_centres()),):
+        raise ValueError(f"prior must have {len(gamut_centres())} entries, got shape {prior_arr.shape}")
     if not np.all(np.isfinite(prior_arr)) or np.any(prior_arr < 0):
         raise ValueError("prior must be finite and non-negative")
     positive = prior_arr[prior_arr > 0]
     if positive.size == 0:
         raise ValueError("prior has no positive entry")
-    if not np.all(np.isfinite(centres_arr)):
-        raise ValueError("centres must be finite")
-
+    if not np.all(np.isfinite(ab)):
+        raise ValueError("ab values must be finite")
     inv_prior = 1.0 / np.where(prior_arr > 0, prior_arr, positive.min())
-    bins = _nearest_centre(ab.reshape(-1, 2), centres_arr)
-    return inv_prior[bins].reshape(ab.shape[:-1])
+    return inv_prior[hard_bins(ab)]
 
 
 def colourfulness(rgb: np.ndarray) -> float:

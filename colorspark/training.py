@@ -101,10 +101,10 @@ def validation_sums(logits: np.ndarray, x: np.ndarray, y: np.ndarray, settings: 
     """
     sums = dict.fromkeys(VAL_KEYS, 0.0)
     sums["loss"] = float(loss_fn(y, logits)) * len(x)
-    centres, prior = gamut_centres(), np.asarray(settings["prior"])
+    prior = np.asarray(settings["prior"])
     for xi, yi, pi in zip(x, y, annealed_mean(logits, settings["temperature"])):
         truth = yi.astype(np.float32)
-        weights = rebalancing_pixel_weights(truth, prior, centres)
+        weights = rebalancing_pixel_weights(truth, prior)
         zeros = np.zeros_like(truth)
         sums["auc"] += ab_error_auc(truth, pi)
         sums["auc_gray"] += ab_error_auc(truth, zeros)

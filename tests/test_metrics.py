@@ -11,7 +11,6 @@ import pytest
 from skimage import color, data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from colorspark import metrics
 from colorspark.metrics import (
     ab_error_auc,
     colourfulness,
@@ -187,95 +186,63 @@ def test_auc_rejects_bad_inputs():
 # --- rebalancing weights ------------------------------------------------------
 
 
-_TOY_CENTRES = np.array([[0.0, 0.0], [50.0, 0.0], [0.0, 50.0]])
+from colorspark.bins import gamut_centres, hard_bins  # noqa: E402
 
 
-def test_rebalancing_weights_exact_on_three_bin_toy():
-    prior = np.array([0.7, 0.2, 0.1])
-    ab = np.array([[[1.0, -2.0], [48.0, 3.0], [-4.0, 61.0]],
-                   [[20.0, 20.0], [100.0, -30.0], [2.0, 30.0]]])
-    weights = rebalancing_pixel_weights(ab, prior, _TOY_CENTRES)
-    expected = np.array([[1 / 0.7, 1 / 0.2, 1 / 0.1],
-                         [1 / 0.7, 1 / 0.2, 1 / 0.1]])
-    assert weights.shape == (2, 3)
-    assert weights.dtype == np.float64
-    np.testing.assert_allclose(weights, expected, rtol=1e-15)
+def _centre(q):
+    return gamut_centres()[q].astype(np.float64)
+
+
+def test_rebalancing_weights_exact_on_chosen_bins():
+    prior = np.full(313, 0.5 / 311)
+    q_common, q_rare = 156, 10
+    prior[q_common], prior[q_rare] = 0.4, 0.1 - 0.5 / 311
+    prior /= prior.sum()
+    ab = np.array([[_centre(q_common) + [1.0, -2.0], _centre(q_rare) + [-3.0, 2.5]]])
+    weights = rebalancing_pixel_weights(ab, prior)
+    assert weights.shape == (1, 2) and weights.dtype == np.float64
+    np.testing.assert_allclose(weights, [[1 / prior[q_common], 1 / prior[q_rare]]], rtol=1e-15)
 
 
 def test_rebalancing_zero_prior_bin_gets_smallest_positive_priors_weight():
-    prior = np.array([0.8, 0.2, 0.0])
-    ab = np.array([[[0.0, 0.0], [50.0, 0.0], [0.0, 50.0]]])
-    weights = rebalancing_pixel_weights(ab, prior, _TOY_CENTRES)
-    np.testing.assert_allclose(weights, [[1.25, 5.0, 5.0]], rtol=1e-15)
+    prior = np.zeros(313)
+    prior[[0, 1]] = [0.8, 0.2]
+    ab = np.array([[_centre(0), _centre(1), _centre(200)]])
+    np.testing.assert_allclose(rebalancing_pixel_weights(ab, prior), [[1.25, 5.0, 5.0]], rtol=1e-15)
 
 
 def test_rebalancing_rare_bin_gets_larger_weight():
     ab = np.zeros((10, 10, 2))
-    ab[0, 0] = [49.0, 1.0]  # the only pixel in bin 1
-    counts = np.array([99.0, 1.0, 0.0])
+    ab[0, 0] = _centre(40)
+    counts = np.bincount(hard_bins(ab).ravel(), minlength=313).astype(np.float64)
     prior = counts / counts.sum()
-    weights = rebalancing_pixel_weights(ab, prior, _TOY_CENTRES)
+    weights = rebalancing_pixel_weights(ab, prior)
     assert weights[0, 0] == pytest.approx(100.0)
     assert weights[5, 5] == pytest.approx(100.0 / 99.0)
-    assert weights[0, 0] > 50 * weights[5, 5]
 
 
-def test_rebalancing_ties_go_to_lowest_bin_index():
-    centres = np.array([[10.0, 0.0], [-10.0, 0.0]])
-    prior = np.array([0.25, 0.75])
-    weights = rebalancing_pixel_weights(np.zeros((1, 1, 2)), prior, centres)
-    assert weights[0, 0] == pytest.approx(4.0)
-
-
-def _brute_force_nearest(points, centres):
-    d2 = ((points[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
-    return np.argmin(d2, axis=1)
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_nearest_centre_agrees_with_brute_force_for_arbitrary_centres(seed, monkeypatch):
-    rng = np.random.default_rng(seed)
-    n_centres = int(rng.integers(1, 40))
-    centres = rng.normal(0, 40, size=(n_centres, 2))
-    if seed % 2:
-        centres = np.round(centres / 10) * 10  # duplicates and exact ties
-    points = np.concatenate([
-        rng.normal(0, 70, size=(3000, 2)),
-        np.round(rng.normal(0, 70, size=(3000, 2)) / 5) * 5,
-        [[1e6, -1e6], [0.0, 0.0]],
-    ])
-    # A tiny chunk budget forces many chunks, exercising the chunk seams.
-    monkeypatch.setattr(metrics, "_NEAREST_CHUNK_ELEMS", 4096)
-    np.testing.assert_array_equal(
-        metrics._nearest_centre(points, centres), _brute_force_nearest(points, centres)
-    )
-
-
-def test_rebalancing_weights_on_zhang_style_grid_match_brute_force():
-    a, b = np.meshgrid(np.arange(-110, 111, 10.0), np.arange(-110, 111, 10.0))
-    grid = np.stack([a.ravel(), b.ravel()], axis=1)
-    centres = grid[np.hypot(grid[:, 0], grid[:, 1] * 1.3) < 120]  # gamut-like subset
+def test_rebalancing_weights_match_brute_force_nearest_centre():
     rng = np.random.default_rng(11)
-    prior = rng.random(len(centres))
+    prior = rng.random(313)
     prior[::7] = 0.0
     prior /= prior.sum()
-    ab = rng.uniform(-128, 128, size=(40, 50, 2))
-    weights = rebalancing_pixel_weights(ab, prior, centres)
+    ab = rng.integers(-100, 100, size=(40, 50, 2)).astype(np.float64)  # integers: no rounding at bin edges
+    centres = gamut_centres().astype(np.float64)
+    nearest = np.argmin(((ab.reshape(-1, 1, 2) - centres[None]) ** 2).sum(-1), axis=1)
     eff = np.where(prior > 0, prior, prior[prior > 0].min())
-    expected = 1.0 / eff[_brute_force_nearest(ab.reshape(-1, 2), centres)]
-    np.testing.assert_array_equal(weights, expected.reshape(40, 50))
+    np.testing.assert_array_equal(rebalancing_pixel_weights(ab, prior), (1.0 / eff[nearest]).reshape(40, 50))
 
 
 def test_rebalancing_rejects_bad_inputs():
     ab = np.zeros((2, 2, 2))
     with pytest.raises(ValueError):
-        rebalancing_pixel_weights(ab, np.array([0.5, 0.5]), _TOY_CENTRES)
+        rebalancing_pixel_weights(ab, np.array([0.5, 0.5]))
     with pytest.raises(ValueError):
-        rebalancing_pixel_weights(ab, np.zeros(3), _TOY_CENTRES)
+        rebalancing_pixel_weights(ab, np.zeros(313))
     with pytest.raises(ValueError):
-        rebalancing_pixel_weights(ab, np.array([0.5, -0.1, 0.6]), _TOY_CENTRES)
+        rebalancing_pixel_weights(ab, np.r_[-0.1, np.full(312, 1.1 / 312)])
     with pytest.raises(ValueError):
-        rebalancing_pixel_weights(np.full((2, 2, 2), np.nan), np.ones(3) / 3, _TOY_CENTRES)
+        rebalancing_pixel_weights(np.full((2, 2, 2), np.nan), np.ones(313) / 313)
 
 
 # --- colourfulness -------------------------------------------------------------
@@ -321,18 +288,14 @@ def _photo_and_gray():
     return truth, gray, ab_true
 
 
-def _prior_and_centres(ab_true):
-    a, b = np.meshgrid(np.arange(-110, 111, 10.0), np.arange(-110, 111, 10.0))
-    centres = np.stack([a.ravel(), b.ravel()], axis=1)
-    bins = metrics._nearest_centre(ab_true.reshape(-1, 2), centres)
-    prior = np.bincount(bins, minlength=len(centres)).astype(np.float64)
-    return prior / prior.sum(), centres
+def _prior(ab_true):
+    prior = np.bincount(hard_bins(ab_true).ravel(), minlength=313).astype(np.float64)
+    return prior / prior.sum()
 
 
 def test_score_colorization_perfect_prediction_beats_gray_baseline():
     truth, gray, ab_true = _photo_and_gray()
-    prior, centres = _prior_and_centres(ab_true)
-    weights = rebalancing_pixel_weights(ab_true, prior, centres)
+    weights = rebalancing_pixel_weights(ab_true, _prior(ab_true))
     scores = score_colorization(truth, truth.copy(), gray, ab_true, ab_true.copy(), weights)
 
     assert set(scores) == _SCORE_KEYS
