@@ -207,12 +207,14 @@ def colorize_partition(index: int, rows, payload_bc, builds, plan: Plan):
 
     for file in rows:
         row = _base_row(file.path, plan)
-        jpeg_rel, lab_rel = output_names(file.path, plan)
-        jpeg_target = join_inside(out / "jpeg", jpeg_rel)
-        lab_done = plan.lab_format == "hdf5" or join_inside(out / "lab", lab_rel).is_file()
-        if plan.resume and jpeg_target.is_file() and lab_done:
-            yield {**row, "status": "skipped", "error": "outputs exist (--resume)", "jpeg_path": str(jpeg_target)}
-            continue
+        if plan.resume:
+            jpeg_rel, lab_rel = output_names(file.path, plan)
+            jpeg_target = join_inside(out / "jpeg", jpeg_rel)
+            lab_done = plan.lab_format == "hdf5" or join_inside(out / "lab", lab_rel).is_file()
+            if jpeg_target.is_file() and lab_done:
+                yield {**row, "status": "skipped", "error": "outputs exist (--resume)",
+                       "jpeg_path": str(jpeg_target)}
+                continue
         started = time.perf_counter()
         try:
             rgb = decode_image(bytes(file.content), max_pixels=plan.max_pixels, max_bytes=plan.max_bytes)
