@@ -105,27 +105,21 @@ def test_prior_is_a_distribution_over_313_bins(dataset):
     assert (prior > 0).sum() > 5  # colourful photos touch several bins
 
 
-def test_split_is_stable_and_by_path(dataset, run_job, tmp_path):
-    first = {r["path"]: r["split"] for r in pq.read_table(dataset["out"] / "parquet").to_pylist()}
-    out = tmp_path / "again"
-    proc = run_job("preprocess", "--input", dataset["images"], "--output", out, "--set", "data.crops=1",
+def test_rerun_replaces_the_output_cleanly_and_keeps_the_split(dataset, run_job):
+    """Runs last among the `dataset` tests: it replaces that output with a Parquet-only one."""
+    out = dataset["out"]
+    first = {r["path"]: r["split"] for r in pq.read_table(out / "parquet").to_pylist()}
+    proc = run_job("preprocess", "--input", dataset["images"], "--output", out, "--set", f"data.crops={CROPS}",
                    "--format", "parquet")
     assert proc.returncode == 0, proc.log
-    second = {r["path"]: r["split"] for r in pq.read_table(out / "parquet").to_pylist()}
-    assert second == first
-    assert not (out / "hdf5").exists()
-
-
-def test_rerun_replaces_the_output_cleanly(dataset, run_job):
-    out = dataset["out"]
-    before = sorted(p.name for p in (out / "hdf5").glob("*.h5"))
-    proc = run_job("preprocess", "--input", dataset["images"], "--output", out, "--set", f"data.crops={CROPS}")
-    assert proc.returncode == 0, proc.log
-    assert sorted(p.name for p in (out / "hdf5").glob("*.h5")) == before
-    assert len(pq.read_table(out / "parquet").to_pylist()) == len(_ok_paths(dataset["expect"])) * CROPS
+    rows = pq.read_table(out / "parquet").to_pylist()
+    assert len(rows) == len(_ok_paths(dataset["expect"])) * CROPS  # replaced, not appended
+    assert {r["path"]: r["split"] for r in rows} == first  # the split is a function of the path
+    assert not (out / "hdf5").exists()  # nothing of the previous run's formats is left behind
     leftovers = [p for p in out.rglob("*") if p.name.startswith((".staging", ".cs-tmp"))]
     assert leftovers == []
-    assert json.loads((out / "manifest.json").read_text())["inputs"] == len(dataset["expect"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["inputs"] == len(dataset["expect"]) and manifest["formats"] == ["parquet"]
 
 
 def test_missing_input_fails_clearly(run_job, tmp_path):
