@@ -31,8 +31,8 @@ from .listing import check_input_exists, list_images, relative_root, unscanned_f
 from .report import make_thumbnail, render_report, write_report
 from .runtime import JobError
 from .samples import L_SCALE
-from .storage import (atomic_path, join_inside, relative_output_path, replace_with_extension, save_npy_atomic,
-                      sweep_temp_files, temp_path_for, write_json_atomic)
+from .storage import (atomic_path, join_inside, local_uri, relative_output_path, replace_with_extension,
+                      save_npy_atomic, sweep_temp_files, temp_path_for, write_json_atomic)
 
 log = logging.getLogger("colorspark.colorize")
 
@@ -320,7 +320,7 @@ def run(spark, input_path: str, output_dir: str, model_dir: str, config: dict, r
         log.info("%d input files processed; the model was built %d time(s) across the Python workers",
                  n_inputs, builds.value)
         with atomic_path(out / "results") as tmp:
-            results.drop(*THUMB_KEYS).write.parquet(str(tmp))
+            results.drop(*THUMB_KEYS).write.parquet(local_uri(tmp))
             with contextlib.suppress(FileNotFoundError):
                 shutil.rmtree(out / "results")
         summary = summarize(results, time.time() - started, model_dir)

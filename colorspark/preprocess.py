@@ -23,7 +23,8 @@ from .decode import DecodeError, decode_image
 from .listing import check_input_exists, list_images, relative_root, unscanned_files
 from .runtime import JobError
 from .samples import crop_rng, encode_crop, random_crops, split_of
-from .storage import TMP_MARK, relative_output_path, sweep_temp_files, write_hdf5_shard, write_json_atomic
+from .storage import (TMP_MARK, local_uri, relative_output_path, sweep_temp_files, write_hdf5_shard,
+                      write_json_atomic)
 
 log = logging.getLogger("colorspark.preprocess")
 
@@ -153,13 +154,13 @@ def run(spark, input_path: str, output_dir: str, config: dict) -> dict:
             F.sum(F.col("colorful").cast("int")).alias("colorful")).collect()}
 
         errors = samples.where("status = 'error'").select("path", "error")
-        errors.coalesce(1).write.mode("overwrite").parquet(str(staging / "errors"))
+        errors.coalesce(1).write.mode("overwrite").parquet(local_uri(staging / "errors"))
         for row in errors.limit(20).collect():
             log.info("  failed: %s: %s", row["path"], row["error"])
 
         columns = ["path", "crop", "l", "ab", "bins", "max_chroma", "colorful", "width", "height", "split"]
         if "parquet" in formats:
-            ok.select(*columns).write.mode("overwrite").partitionBy("split").parquet(str(staging / "parquet"))
+            ok.select(*columns).write.mode("overwrite").partitionBy("split").parquet(local_uri(staging / "parquet"))
             log.info("wrote Parquet samples to %s", out / "parquet")
         shards = []
         if "hdf5" in formats:
@@ -183,6 +184,7 @@ def run(spark, input_path: str, output_dir: str, config: dict) -> dict:
     finally:
         cached.unpersist()
 
+    sweep_temp_files(staging)  # a shard half-written by a killed task must not be installed with the others
     _install(staging, out, OUTPUTS)
     shutil.rmtree(staging, ignore_errors=True)
     train = split_counts.get("train", (0, 0, 0))

@@ -118,6 +118,13 @@ def uri_to_posix(uri: str) -> str:
     return rest
 
 
+def local_uri(path: str | Path) -> str:
+    """A 'file://' URI for a local output path, so Spark's readers and writers use the same filesystem as the
+    executors' own file writes even where Hadoop's default filesystem is HDFS. Not percent-encoded: Hadoop's Path
+    parses the string itself and would encode a '%' again."""
+    return "file://" + str(Path(path).resolve())
+
+
 def input_root(input_path: str) -> str:
     """The directory that output paths are made relative to: the input up to its first glob component."""
     path = uri_to_posix(input_path).rstrip("/") or "/"

@@ -27,6 +27,7 @@ from .model import build_model, describe, model_settings
 from .modeldir import latest_checkpoint, write_checkpoint, write_model_dir
 from .runtime import JobError
 from .samples import L_SCALE, OUTPUT_STRIDE, l_code_to_input
+from .storage import local_uri
 
 log = logging.getLogger("colorspark.train")
 
@@ -66,7 +67,7 @@ def _hdf5_rows(path: str, split: str, size: int):
 def load_split(spark, data_dir: Path, split: str, source: str, size: int):
     """RDD of (x, y) numpy pairs of the colourful crops of one split: x = L code S×S×1, y = ab int8 S/4×S/4×2."""
     if source == "parquet":
-        frame = (spark.read.parquet(str(data_dir / "parquet"))
+        frame = (spark.read.parquet(local_uri(data_dir / "parquet"))
                  .where(f"split = '{split}' AND colorful").select("l", "ab"))
         return frame.rdd.map(lambda r: _pair(r.l, r.ab, size))
     shards = sorted(str(p) for p in (data_dir / "hdf5").glob("*.h5"))
