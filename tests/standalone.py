@@ -229,6 +229,7 @@ class StandaloneCluster:
             "SPARK_WORKER_DIR": str(self.base_dir / "worker-default"),
             "SPARK_PID_DIR": str(self.base_dir / "pids"),
             "SPARK_LOCAL_DIRS": str(self.base_dir / "local"),  # executors' scratch space and fetched files
+            "SPARK_DAEMON_JAVA_OPTS": "-XX:TieredStopAtLevel=1",  # faster start of the master and worker JVMs
             MARKER: marker,
         })
         for key in ("SPARK_MASTER_HOST", "SPARK_MASTER_PORT", "SPARK_WORKER_CORES", "SPARK_WORKER_MEMORY",
