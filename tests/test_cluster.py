@@ -556,9 +556,7 @@ def test_training_resumes_after_driver_loss(full_cluster, dist_zip, preprocessed
 
 # --- d. the packed environment (opt-in: pytest -m slow) ----------------------------------------------------------------
 
-@pytest.mark.slow
-@pytest.mark.skipif("'slow' not in (config.getoption('markexpr') or '')",
-                    reason="opt-in: takes minutes and packs ~1 GB; run with pytest -m slow")
+@pytest.mark.slow  # opt-in (pytest -m slow): packs ~1.4 GB and takes minutes
 def test_colorize_with_packed_environment(full_cluster, dist_zip, trained, zoo_inputs, tmp_path):
     cluster = full_cluster
     started = time.monotonic()
