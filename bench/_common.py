@@ -129,21 +129,50 @@ def foreign_heavy_processes() -> list[str]:
         if pid in mine:
             continue
         cl = cmdline(pid)
-        if any(p in cl for p in FOREIGN_PATTERNS) and "bench/" not in cl:
+        if any(p in cl for p in FOREIGN_PATTERNS):
             found.append(f"{pid} {cl[:160]}")
     return found
 
 
 class CpuMonitor:
-    """CPU seconds used by this process tree vs. by everything else between `start()` and `stop()`.
+    """CPU seconds used by this process tree vs. by every other process between `start()` and `stop()`.
 
-    Whole-machine busy time comes from /proc/stat (so short-lived foreign processes count too); ours is the sum over
-    our tree of utime+stime deltas plus the children we reaped (RUSAGE_CHILDREN).
+    A background thread reads /proc/<pid>/stat of every process every `interval` s and remembers each process's own
+    utime+stime (keyed by pid and start time); a process counts as ours if it was ever a descendant of this process.
+    Processes that end lose at most their last `interval` of CPU time. (RUSAGE_CHILDREN is no use here: Spark's
+    Python daemon and workers are not always reaped by their parents, so their CPU time would go missing.)
     """
 
-    def __init__(self):
-        self.t0 = self.busy0 = self.ours0 = None
+    def __init__(self, interval: float = 0.5):
+        import threading
+
+        self.interval = interval
+        self.base: dict = {}
+        self.last: dict = {}
+        self.ours: set = set()
+        self._stop = threading.Event()
+        self._thread = None
         self.result: dict = {}
+
+    def _scan(self, first: bool = False) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        procs = {}
+        for pid in all_pids():
+            try:
+                data = open(f"/proc/{pid}/stat", "rb").read()
+            except OSError:
+                continue
+            f = data[data.rindex(b")") + 2:].split()
+            procs[pid] = (int(f[1]), (int(f[11]) + int(f[12])) / tick, int(f[19]))
+        parents = {pid: v[0] for pid, v in procs.items()}
+        mine = tree_of(os.getpid(), parents)
+        for pid, (_, cpu, start) in procs.items():
+            key = (pid, start)
+            if key not in self.base:
+                self.base[key] = cpu if first else 0.0
+            self.last[key] = cpu
+            if pid in mine:
+                self.ours.add(key)
 
     @staticmethod
     def _machine_busy() -> float:
@@ -153,35 +182,33 @@ class CpuMonitor:
         idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
         return (sum(vals[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
-    @staticmethod
-    def _ours() -> float:
-        import resource
-
-        total = 0.0
-        for pid in tree_of(os.getpid()):
-            if pid == os.getpid():
-                continue
-            st = _stat(pid)
-            if st:
-                total += st[1]
-        self_ru = resource.getrusage(resource.RUSAGE_SELF)
-        ch = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return total + self_ru.ru_utime + self_ru.ru_stime + ch.ru_utime + ch.ru_stime
+    def _loop(self):
+        while not self._stop.wait(self.interval):
+            self._scan()
 
     def start(self) -> "CpuMonitor":
-        self.t0, self.busy0, self.ours0 = time.time(), self._machine_busy(), self._ours()
-        self.load0 = loadavg()[0]
+        import threading
+
+        self.t0, self.busy0, self.load0 = time.time(), self._machine_busy(), loadavg()[0]
+        self._scan(first=True)
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
         return self
 
     def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        self._scan()
         wall = time.time() - self.t0
         busy = self._machine_busy() - self.busy0
-        ours = self._ours() - self.ours0
-        # children that were alive at start but reaped since are double counted neither way: approximate is fine
-        foreign = max(0.0, busy - ours)
+        ours = sum(self.last[k] - self.base[k] for k in self.ours)
+        foreign = sum(self.last[k] - self.base[k] for k in self.last if k not in self.ours)
+        top = sorted(((self.last[k] - self.base[k], k[0]) for k in self.last if k not in self.ours), reverse=True)[:3]
         self.result = {"wall_s": wall, "machine_cpu_s": busy, "our_cpu_s": ours, "foreign_cpu_s": foreign,
                        "foreign_cores": foreign / wall if wall > 0 else 0.0,
                        "our_cores": ours / wall if wall > 0 else 0.0,
+                       "unattributed_cpu_s": busy - ours - foreign,
+                       "top_foreign": [(round(c, 1), pid, cmdline(pid)[:80]) for c, pid in top if c > 0.5],
                        "load_before": self.load0, "load_after": loadavg()[0]}
         return self.result
 
@@ -250,13 +277,14 @@ def _convert_one(job):
 
 
 def replicate(dst: Path, count: int, subdirs: int = 4, gray: bool = False, max_side: int = 0, quality: int = 90,
-              photos: Path = PHOTOS, processes: int = 2, log=print) -> list[Path]:
-    """`count` distinct files under dst/sub-XX/ made from the shared photos (copies, or gray/downscaled versions).
+              photos: Path = PHOTOS, processes: int = 2, colour_every: int = 0, log=print) -> list[Path]:
+    """`count` distinct files under dst/sub-XX/ made from the shared photos (copies, or gray/downscaled versions;
+    with gray and colour_every=k, every k-th file stays in colour).
 
     Reuses an existing replica set with the same recipe (a stamp file records it)."""
     dst = Path(dst)
     recipe = {"count": count, "subdirs": subdirs, "gray": gray, "max_side": max_side, "quality": quality,
-              "photos": str(photos)}
+              "photos": str(photos), "colour_every": colour_every}
     stamp = dst / ".recipe.json"
     src = photo_files(photos)
     plan = []
@@ -275,7 +303,9 @@ def replicate(dst: Path, count: int, subdirs: int = 4, gray: bool = False, max_s
         import multiprocessing as mp
 
         with mp.get_context("fork").Pool(processes) as pool:
-            for _ in pool.imap_unordered(_convert_one, [(s, d, gray, max_side, quality) for s, d in plan], 64):
+            jobs = [(s, d, gray and not (colour_every and i % colour_every == 0), max_side, quality)
+                    for i, (s, d) in enumerate(plan)]
+            for _ in pool.imap_unordered(_convert_one, jobs, 64):
                 pass
     else:
         for s, d in plan:
@@ -453,6 +483,9 @@ average seen before the run and the CPU time other processes used while each pha
 """
 
 
+SECTION_ORDER = ["preprocess", "train", "colorize", "load"]
+
+
 def md_update(key: str, body: str) -> Path:
     """Replace (or append) the section between `<!-- bench:KEY -->` markers in BENCHMARKS.md."""
     start, end = f"<!-- bench:{key}:start -->", f"<!-- bench:{key}:end -->"
@@ -465,8 +498,14 @@ def md_update(key: str, body: str) -> Path:
             before, rest = text.split(start, 1)
             _, after = rest.split(end, 1)
             text = before + block.rstrip("\n") + after
-        else:
-            text = text.rstrip("\n") + "\n\n" + block
+        else:  # keep the sections in the benchmark order, whatever order the scripts run in
+            later = [k for k in SECTION_ORDER[SECTION_ORDER.index(key) + 1:]] if key in SECTION_ORDER else []
+            pos = min((text.index(f"<!-- bench:{k}:start -->") for k in later if f"<!-- bench:{k}:start -->" in text),
+                      default=None)
+            if pos is None:
+                text = text.rstrip("\n") + "\n\n" + block
+            else:
+                text = text[:pos] + block + "\n" + text[pos:]
         tmp = BENCHMARKS_MD.with_name(".BENCHMARKS.md.tmp")
         tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
         os.replace(tmp, BENCHMARKS_MD)

@@ -30,7 +30,7 @@ def _caller() -> str:
     if frame is None:
         return "?"
     fn = frame.f_code.co_filename
-    text = linecache.getline(fn, frame.f_lineno).strip()
+    text = linecache.getline(fn, frame.f_lineno, frame.f_globals).strip()
     if ".zip/" in fn:  # --py-files: colorspark/x.py inside the zip
         fn = fn.split(".zip/", 1)[1]
     return f"{os.path.basename(fn)}:{frame.f_lineno} {frame.f_code.co_name}(): {text[:90]}"

@@ -48,6 +48,8 @@ def parse_args():
                    help="config override for both sides, e.g. --set data.crops=8 (repeatable)")
     p.add_argument("--breakdown-images", type=int, default=0, help="images for the stage breakdown (0 = all)")
     p.add_argument("--no-pool", action="store_true", help="skip the 2-process multiprocessing reference")
+    p.add_argument("--no-diagnose", action="store_true",
+                   help="skip the Spark diagnosis passes (Python passes over the cached rows, after the runs)")
     p.add_argument("--no-wait", action="store_true", help="do not wait for an idle machine (tests)")
     p.add_argument("--max-load", type=float, default=0.5, help="1-min load average counted as idle (default 0.5)")
     p.add_argument("--no-md", action="store_true", help="do not update BENCHMARKS.md")
@@ -115,67 +117,35 @@ def pool2(files, root, config):
 
 
 def breakdown(files, root, config):
-    """Per-stage ms per image, mirroring process_image/encode_crop step by step (checked against them)."""
-    import numpy as np
+    """Per-stage ms per image: process_image runs unchanged while the functions it calls are timed in place
+    (exclusive time; bench/_profile.py), so the split follows whatever colorspark.preprocess does today."""
+    import _profile
 
-    from colorspark.bins import hard_bins
-    from colorspark.colorspace import rgb_to_lab
-    from colorspark.decode import decode_image
-    from colorspark.preprocess import process_image
-    from colorspark.samples import L_SCALE, crop_rng, downsample_ab, encode_crop, random_crops, split_of
+    from colorspark import preprocess, samples
 
-    data, limits = config["data"], config["limits"]
-    t = dict.fromkeys(("read", "decode", "crops", "lab", "quantise", "hard_bins", "pack"), 0.0)
+    prof = _profile.Profiler()
+    prof.wrap(preprocess, "process_image", "pack")  # exclusive remainder: tobytes + row dicts
+    prof.wrap(preprocess, "decode_image", "decode")
+    prof.wrap(preprocess, "crop_rng", "rng_split")
+    prof.wrap(preprocess, "split_of", "rng_split")
+    prof.wrap(preprocess, "random_crops", "crops")
+    prof.wrap(preprocess, "encode_crop", "quantise")  # exclusive remainder: L code, ab 4x4 mean, chroma
+    prof.wrap(samples, "rgb_to_lab", "lab")
+    prof.wrap(samples, "hard_bins", "hard_bins")
     n = 0
-    checked = False
-    pc = time.perf_counter
-    for f in files:
-        key = _key(f, root)
-        a = pc()
-        content = f.read_bytes()
-        b = pc()
-        t["read"] += b - a
-        try:
-            rgb = decode_image(content, max_pixels=limits["max_pixels"], max_bytes=limits["max_bytes"])
-        except Exception:
-            continue
-        c = pc()
-        t["decode"] += c - b
-        rng = crop_rng(key, data["seed"])
-        split = split_of(key, data["val_fraction"])
-        crops = random_crops(rgb, data["size"], data["crops"], data["min_crop_scale"], data["flip"], rng)
-        d = pc()
-        t["crops"] += d - c
-        rows = []
-        for index, crop in enumerate(crops):
-            e0 = pc()
-            lab = rgb_to_lab(crop)
-            e1 = pc()
-            l_code = np.clip(np.rint(lab[..., 0] * L_SCALE), 0, 255).astype(np.uint8)
-            ab = np.clip(np.rint(downsample_ab(lab[..., 1:])), -128, 127).astype(np.int8)
-            chroma = np.sqrt((ab.astype(np.float32) ** 2).sum(-1))
-            max_chroma = float(chroma.max())
-            e2 = pc()
-            bins = hard_bins(ab).astype(np.int16)
-            e3 = pc()
-            rows.append({"crop": index, "split": split, "l": l_code.tobytes(), "ab": ab.tobytes(),
-                         "bins": bins.tobytes(), "max_chroma": max_chroma,
-                         "colorful": max_chroma >= data["gray_chroma"],
-                         "width": int(rgb.shape[1]), "height": int(rgb.shape[0])})
-            e4 = pc()
-            t["lab"] += e1 - e0
-            t["quantise"] += e2 - e1
-            t["hard_bins"] += e3 - e2
-            t["pack"] += e4 - e3
-        n += 1
-        if not checked:  # the mirror must equal the real functions, or the breakdown describes other code
-            real = process_image(content, key, config)
-            assert [r["l"] for r in real] == [r["l"] for r in rows] and \
-                   [r["bins"] for r in real] == [r["bins"] for r in rows], "breakdown drifted from process_image"
-            ref = encode_crop(crops[0])
-            assert ref["ab"].tobytes() == rows[0]["ab"], "breakdown drifted from encode_crop"
-            checked = True
-    return {k: v / max(n, 1) * 1000.0 for k, v in t.items()}, n
+    with prof:
+        for f in files:
+            key = _key(f, root)
+            a = time.perf_counter()
+            content = f.read_bytes()
+            prof.add("read", time.perf_counter() - a)
+            try:
+                preprocess.process_image(content, key, config)
+            except Exception:
+                continue
+            n += 1
+    once = prof.one_time()
+    return {k: (v - once.get(k, 0.0)) / max(n, 1) * 1000.0 for k, v in prof.seconds.items()}, n
 
 
 def write_stage(rows, out: Path, size: int, shards: int):
@@ -229,6 +199,7 @@ def main():
     rc, submit_s = C.spark_submit(C.BENCH / "preprocess_driver.py",
                                   ["--input", str(root), "--output", str(work / "spark-out"), "--result",
                                    str(result_path), "--runs", str(args.spark_runs)]
+                                  + ([] if args.no_diagnose else ["--diagnose"])
                                   + sum((["--set", o] for o in args.overrides), []),
                                   master=args.master, zip_path=zip_path, event_dir=events,
                                   log_path=work / "spark.log", log=C.say)
@@ -241,7 +212,12 @@ def main():
     for r in runs:
         r["ips"] = r["ok"] / r["seconds"]
         r["jobs"], r["jobs_wall"] = C.job_table(elog, r["start"], r["end"])
-    ok = runs[0]["ok"]
+    for d in (spark.get("diagnosis") or {}).get("passes", []):
+        jobs = C.jobs_between(elog, d["start"], d["end"])
+        d["task_run_s"] = sum(elog["stages"][sid]["run_s"] for j in jobs for sid in j["stages"]
+                              if sid in elog["stages"])
+        d["spark_tasks"] = sum(elog["stages"][sid]["tasks"] for j in jobs for sid in j["stages"]
+                               if sid in elog["stages"])
     C.say(f"[bench] (a) Spark: " + ", ".join(f"run {r['run']} {r['seconds']:.1f} s = {r['ips']:.1f} img/s"
                                             for r in runs) + f" (session start {spark['session_s']:.1f} s, "
           f"spark-submit total {submit_s:.1f} s, foreign cores {spark_cpu['foreign_cores']:.2f})")
@@ -327,18 +303,19 @@ def render_md(args, info, idle, cmd, files, input_mb, config, runs, spark, spark
 
     lines.append(f"### Per-image cost, plain Python (mean over {n_b} images, ms)\n")
     total = sum(stages.values())
-    names = {"read": "read file", "decode": "decode (`decode_image`)",
+    names = {"read": "read file", "decode": "decode (`decode_image`)", "rng_split": "crop RNG + split hash",
              "crops": f"resize/crop (`random_crops`, {crops} crops)", "lab": "Lab (`rgb_to_lab` in `encode_crop`)",
-             "quantise": "L code + ab 4×4 mean + chroma (`encode_crop`)", "hard_bins": "`hard_bins`",
-             "pack": "byte packing (`tobytes`, row dict)", "write_parquet": "write Parquet (pyarrow, same rows)",
+             "quantise": "L code + ab 4×4 mean + chroma (rest of `encode_crop`)", "hard_bins": "`hard_bins`",
+             "pack": "byte packing (`tobytes`, row dicts: rest of `process_image`)", "write_parquet": "write Parquet (pyarrow, same rows)",
              "write_hdf5": "write HDF5 (`write_shard`, same rows)"}
     srt = sorted(stages.items(), key=lambda kv: -kv[1])
     lines.append(C.md_table(["stage", "ms / image", "share"],
                             [[names.get(k, k), f"{v:.2f}", f"{v / total:.0%}"] for k, v in srt]
                             + [["**sum**", f"{total:.2f}", "100%"]]))
     lines.append(f"\nThe sequential loop measured {1000 / b1:.2f} ms per image for process_image incl. file read "
-                 f"(without writing), after a one-time per-process initialisation of {init_s:.2f} s (bin centres and the
-nearest-bin table, built lazily by the first `hard_bins` call; every new Spark Python worker pays it too). Largest stage: **{names.get(srt[0][0], srt[0][0])}** ({srt[0][1] / total:.0%}).\n")
+                 f"(without writing), after a one-time per-process initialisation of {init_s:.2f} s (bin centres and the "
+                 f"nearest-bin table, built lazily by the first `hard_bins` call; every new Spark Python worker pays "
+                 f"it too). Largest stage: **{names.get(srt[0][0], srt[0][0])}** ({srt[0][1] / total:.0%}).\n")
 
     for r in (runs[0], runs[-1]) if len(runs) > 1 else runs:
         lines.append(f"### Spark run {r['run']} by job ({r['seconds']:.1f} s wall; jobs cover {r['jobs_wall']:.1f} s, "
@@ -346,6 +323,18 @@ nearest-bin table, built lazily by the first `hard_bins` call; every new Spark P
         lines.append(C.md_table(["job (action @ caller)", "jobs", "wall s", "tasks", "task run s", "task CPU s (JVM)"],
                                 [[f"`{d[:110]}`", n, f"{w:.2f}", t, f"{run:.2f}", f"{cpu:.2f}"]
                                  for d, n, w, t, run, cpu in r["jobs"]]))
+        lines.append("")
+    diag = spark.get("diagnosis")
+    if diag:
+        lines.append(f"### Diagnosis: Python passes over cached rows ({diag['rows']} sample rows of the last run, "
+                     f"re-read from its Parquet, cached in {diag['partitions']} partitions like the job's samples)\n")
+        lines.append(C.md_table(
+            ["pass (mapPartitions body)", "wall s", "Spark tasks", "Python processes", "tasks in a fresh process",
+             "task run s (sum)", "time inside the Python body (sum)", "per-task overhead ms"],
+            [[d["label"], f"{d['wall_s']:.2f}", d.get("spark_tasks", d["tasks"]), d["pids"], d["cold_tasks"],
+              f"{d.get('task_run_s', float('nan')):.2f}", f"{d['python_iterate_s'] + d['python_work_s']:.2f}",
+              f"{(d.get('task_run_s', 0) - d['python_iterate_s'] - d['python_work_s']) / max(d['tasks'], 1) * 1000:.0f}"]
+             for d in diag["passes"]]))
         lines.append("")
     spark_ms = 2000.0 / runs[-1]["ips"]
     lines.append(f"Per image, the warm Spark run costs {spark_ms:.2f} core-ms (2 cores × wall / images) against "

@@ -1,0 +1,524 @@
+#!/usr/bin/env python
+"""Colorize throughput: the Spark job on local[2] vs. the same pipeline in one plain process; where predict stands.
+
+Inputs (replicated from the shared photos into /tmp): --images grayscale JPEGs (the replicas converted to L mode:
+what the job is for) and --colour-images colour JPEGs (colorized from their L, then scored against their colours).
+  (a) Spark: `colorspark.colorize.run` in a spark-submit driver (bench/colorize_driver.py), timed after the session is
+      up: gray run 1 (starts the Python workers, builds the model in them), gray run 2 (warm), colour run (warm).
+  (b) Plain Python: `colorspark.colorize.colorize_partition` itself over all files in one process with TensorFlow at
+      2 threads (same model, same batch size, same outputs: JPEG + Lab .npy + thumbnails + scores), then the results
+      table (pyarrow Parquet) and report.html, as the job writes them. Target (a)/(b) >= 0.85.
+  (c) Reference: two plain processes with 1 TF thread each, half the files each (what two cores can do).
+  Per-image time split of (b) (decode, Lab, predict, upsample+recombine, Lab->RGB, JPEG encode/write, Lab write,
+  thumbnails, scoring): the functions colorize_partition calls are timed in place (bench/_profile.py), exclusive time.
+  The model's FLOPs per image (from its layers) and the machine's measured float32 matmul rate at 2 threads.
+Writes its section of BENCHMARKS.md unless --no-md. Waits for an idle machine unless --no-wait.
+
+Example:     .venv/bin/python bench/colorize_bench.py
+Quick check: .venv/bin/python bench/colorize_bench.py --images 24 --colour-images 8 --no-wait --no-md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import _common as C  # noqa: E402
+
+KEY = "colorize"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--images", type=int, default=640, help="grayscale inputs (default 640, >= 500 for the record)")
+    p.add_argument("--colour-images", type=int, default=320, help="colour inputs, scored (default 320; 0 = none)")
+    p.add_argument("--model", default=str(C.ROOT / "models" / "small"), help="model dir (default models/small)")
+    p.add_argument("--subdirs", type=int, default=4)
+    p.add_argument("--photos", default=str(C.PHOTOS))
+    p.add_argument("--workdir", default="/tmp/colorspark-bench/colorize")
+    p.add_argument("--master", default="local[2]")
+    p.add_argument("--set", dest="overrides", action="append", default=[], help="config override for all runs")
+    p.add_argument("--no-pool", action="store_true", help="skip the 2-process reference (c)")
+    p.add_argument("--keep-outputs", action="store_true", help="keep the colorized outputs (several GB)")
+    p.add_argument("--no-wait", action="store_true")
+    p.add_argument("--max-load", type=float, default=0.5)
+    p.add_argument("--no-md", action="store_true")
+    # internal: one plain-process run
+    p.add_argument("--plain", help=argparse.SUPPRESS)
+    p.add_argument("--input", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
+    p.add_argument("--part", default="0/1", help=argparse.SUPPRESS)
+    p.add_argument("--sync", help=argparse.SUPPRESS)
+    p.add_argument("--extras", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--result", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+# --- plain process -------------------------------------------------------------------------------------------------------
+
+def input_files(root: Path) -> list[Path]:
+    return sorted(p for p in Path(root).rglob("*") if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg", ".png")
+                  and not p.name.startswith((".", "_")))
+
+
+def make_plan(colorize, root, out, config, meta):
+    from dataclasses import fields
+
+    values = dict(root=str(root), out_dir=str(out), lab_format=config["output"]["lab_format"], resume=False,
+                  jpeg_quality=config["output"]["jpeg_quality"], thumb_size=config["output"]["thumb_size"],
+                  temperature=float(meta["temperature"]), input_size=int(meta["input_size"]),
+                  batch_size=config["colorize"]["batch_size"], max_pixels=config["limits"]["max_pixels"],
+                  max_bytes=config["limits"]["max_bytes"], prior=tuple(meta["prior"]), keep_extension=frozenset(),
+                  run_id=uuid.uuid4().hex[:8])
+    names = {f.name for f in fields(colorize.Plan)}
+    missing = names - set(values)
+    if missing:
+        raise SystemExit(f"colorize.Plan has fields this benchmark does not know: {sorted(missing)}; update "
+                         "bench/colorize_bench.py make_plan()")
+    return colorize.Plan(**{k: v for k, v in values.items() if k in names})
+
+
+class _Bc:
+    def __init__(self, value):
+        self.value = value
+
+
+class _Acc:
+    value = 0
+
+    def add(self, n):
+        self.value += n
+
+
+def plain(args) -> dict:
+    from colorspark.runtime import import_tensorflow
+
+    tf = import_tensorflow(args.threads)
+    tf.constant(1.0) + 1.0  # create the thread pools now, with these sizes
+    import numpy as np
+
+    from colorspark import colorize
+    from colorspark import config as config_mod
+    from colorspark.inference import ModelPayload
+    from colorspark.modeldir import load_model_dir
+
+    config = config_mod.load(None, args.overrides)
+    model, meta = load_model_dir(args.model)
+    payload = ModelPayload.from_model(model)
+    root, out = Path(args.input), Path(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+    k, n = (int(x) for x in args.part.split("/"))
+    files = input_files(root)[k::n]
+    plan = make_plan(colorize, root, out, config, meta)
+    res = {"threads": args.threads, "images": len(files), "intra": None, "part": args.part}
+    if args.sync:  # (c): start together
+        Path(args.sync, f"ready-{k}").write_text("1")
+        while not Path(args.sync, "go").exists():
+            time.sleep(0.01)
+
+    prof = make_profiler(colorize)
+
+    def rows():
+        for f in files:
+            a = time.perf_counter()
+            content = f.read_bytes()
+            prof.add("read file", time.perf_counter() - a)
+            yield SimpleNamespace(path="file:" + str(f), content=content)
+
+    res["start"] = time.time()
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    with prof:
+        results = list(colorize.colorize_partition(k, rows(), _Bc(payload), _Acc(), plan))
+    t1 = time.perf_counter()
+    res["pipeline_s"] = t1 - t0
+    res["cpu_s"] = time.process_time() - c0
+    res["end"] = time.time()
+    ok_rows = [r for r in results if r["status"] == "ok"]
+    m = max(len(results), 1)
+    once = prof.one_time()
+    steady = {k: v - once.get(k, 0.0) for k, v in prof.seconds.items()}
+    ms = {label: sec / m * 1000 for label, sec in steady.items()}
+    ms["other (loop glue, batching, row dicts)"] = max(0.0, (res["pipeline_s"] - sum(prof.seconds.values()))) / m * 1000
+    res["breakdown"] = {"ms": ms, "calls": dict(prof.calls), "images": len(results), "one_time_s": once,
+                        "with_truth": sum(1 for r in ok_rows if r.get("has_truth")),
+                        "mean_megapixels": (sum((r["width"] or 0) * (r["height"] or 0) for r in ok_rows)
+                                            / max(len(ok_rows), 1) / 1e6)}
+    res["intra"] = tf.config.threading.get_intra_op_parallelism_threads()
+    res["inter"] = tf.config.threading.get_inter_op_parallelism_threads()
+    statuses = defaultdict(int)
+    for r in results:
+        statuses[r["status"]] += 1
+    res["statuses"] = dict(statuses)
+    res["mean_millis"] = float(np.mean([r["millis"] for r in results if r["status"] == "ok"] or [0]))
+    if args.sync:
+        return res
+    # the job's other outputs: results table and report
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t2 = time.perf_counter()
+    keys = [k_ for k_ in results[0] if k_ not in colorize.THUMB_KEYS]
+    pq.write_table(pa.Table.from_pylist([{k_: r.get(k_) for k_ in keys} for r in results]),
+                   str(out / "results.parquet"))
+    t3 = time.perf_counter()
+    res["results_write_s"] = t3 - t2
+    try:
+        from colorspark.report import render_report, write_report
+
+        shown = sorted(results, key=lambda r: r["relative_path"])[:config["output"]["report_max_images"]]
+        summary = {"inputs": len(results), "ok": statuses.get("ok", 0), "errors": statuses.get("error", 0)}
+        write_report(out / "report.html", render_report(shown, summary, total_rows=len(results), title="bench"))
+        res["report_s"] = time.perf_counter() - t3
+    except Exception as exc:  # the report API is not what this benchmark measures
+        res["report_s"] = None
+        res["report_error"] = f"{type(exc).__name__}: {exc}"
+    res["total_s"] = res["pipeline_s"] + res["results_write_s"] + (res["report_s"] or 0.0)
+    if args.extras:
+        res["flops"] = model_flops(model)
+        res["predict"] = predict_rates(model, meta, res["flops"]["total"])
+        res["matmul"] = matmul_rates(tf)
+    return res
+
+
+def make_profiler(colorize):
+    """Exclusive time of each step colorize_partition calls, by the names it calls them under."""
+    import _profile
+
+    from colorspark import inference
+
+    prof = _profile.Profiler()
+    for name, label in (("decode_image", "decode"), ("is_grayscale", "gray check (is_grayscale)"),
+                        ("rgb_to_lab", "RGB -> Lab, full size (colour inputs)"),
+                        ("rgb_to_l", "RGB -> L, full size (gray inputs)"),
+                        ("model_input", "resize L to the model input"), ("worker_model", "model build (once)"),
+                        ("predict_ab", "predict (model.predict_on_batch)"),
+                        ("recombine", "upsample ab + recombine"),
+                        ("lab_to_rgb8", "Lab -> RGB (colorized + gray render)"), ("encode_jpeg", "JPEG encode"),
+                        ("_write_lab", "Lab array write"), ("make_thumbnail", "thumbnails"),
+                        ("rebalancing_pixel_weights", "scoring: rebalancing weights"),
+                        ("score_colorization", "scoring: PSNR/SSIM/AuC/colourfulness"),
+                        ("output_names", "output paths"), ("join_inside", "output paths")):
+        prof.wrap(colorize, name, label)
+    prof.wrap(inference, "annealed_mean", "annealed mean (softmax @ centres)")
+    prof.wrap_cm(colorize, "atomic_path", "JPEG write (atomic temp + rename)")
+    return prof
+
+
+def model_flops(model) -> dict:
+    """Multiply-adds x 2 of every convolution, from the layer shapes (BN/ReLU/rescaling ignored: < 1 %)."""
+    rows, total = [], 0
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind not in ("Conv2D", "Conv2DTranspose"):
+            continue
+        kshape = tuple(int(d) for d in layer.kernel.shape)
+        if kind == "Conv2D":
+            kh, kw, cin, cout = kshape
+            h, w = (int(d) for d in layer.output.shape[1:3])
+        else:  # Keras stores transposed kernels as (kh, kw, out, in); each input pixel is scattered k*k*cout times
+            kh, kw, cout, cin = kshape
+            h, w = (int(d) for d in layer.input.shape[1:3])
+        flops = 2 * kh * kw * cin * cout * h * w
+        total += flops
+        rows.append([layer.name, kind, f"{kh}x{kw}", cin, cout, f"{h}x{w}", flops])
+    q = int(model.output.shape[-1])
+    hw = int(model.output.shape[1]) * int(model.output.shape[2])
+    return {"total": total, "layers": rows, "annealed_mean": hw * (q * 4 + 2 * q * 2),
+            "input": [int(d) for d in model.input.shape[1:]], "output": [int(d) for d in model.output.shape[1:]]}
+
+
+def predict_rates(model, meta, flops) -> dict:
+    import numpy as np
+
+    size = int(meta["input_size"])
+    out = {}
+    rng = np.random.default_rng(0)
+    for batch in (1, 8, 32, 128):
+        x = (rng.random((batch, size, size, 1)) * 255).astype(np.float32)
+        for _ in range(3):
+            model.predict_on_batch(x)
+        reps = max(5, int(256 / batch))
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            np.asarray(model.predict_on_batch(x))
+            times.append(time.perf_counter() - t0)
+        dt = sorted(times)[len(times) // 2]  # median
+        out[batch] = {"ms_per_batch": dt * 1000, "ms_per_image": dt / batch * 1000,
+                      "gflops": flops * batch / dt / 1e9}
+    return out
+
+
+def matmul_rates(tf) -> dict:
+    """Best-of-N float32 2048x2048 matmul rate (GFLOP/s): TensorFlow at this process's threads, and NumPy's BLAS."""
+    import numpy as np
+
+    n = 2048
+    flop = 2 * n ** 3
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    best = float("inf")
+    for _ in range(10):
+        t0 = time.perf_counter()
+        tf.linalg.matmul(a, b).numpy()
+        best = min(best, time.perf_counter() - t0)
+    res = {"tf": flop / best / 1e9}
+    x = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    y = np.random.default_rng(1).random((n, n), dtype=np.float32)
+    best = float("inf")
+    for _ in range(6):
+        t0 = time.perf_counter()
+        x @ y
+        best = min(best, time.perf_counter() - t0)
+    res["numpy"] = flop / best / 1e9
+    return res
+
+
+def run_plain(args, name, input_dir, threads, extras=False, part="0/1", sync=None, wait=True):
+    work = Path(args.workdir)
+    result = work / f"plain-{name}-{threads}t-{part.replace('/', 'of')}.json"
+    result.unlink(missing_ok=True)
+    cmd = [str(C.PY), __file__, "--plain", name, "--input", str(input_dir), "--out",
+           str(work / "plain-out" / f"{name}-{threads}t-{part.replace('/', 'of')}"), "--threads", str(threads),
+           "--part", part, "--model", args.model, "--result", str(result)]
+    cmd += sum((["--set", o] for o in args.overrides), [])
+    if extras:
+        cmd.append("--extras")
+    if sync:
+        cmd += ["--sync", str(sync)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
+    log = open(work / f"plain-{name}-{threads}t-{part.replace('/', 'of')}.log", "w")
+    proc = subprocess.Popen(cmd, cwd=C.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if not wait:
+        return proc, result
+    rc = proc.wait()
+    if rc != 0 or not result.is_file():
+        raise SystemExit(f"plain run failed:\n{C.tail(Path(log.name), 40)}")
+    return json.loads(result.read_text())
+
+
+def pool2(args, name, input_dir) -> dict:
+    sync = Path(args.workdir) / f"sync-{uuid.uuid4().hex[:6]}"
+    sync.mkdir(parents=True)
+    procs = [run_plain(args, name, input_dir, 1, part=f"{i}/2", sync=sync, wait=False) for i in range(2)]
+    while not all((sync / f"ready-{i}").exists() for i in range(2)):
+        if any(p.poll() is not None for p, _ in procs):
+            raise SystemExit("a (c) process died before starting")
+        time.sleep(0.05)
+    mon = C.CpuMonitor().start()
+    go = time.time()
+    (sync / "go").write_text("1")
+    outs = []
+    for p, result in procs:
+        if p.wait() != 0:
+            raise SystemExit("a (c) process failed")
+        outs.append(json.loads(result.read_text()))
+    cpu = mon.stop()
+    shutil.rmtree(sync, ignore_errors=True)
+    n = sum(o["images"] for o in outs)
+    wall = max(o["end"] for o in outs) - go
+    return {"images": n, "seconds": wall, "ips": n / wall, "parts": outs, "cpu": cpu}
+
+
+# --- main ----------------------------------------------------------------------------------------------------------------
+
+def main():
+    args = parse_args()
+    if args.plain:
+        res = plain(args)
+        Path(args.result).write_text(json.dumps(res, indent=2, default=str))
+        return
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    idle = C.wait_for_idle(args.max_load, skip=args.no_wait, log=C.say)
+    info = C.machine_info()
+    cmd = C.command_line()
+    zip_path = C.build_zip()
+    meta = json.loads((Path(args.model) / "colorspark.json").read_text())
+    gray_dir = work / "gray"
+    colour_dir = work / "colour"
+    C.replicate(gray_dir, args.images, args.subdirs, gray=True, photos=Path(args.photos), log=C.say)
+    if args.colour_images:
+        C.replicate(colour_dir, args.colour_images, args.subdirs, photos=Path(args.photos), log=C.say)
+
+    # (a) Spark
+    events = work / "events"
+    shutil.rmtree(events, ignore_errors=True)
+    rpath = work / "spark-result.json"
+    rpath.unlink(missing_ok=True)
+    runs = ["gray1=" + str(gray_dir), "gray2=" + str(gray_dir)]
+    if args.colour_images:
+        runs.append("colour=" + str(colour_dir))
+    mon = C.CpuMonitor().start()
+    rc, submit_s = C.spark_submit(C.BENCH / "colorize_driver.py",
+                                  sum((["--run", r] for r in runs), []) + [
+                                      "--output", str(work / "spark-out"), "--model", args.model,
+                                      "--result", str(rpath)] + sum((["--set", o] for o in args.overrides), []),
+                                  master=args.master, zip_path=zip_path, event_dir=events,
+                                  log_path=work / "spark.log", log=C.say)
+    spark_cpu = mon.stop()
+    if rc != 0 or not rpath.is_file():
+        raise SystemExit(f"spark-submit failed (exit {rc}):\n{C.tail(work / 'spark.log', 40)}")
+    spark = json.loads(rpath.read_text())
+    elog = C.parse_event_log(events)
+    for r in spark["runs"]:
+        r["ips"] = r["summary"]["ok"] / r["seconds"]
+        r["jobs"], r["jobs_wall"] = C.job_table(elog, r["start"], r["end"])
+        C.say(f"[bench] (a) Spark {r['name']}: {r['summary']['ok']} images in {r['seconds']:.1f} s = "
+              f"{r['ips']:.2f} img/s (in-task {r['summary'].get('mean_millis_per_image') or 0:.0f} ms/image)")
+    if not args.keep_outputs:
+        shutil.rmtree(work / "spark-out", ignore_errors=True)
+
+    # (b) plain, gray then colour
+    C.settle(skip=args.no_wait, log=C.say)
+    mon = C.CpuMonitor().start()
+    b_gray = run_plain(args, "gray", gray_dir, 2, extras=True)
+    b_gray["cpu"] = mon.stop()
+    C.say(f"[bench] (b) plain gray: pipeline {b_gray['pipeline_s']:.1f} s, total {b_gray['total_s']:.1f} s = "
+          f"{b_gray['images'] / b_gray['total_s']:.2f} img/s (TF intra {b_gray['intra']})")
+    b_colour = None
+    if args.colour_images:
+        C.settle(skip=args.no_wait, log=C.say)
+        mon = C.CpuMonitor().start()
+        b_colour = run_plain(args, "colour", colour_dir, 2)
+        b_colour["cpu"] = mon.stop()
+        C.say(f"[bench] (b) plain colour: total {b_colour['total_s']:.1f} s = "
+              f"{b_colour['images'] / b_colour['total_s']:.2f} img/s")
+    pool = None
+    if not args.no_pool:
+        C.settle(skip=args.no_wait, log=C.say)
+        pool = pool2(args, "gray", gray_dir)
+        C.say(f"[bench] (c) 2 processes x 1 thread gray: {pool['ips']:.2f} img/s")
+    if not args.keep_outputs:
+        shutil.rmtree(work / "plain-out", ignore_errors=True)
+
+    by = {r["name"]: r for r in spark["runs"]}
+    ratios = {"gray1": by["gray1"]["ips"] / (b_gray["images"] / b_gray["total_s"]),
+              "gray2": by["gray2"]["ips"] / (b_gray["images"] / b_gray["total_s"])}
+    if b_colour and "colour" in by:
+        ratios["colour"] = by["colour"]["ips"] / (b_colour["images"] / b_colour["total_s"])
+    C.say("[bench] ratios (a)/(b): " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()) + " (target >= 0.85)")
+    result = {"args": vars(args), "machine": info, "idle": idle, "spark": spark, "spark_cpu": spark_cpu,
+              "submit_s": submit_s, "b_gray": b_gray, "b_colour": b_colour, "pool": pool, "ratios": ratios,
+              "model_meta": {k: meta.get(k) for k in ("settings", "rounds_done", "model_sha256", "input_size")}}
+    C.write_json(work / "result.json", result)
+    if not args.no_md:
+        C.md_update(KEY, render_md(args, info, idle, cmd, result))
+        C.say(f"[bench] updated {C.BENCHMARKS_MD}")
+
+
+def render_md(args, info, idle, cmd, res) -> str:
+    target = 0.85
+    spark, b_gray, b_colour, pool, ratios = res["spark"], res["b_gray"], res["b_colour"], res["pool"], res["ratios"]
+    mm = res["model_meta"]
+    by = {r["name"]: r for r in spark["runs"]}
+    cfg = spark["config"]
+    L = [f"## 3. Colorize throughput (`bench/colorize_bench.py`)\n", C.machine_block(info, idle, cmd)]
+    L.append(f"- model: `{os.path.relpath(args.model, C.ROOT)}` — preset {mm['settings'].get('preset')}, "
+             f"{mm['input_size']} px input, {mm['rounds_done']} rounds, sha256 {str(mm['model_sha256'])[:12]}…; "
+             f"colorize.batch_size={cfg['colorize']['batch_size']}, lab_format={cfg['output']['lab_format']}, "
+             f"jpeg_quality={cfg['output']['jpeg_quality']}; master `{args.master}`")
+    L.append(f"- inputs: {args.images} grayscale JPEGs (the shared photos replicated and converted to L mode) and "
+             f"{args.colour_images} colour JPEGs (replicas; colorized from L, then scored), ≤ 512 px, in "
+             f"`{args.workdir}`\n")
+    L.append("### Throughput\n")
+    gi = b_gray["images"] / b_gray["total_s"]
+    rows = []
+    for name, label in (("gray1", "(a) Spark, gray, run 1 (starts workers, builds the model)"),
+                        ("gray2", "(a) Spark, gray, run 2 (warm)"), ("colour", "(a) Spark, colour (scored), warm")):
+        if name in by:
+            r = by[name]
+            rows.append([label, r["summary"]["ok"], f"{r['seconds']:.1f}", f"{r['ips']:.2f}",
+                         f"{ratios.get(name, float('nan')):.2f}"])
+    rows.append(["(b) plain, gray, TF 2 threads: pipeline + results + report", b_gray["images"],
+                 f"{b_gray['total_s']:.1f}", f"{gi:.2f}", "1.00"])
+    rows.append(["(b) plain, gray: `colorize_partition` alone", b_gray["images"], f"{b_gray['pipeline_s']:.1f}",
+                 f"{b_gray['images'] / b_gray['pipeline_s']:.2f}", ""])
+    if b_colour:
+        rows.append(["(b) plain, colour (scored), TF 2 threads, all outputs", b_colour["images"],
+                     f"{b_colour['total_s']:.1f}", f"{b_colour['images'] / b_colour['total_s']:.2f}", "1.00 (colour)"])
+    if pool:
+        rows.append(["(c) reference: 2 plain processes × 1 TF thread, gray, `colorize_partition`", pool["images"],
+                     f"{pool['seconds']:.1f}", f"{pool['ips']:.2f}", f"{pool['ips'] / gi:.2f}"])
+    L.append(C.md_table(["measurement", "images", "seconds", "images/s", "vs (b)"], rows))
+    met = ratios["gray1"] >= target
+    L.append(f"\n**Target (a)/(b) ≥ {target}: {'met' if met else 'NOT met'}** — gray run 1 {ratios['gray1']:.2f}, "
+             f"warm {ratios['gray2']:.2f}" + (f", colour {ratios['colour']:.2f}" if "colour" in ratios else "")
+             + f". Spark session start-up ({spark['session_s']:.1f} s) excluded. Other processes used "
+             f"{res['spark_cpu']['foreign_cores']:.2f} cores during (a), {b_gray['cpu']['foreign_cores']:.2f} during "
+             f"(b) gray. (b) used {b_gray['cpu_s'] / b_gray['pipeline_s']:.2f} cores on average (TF intra "
+             f"{b_gray['intra']}, inter {b_gray['inter']}).\n")
+
+    L.append("### Per-image time split (plain process, ms per image)\n")
+    sets = [("gray", b_gray["breakdown"])] + ([("colour", b_colour["breakdown"])] if b_colour else [])
+    keys = []
+    for _, bd in sets:
+        keys += [k for k in bd["ms"] if k not in keys]
+    rows = []
+    for k in keys:
+        rows.append([k] + [f"{bd['ms'].get(k, 0.0):.2f}" for _, bd in sets])
+    totals = [sum(bd["ms"].values()) for _, bd in sets]
+    rows.append(["**sum**"] + [f"**{t:.1f}**" for t in totals])
+    L.append(C.md_table(["step"] + [f"{n} ({bd['images']} images, {bd['mean_megapixels']:.2f} MP)" for n, bd in sets],
+                        rows))
+    top = sorted(sets[0][1]["ms"].items(), key=lambda kv: -kv[1])[:3]
+    for n_, bd in sets:
+        if bd.get("one_time_s"):
+            L.append(f"\nOne-time costs in the {n_} run (first call minus a normal call; every new Python worker pays "
+                     f"them once; not in the table above, but in the throughput): " + ", ".join(
+                         f"{k} {v:.2f} s" for k, v in sorted(bd["one_time_s"].items(), key=lambda kv: -kv[1])) + ".")
+    L.append(f"\nLargest steps (gray): " + ", ".join(f"{k} {v:.1f} ms ({v / totals[0]:.0%})" for k, v in top)
+             + f". Measured inside the (b) runs above (exclusive time of each function colorize_partition calls). "
+             f"Spark's own per-image in-task time (results.millis, "
+             f"mean): gray warm {by['gray2']['summary'].get('mean_millis_per_image') or 0:.1f} ms"
+             + (f", colour {by['colour']['summary'].get('mean_millis_per_image') or 0:.1f} ms" if "colour" in by else "")
+             + f"; plain (b): {b_gray['mean_millis']:.1f} ms gray"
+             + (f", {b_colour['mean_millis']:.1f} ms colour" if b_colour else "") + ".\n")
+
+    fl = b_gray.get("flops")
+    if fl:
+        mf = fl["total"] / 1e6
+        pr = b_gray["predict"]
+        mm_rate = b_gray["matmul"]
+        L.append("### Model cost vs. the machine's limit\n")
+        L.append(f"- model FLOPs per image ({'×'.join(map(str, fl['input']))} input → "
+                 f"{'×'.join(map(str, fl['output']))} logits): **{mf:.0f} MFLOP** (2·k²·Cin·Cout·H·W per "
+                 f"convolution; the transposed convolution counted per input pixel), plus "
+                 f"{fl['annealed_mean'] / 1e6:.1f} MFLOP for the annealed mean")
+        L.append(f"- measured float32 matmul (2048², 2 threads, best of 10): TensorFlow {mm_rate['tf']:.1f} GFLOP/s, NumPy "
+                 f"{mm_rate['numpy']:.1f} GFLOP/s")
+        L.append("- `model.predict_on_batch` (TF 2 threads, median): " + "; ".join(
+            f"batch {b}: {v['ms_per_image']:.2f} ms/image = {v['gflops']:.1f} GFLOP/s" for b, v in pr.items())
+                 + f" → at colorize's batch {cfg['colorize']['batch_size']} predict runs at "
+                 f"{pr.get(str(cfg['colorize']['batch_size']), pr.get(cfg['colorize']['batch_size'], {})).get('gflops', float('nan')) / mm_rate['tf']:.0%} "
+                 f"of the matmul rate")
+        L.append(C.md_table(["layer", "kind", "kernel", "Cin", "Cout", "H×W", "MFLOP"],
+                            [r[:6] + [f"{r[6] / 1e6:.1f}"] for r in fl["layers"]]))
+        L.append("")
+    for name in ("gray1", "gray2"):
+        r = by[name]
+        L.append(f"### Spark {name} by job ({r['seconds']:.1f} s; jobs cover {r['jobs_wall']:.1f} s, the rest is "
+                 f"driver-side work between jobs)\n")
+        L.append(C.md_table(["job (action @ caller)", "jobs", "wall s", "tasks", "task run s", "task CPU s (JVM)"],
+                            [[f"`{d[:110]}`", n, f"{w:.2f}", t, f"{run:.2f}", f"{cpu:.2f}"]
+                             for d, n, w, t, run, cpu in r["jobs"]]))
+        L.append("")
+    return "\n".join(L)
+
+
+if __name__ == "__main__":
+    main()

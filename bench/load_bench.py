@@ -1,0 +1,372 @@
+#!/usr/bin/env python
+"""Load test (issue 5): colorize 10,000 images with a real `spark-submit jobs/colorize.py`, watching memory.
+
+Generates --images small replicas of the shared photos (downscaled to --max-side px, grayscale, every
+--colour-every-th one kept in colour so the scoring path runs too) under /tmp, then runs
+
+    spark-submit --master local[2] --driver-memory 2g --py-files dist/colorspark-*.zip jobs/colorize.py \\
+        --input DIR --output OUT
+
+once on the first --compare images (default 1,000) and once on all of them. While each job runs, the resident memory
+of the spark-submit process tree (driver JVM, Python driver, Python worker daemon and workers; plus, with a standalone
+master, every process of the cluster) is sampled from /proc every --interval seconds: RSS (sum; shared pages counted
+in each process) and PSS (shared pages split; the honest total). Reports the peak, the trend of the curve (mean of the
+first vs. the last quarter of the colorize phase, and a least-squares slope), and the per-image cost at 1k vs. 10k.
+
+--master takes any master URL (e.g. spark://host:7077); --standalone starts a 2-worker x 2 GiB standalone cluster on
+127.0.0.1 with tests/standalone.py (if present and working) and runs the same test on it.
+
+Example (takes ~15-25 min; run it in the background):
+    nohup .venv/bin/python bench/load_bench.py > /tmp/colorspark-bench/load.out 2>&1 &
+Quick check: .venv/bin/python bench/load_bench.py --images 60 --compare 20 --no-wait --no-md
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import _common as C  # noqa: E402
+
+KEY = "load"
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--images", type=int, default=10000, help="images of the big run (default 10000)")
+    p.add_argument("--compare", type=int, default=1000, help="images of the comparison run (default 1000; 0 = skip)")
+    p.add_argument("--max-side", type=int, default=256, help="replica size, longer side in px (default 256)")
+    p.add_argument("--colour-every", type=int, default=10, help="every k-th replica stays in colour (default 10; "
+                                                                 "0 = all grayscale)")
+    p.add_argument("--subdirs", type=int, default=10)
+    p.add_argument("--photos", default=str(C.PHOTOS))
+    p.add_argument("--workdir", default="/tmp/colorspark-bench/load")
+    p.add_argument("--master", default="local[2]", help="any master URL (default local[2])")
+    p.add_argument("--standalone", action="store_true",
+                   help="start a 2-worker x 2 GiB standalone cluster with tests/standalone.py and use it")
+    p.add_argument("--driver-memory", default="2g")
+    p.add_argument("--interval", type=float, default=1.0, help="sampling interval, s (default 1)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], help="config override for the job")
+    p.add_argument("--keep-outputs", action="store_true", help="keep the colorized outputs (GBs)")
+    p.add_argument("--no-wait", action="store_true")
+    p.add_argument("--max-load", type=float, default=0.5)
+    p.add_argument("--no-md", action="store_true")
+    return p.parse_args()
+
+
+# --- memory sampling ---------------------------------------------------------------------------------------------------
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith(field):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def classify(pid: int) -> str:
+    cl = C.cmdline(pid)
+    if "CoarseGrainedExecutorBackend" in cl:
+        return "executor_jvm"
+    if "java" in cl.split(" ", 1)[0]:
+        if "deploy.master" in cl or "deploy.worker" in cl:
+            return "cluster_daemon_jvm"
+        return "driver_jvm" if "SparkSubmit" in cl else "other_jvm"
+    if "pyspark.daemon" in cl or "pyspark/daemon" in cl or "pyspark.worker" in cl:
+        return "python_workers"
+    if "jobs/colorize.py" in cl:
+        return "python_driver"
+    return "other"
+
+
+class Sampler(threading.Thread):
+    """Every `interval` s: RSS and PSS of the process tree under `root` (+ `extra()` pids), by component."""
+
+    def __init__(self, root: int, interval: float, csv_path: Path, extra=None):
+        super().__init__(daemon=True)
+        self.root, self.interval, self.csv_path, self.extra = root, interval, csv_path, extra
+        self.samples: list[dict] = []
+        self.stop_event = threading.Event()
+        self.t0 = time.time()
+
+    def sample(self) -> dict:
+        pids = C.tree_of(self.root)
+        if self.extra:
+            for p in self.extra():
+                pids |= C.tree_of(p)
+        row = {"t": round(time.time() - self.t0, 2), "procs": 0, "rss_mb": 0.0, "pss_mb": 0.0}
+        for pid in pids:
+            rss = _status_kb(pid, "VmRSS:")
+            if not rss:
+                continue
+            pss = _pss_kb(pid)
+            kind = classify(pid)
+            row["procs"] += 1
+            row["rss_mb"] += rss / 1024
+            row["pss_mb"] += pss / 1024
+            row[f"rss_{kind}"] = row.get(f"rss_{kind}", 0.0) + rss / 1024
+            row[f"n_{kind}"] = row.get(f"n_{kind}", 0) + 1
+        return row
+
+    def run(self):
+        while not self.stop_event.is_set():
+            self.samples.append(self.sample())
+            self.stop_event.wait(self.interval)
+
+    def stop(self):
+        self.stop_event.set()
+        self.join()
+        keys = ["t", "procs", "rss_mb", "pss_mb"] + sorted({k for s in self.samples for k in s} - {"t", "procs",
+                                                                                                 "rss_mb", "pss_mb"})
+        with open(self.csv_path, "w", newline="") as fh:
+            w = csv.DictWriter(fh, keys)
+            w.writeheader()
+            for s in self.samples:
+                w.writerow({k: (round(v, 1) if isinstance(v, float) else v) for k, v in s.items()})
+
+
+# --- one job -------------------------------------------------------------------------------------------------------------
+
+_LOG_TIME = re.compile(r"^(\d\d:\d\d:\d\d) colorspark colorize: (.*)$")
+
+
+def phase_marks(log_path: Path, day_start: float) -> dict:
+    """Seconds since the job start of the colorize log lines that bound the heavy phase."""
+    marks = {}
+    for line in open(log_path, errors="replace"):
+        m = _LOG_TIME.match(line.strip())
+        if not m:
+            continue
+        h, mi, s = (int(x) for x in m.group(1).split(":"))
+        t = time.mktime(time.localtime(day_start)[:3] + (h, mi, s, 0, 0, -1))
+        msg = m.group(2)
+        if msg.startswith("colorizing images under"):
+            marks.setdefault("colorize_start", t)
+        elif "input files processed" in msg:
+            marks.setdefault("count_done", t)
+        elif " ok, " in msg and "images/s" in msg:
+            marks.setdefault("done", t)
+    return {k: v - day_start for k, v in marks.items()}
+
+
+def run_job(args, zip_path: Path, input_dir: Path, name: str, master: str, extra_pids=None) -> dict:
+    work = Path(args.workdir)
+    out = work / f"out-{name}"
+    shutil.rmtree(out, ignore_errors=True)
+    log_path = work / f"{name}.log"
+    cmd = [str(C.SPARK_SUBMIT), "--master", master, "--driver-memory", args.driver_memory, "--py-files",
+           str(zip_path), "jobs/colorize.py", "--input", str(input_dir), "--output", str(out)]
+    cmd += sum((["--set", o] for o in args.overrides), [])
+    env = {**os.environ, "PYSPARK_PYTHON": str(C.PY), "PYSPARK_DRIVER_PYTHON": str(C.PY)}
+    C.say(f"[bench] $ {' '.join(cmd)}")
+    mon = C.CpuMonitor().start()
+    t0 = time.time()
+    with open(log_path, "w") as fh:
+        proc = subprocess.Popen(cmd, cwd=C.ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        sampler = Sampler(proc.pid, args.interval, work / f"{name}-memory.csv", extra_pids)
+        sampler.t0 = t0
+        sampler.start()
+        rc = proc.wait()
+        sampler.stop()
+    wall = time.time() - t0
+    cpu = mon.stop()
+    if rc != 0:
+        raise SystemExit(f"{name}: spark-submit exited {rc}; log tail:\n{C.tail(log_path, 40)}")
+    summary = json.loads((out / "summary.json").read_text())
+    out_bytes = C.dir_bytes(out)
+    if not args.keep_outputs:
+        shutil.rmtree(out, ignore_errors=True)
+    marks = phase_marks(log_path, t0)
+    res = {"name": name, "images": summary["inputs"], "ok": summary["ok"], "errors": summary["errors"],
+           "wall_s": wall, "summary": summary, "samples": sampler.samples, "marks": marks, "cpu": cpu,
+           "output_bytes": out_bytes, "command": " ".join(cmd)}
+    res.update(analyse(sampler.samples, marks))
+    C.say(f"[bench] {name}: {summary['ok']} ok / {summary['inputs']} in {wall:.0f} s (job {summary['seconds']:.0f} s, "
+          f"{summary['images_per_second']:.2f} img/s); peak RSS {res['peak_rss_mb']:.0f} MB, peak PSS "
+          f"{res['peak_pss_mb']:.0f} MB; colorize-phase trend first→last quarter {res['q1_pss_mb']:.0f}→"
+          f"{res['q4_pss_mb']:.0f} MB PSS ({res['slope_mb_per_min']:+.1f} MB/min)")
+    return res
+
+
+def analyse(samples, marks) -> dict:
+    start = marks.get("colorize_start", 0.0)
+    end = marks.get("count_done", samples[-1]["t"] if samples else 0.0)
+    phase = [s for s in samples if start <= s["t"] <= end] or samples
+    q = max(1, len(phase) // 4)
+
+    def mean(xs, k):
+        return sum(x[k] for x in xs) / len(xs) if xs else float("nan")
+
+    ts = [s["t"] for s in phase]
+    ys = [s["pss_mb"] for s in phase]
+    if len(ts) > 2:
+        mt, my = sum(ts) / len(ts), sum(ys) / len(ys)
+        den = sum((t - mt) ** 2 for t in ts) or 1.0
+        slope = sum((t - mt) * (y - my) for t, y in zip(ts, ys)) / den * 60.0
+    else:
+        slope = float("nan")
+    comps = sorted({k[4:] for s in samples for k in s if k.startswith("rss_") and k != "rss_mb"})
+    return {"peak_rss_mb": max((s["rss_mb"] for s in samples), default=0.0),
+            "peak_pss_mb": max((s["pss_mb"] for s in samples), default=0.0),
+            "peak_by_component": {c: max((s.get(f"rss_{c}", 0.0) for s in samples), default=0.0) for c in comps},
+            "max_procs": max((s["procs"] for s in samples), default=0),
+            "q1_pss_mb": mean(phase[:q], "pss_mb"), "q4_pss_mb": mean(phase[-q:], "pss_mb"),
+            "q1_rss_mb": mean(phase[:q], "rss_mb"), "q4_rss_mb": mean(phase[-q:], "rss_mb"),
+            "q1_by_component": {c: mean(phase[:q], f"rss_{c}") if all(f"rss_{c}" in s for s in phase[:q]) else None
+                                for c in comps},
+            "q4_by_component": {c: mean(phase[-q:], f"rss_{c}") if all(f"rss_{c}" in s for s in phase[-q:])
+                                else None for c in comps},
+            "slope_mb_per_min": slope, "phase_s": end - start, "phase_samples": len(phase)}
+
+
+def plot(results: list[dict], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    for r in results:
+        ax.plot([s["t"] for s in r["samples"]], [s["pss_mb"] for s in r["samples"]], label=f"{r['name']} PSS")
+        ax.plot([s["t"] for s in r["samples"]], [s["rss_mb"] for s in r["samples"]], ls=":", label=f"{r['name']} RSS")
+    ax.set_xlabel("seconds since spark-submit")
+    ax.set_ylabel("MB")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return True
+
+
+# --- main ------------------------------------------------------------------------------------------------------------------
+
+def main():
+    args = parse_args()
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    idle = C.wait_for_idle(args.max_load, skip=args.no_wait, log=C.say)
+    info = C.machine_info()
+    cmd = C.command_line()
+    zip_path = C.build_zip()
+    t = time.time()
+    big = work / f"in-{args.images}"
+    C.replicate(big, args.images, args.subdirs, gray=True, max_side=args.max_side, colour_every=args.colour_every,
+                photos=Path(args.photos), log=C.say)
+    small = None
+    if args.compare:
+        small = work / f"in-{args.compare}"
+        C.replicate(small, args.compare, args.subdirs, gray=True, max_side=args.max_side,
+                    colour_every=args.colour_every, photos=Path(args.photos), log=C.say)
+    C.say(f"[bench] inputs ready in {time.time() - t:.0f} s ({C.dir_bytes(big) / 1e6:.0f} MB for {args.images})")
+
+    cluster = None
+    master = args.master
+    extra = None
+    if args.standalone:
+        try:
+            sys.path.insert(0, str(C.ROOT / "tests"))
+            from standalone import StandaloneCluster
+        except Exception as exc:
+            raise SystemExit(f"--standalone: tests/standalone.py is not usable: {type(exc).__name__}: {exc}")
+        cluster = StandaloneCluster(workers=2, memory="2g", cores=1).start()
+        master = cluster.master_url
+        extra = cluster.processes
+        C.say(f"[bench] standalone cluster up at {master}")
+    results = []
+    try:
+        for n, d in ((args.compare, small), (args.images, big)):
+            if not n:
+                continue
+            C.settle(skip=args.no_wait, log=C.say)
+            results.append(run_job(args, zip_path, d, f"{n}", master, extra))
+    finally:
+        if cluster is not None:
+            cluster.stop()
+    png = work / "memory.png"
+    plotted = plot(results, png)
+    C.write_json(work / "result.json", {"args": vars(args), "machine": info, "idle": idle, "results": [
+        {k: v for k, v in r.items() if k != "samples"} for r in results]})
+    if not args.no_md:
+        C.md_update(KEY + ("-standalone" if args.standalone or not master.startswith("local") else ""),
+                    render_md(args, info, idle, cmd, master, results, png if plotted else None))
+        C.say(f"[bench] updated {C.BENCHMARKS_MD}")
+
+
+def render_md(args, info, idle, cmd, master, results, png) -> str:
+    title = "4. Load test: 10,000 images (`bench/load_bench.py`)" if master.startswith("local") else \
+        f"4b. Load test on `{master.split('://')[0]}` master (`bench/load_bench.py`)"
+    L = [f"## {title}\n", C.machine_block(info, idle, cmd)]
+    L.append(f"- inputs: replicas of the shared photos downscaled to ≤ {args.max_side} px, grayscale except every "
+             f"{args.colour_every}th (colour, scored), in {args.subdirs} subfolders under `{args.workdir}`; model "
+             f"`models/small`; default config\n- job command (per run): `{results[-1]['command'] if results else ''}`"
+             f"\n- memory: RSS and PSS of the spark-submit process tree (driver JVM, Python driver, Python worker "
+             f"daemon + workers) sampled every {args.interval:g} s from /proc; PSS splits shared pages (forked Python "
+             f"workers share most of the daemon's memory), so PSS is the real total and RSS an upper bound\n")
+    rows = []
+    for r in results:
+        s = r["summary"]
+        rows.append([r["name"], f"{r['ok']:,} / {r['errors']:,}", f"{r['wall_s']:.0f}", f"{s['seconds']:.0f}",
+                     f"{s['images_per_second']:.2f}", f"{r['wall_s'] / max(r['ok'], 1) * 1000:.1f}",
+                     f"{s['seconds'] / max(r['ok'], 1) * 1000:.1f}", f"{s.get('mean_millis_per_image') or 0:.1f}",
+                     f"{r['output_bytes'] / 1e9:.2f}", f"{r['cpu']['foreign_cores']:.2f}"])
+    L.append(C.md_table(["images", "ok / errors", "spark-submit wall s", "job s (summary.json)", "images/s (job)",
+                         "ms/image (wall)", "ms/image (job)", "in-task ms/image", "output GB", "foreign cores"], rows))
+    if len(results) == 2:
+        a, b = results
+        pa = a["summary"]["seconds"] / max(a["ok"], 1)
+        pb = b["summary"]["seconds"] / max(b["ok"], 1)
+        L.append(f"\nPer-image job time at {b['name']} vs {a['name']}: {pb * 1000:.1f} vs {pa * 1000:.1f} ms "
+                 f"({pb / pa:.2f}×); the fixed cost (start-up, worker/model start, report) is amortised over 10× more "
+                 f"images, so a ratio near or below 1 means no per-image slowdown as the run grows.\n")
+    L.append("### Memory\n")
+    rows = []
+    for r in results:
+        comp = r["peak_by_component"]
+        rows.append([r["name"], f"{r['peak_pss_mb']:.0f}", f"{r['peak_rss_mb']:.0f}", r["max_procs"],
+                     ", ".join(f"{k} {v:.0f}" for k, v in sorted(comp.items(), key=lambda kv: -kv[1]) if v),
+                     f"{r['q1_pss_mb']:.0f} → {r['q4_pss_mb']:.0f}", f"{r['q1_rss_mb']:.0f} → {r['q4_rss_mb']:.0f}",
+                     f"{r['slope_mb_per_min']:+.1f}", f"{r['phase_s']:.0f}"])
+    L.append(C.md_table(["images", "peak PSS MB", "peak RSS MB", "max processes", "peak RSS by component, MB",
+                         "PSS first → last quarter, MB", "RSS first → last quarter, MB", "PSS slope MB/min",
+                         "colorize phase s"], rows))
+    for r in results:
+        q1, q4 = r["q1_by_component"], r["q4_by_component"]
+        L.append(f"\n- {r['name']} images, RSS by component, first → last quarter of the colorize phase: " + ", ".join(
+            f"{c} {q1[c]:.0f} → {q4[c]:.0f}" for c in q1 if q1.get(c) is not None and q4.get(c) is not None))
+    if png:
+        L.append(f"\nCurves: `{png}` (not committed); raw samples: `{args.workdir}/<images>-memory.csv`.")
+    L.append("")
+    return "\n".join(L)
+
+
+if __name__ == "__main__":
+    main()
