@@ -210,10 +210,16 @@ def make_profiler(colorize):
                         ("lab_to_rgb8", "Lab -> RGB (colorized + gray render)"), ("encode_jpeg", "JPEG encode"),
                         ("_write_lab", "Lab array write"), ("make_thumbnail", "thumbnails"),
                         ("rebalancing_pixel_weights", "scoring: rebalancing weights"),
-                        ("score_colorization", "scoring: PSNR/SSIM/AuC/colourfulness"),
+                        ("score_colorization", "scoring: rest of score_colorization"),
                         ("output_names", "output paths"), ("join_inside", "output paths")):
         prof.wrap(colorize, name, label)
     prof.wrap(inference, "annealed_mean", "annealed mean (softmax @ centres)")
+    from colorspark import metrics
+
+    for name, label in (("ssim", "scoring: SSIM (pred + gray)"), ("psnr", "scoring: PSNR (pred + gray)"),
+                        ("ab_error_auc", "scoring: AuC (4 curves)"),
+                        ("colourfulness", "scoring: colourfulness (3 images)")):
+        prof.wrap(metrics, name, label)
     prof.wrap_cm(colorize, "atomic_path", "JPEG write (atomic temp + rename)")
     return prof
 
@@ -336,6 +342,31 @@ def pool2(args, name, input_dir) -> dict:
 
 # --- main ----------------------------------------------------------------------------------------------------------------
 
+def spark_phase(args, work, zip_path, runs):
+    events = work / "events"
+    shutil.rmtree(events, ignore_errors=True)
+    rpath = work / "spark-result.json"
+    rpath.unlink(missing_ok=True)
+    mon = C.CpuMonitor().start()
+    rc, submit_s = C.spark_submit(C.BENCH / "colorize_driver.py",
+                                  sum((["--run", r] for r in runs), []) + [
+                                      "--output", str(work / "spark-out"), "--model", args.model,
+                                      "--result", str(rpath)] + sum((["--set", o] for o in args.overrides), []),
+                                  master=args.master, zip_path=zip_path, event_dir=events,
+                                  log_path=work / "spark.log", log=C.say)
+    cpu = mon.stop()
+    if rc != 0 or not rpath.is_file():
+        raise SystemExit(f"spark-submit failed (exit {rc}):\n{C.tail(work / 'spark.log', 40)}")
+    spark = json.loads(rpath.read_text())
+    elog = C.parse_event_log(events)
+    for r in spark["runs"]:
+        r["ips"] = r["summary"]["ok"] / r["seconds"]
+        r["jobs"], r["jobs_wall"] = C.job_table(elog, r["start"], r["end"])
+    if not args.keep_outputs:
+        shutil.rmtree(work / "spark-out", ignore_errors=True)
+    return spark, cpu, submit_s
+
+
 def main():
     args = parse_args()
     if args.plain:
@@ -356,32 +387,13 @@ def main():
         C.replicate(colour_dir, args.colour_images, args.subdirs, photos=Path(args.photos), log=C.say)
 
     # (a) Spark
-    events = work / "events"
-    shutil.rmtree(events, ignore_errors=True)
-    rpath = work / "spark-result.json"
-    rpath.unlink(missing_ok=True)
     runs = ["gray1=" + str(gray_dir), "gray2=" + str(gray_dir)]
     if args.colour_images:
         runs.append("colour=" + str(colour_dir))
-    mon = C.CpuMonitor().start()
-    rc, submit_s = C.spark_submit(C.BENCH / "colorize_driver.py",
-                                  sum((["--run", r] for r in runs), []) + [
-                                      "--output", str(work / "spark-out"), "--model", args.model,
-                                      "--result", str(rpath)] + sum((["--set", o] for o in args.overrides), []),
-                                  master=args.master, zip_path=zip_path, event_dir=events,
-                                  log_path=work / "spark.log", log=C.say)
-    spark_cpu = mon.stop()
-    if rc != 0 or not rpath.is_file():
-        raise SystemExit(f"spark-submit failed (exit {rc}):\n{C.tail(work / 'spark.log', 40)}")
-    spark = json.loads(rpath.read_text())
-    elog = C.parse_event_log(events)
+    spark, spark_cpu, submit_s = spark_phase(args, work, zip_path, runs)
     for r in spark["runs"]:
-        r["ips"] = r["summary"]["ok"] / r["seconds"]
-        r["jobs"], r["jobs_wall"] = C.job_table(elog, r["start"], r["end"])
         C.say(f"[bench] (a) Spark {r['name']}: {r['summary']['ok']} images in {r['seconds']:.1f} s = "
               f"{r['ips']:.2f} img/s (in-task {r['summary'].get('mean_millis_per_image') or 0:.0f} ms/image)")
-    if not args.keep_outputs:
-        shutil.rmtree(work / "spark-out", ignore_errors=True)
 
     # (b) plain, gray then colour
     C.settle(skip=args.no_wait, log=C.say)

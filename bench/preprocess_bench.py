@@ -25,7 +25,6 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -166,12 +165,44 @@ def write_stage(rows, out: Path, size: int, shards: int):
     (out / "hdf5").mkdir()
     per = max(1, -(-len(rows) // shards))
     for i in range(0, len(rows), per):
-        write_shard(i // per, [SimpleNamespace(**r) for r in rows[i:i + per]], str(out / "hdf5"), size)
+        write_shard(i // per, rows[i:i + per], str(out / "hdf5"), size)
     t2 = time.perf_counter()
     return t1 - t0, t2 - t1
 
 
 # --- main ------------------------------------------------------------------------------------------------------------------
+
+def spark_phase(args, work, zip_path, root):
+    """One spark-submit of preprocess_driver.py; returns (driver result with per-run job tables, cpu, seconds)."""
+    events = work / "events"
+    shutil.rmtree(events, ignore_errors=True)
+    result_path = work / "spark-result.json"
+    result_path.unlink(missing_ok=True)
+    mon = C.CpuMonitor().start()
+    rc, submit_s = C.spark_submit(C.BENCH / "preprocess_driver.py",
+                                  ["--input", str(root), "--output", str(work / "spark-out"), "--result",
+                                   str(result_path), "--runs", str(args.spark_runs)]
+                                  + ([] if args.no_diagnose else ["--diagnose"])
+                                  + sum((["--set", o] for o in args.overrides), []),
+                                  master=args.master, zip_path=zip_path, event_dir=events,
+                                  log_path=work / "spark.log", log=C.say)
+    cpu = mon.stop()
+    if rc != 0 or not result_path.is_file():
+        raise SystemExit(f"spark-submit failed (exit {rc}); log tail:\n{C.tail(work / 'spark.log')}")
+    spark = json.loads(result_path.read_text())
+    elog = C.parse_event_log(events)
+    for r in spark["runs"]:
+        r["ips"] = r["ok"] / r["seconds"]
+        r["jobs"], r["jobs_wall"] = C.job_table(elog, r["start"], r["end"])
+    for d in (spark.get("diagnosis") or {}).get("passes", []):
+        jobs = C.jobs_between(elog, d["start"], d["end"])
+        d["task_run_s"] = sum(elog["stages"][sid]["run_s"] for j in jobs for sid in j["stages"]
+                              if sid in elog["stages"])
+        d["spark_tasks"] = sum(elog["stages"][sid]["tasks"] for j in jobs for sid in j["stages"]
+                               if sid in elog["stages"])
+    shutil.rmtree(work / "spark-out", ignore_errors=True)
+    return spark, cpu, submit_s
+
 
 def main():
     args = parse_args()
@@ -191,33 +222,8 @@ def main():
           f"crops={config['data']['crops']}")
 
     # (a) Spark
-    events = work / "events"
-    shutil.rmtree(events, ignore_errors=True)
-    result_path = work / "spark-result.json"
-    result_path.unlink(missing_ok=True)
-    mon = C.CpuMonitor().start()
-    rc, submit_s = C.spark_submit(C.BENCH / "preprocess_driver.py",
-                                  ["--input", str(root), "--output", str(work / "spark-out"), "--result",
-                                   str(result_path), "--runs", str(args.spark_runs)]
-                                  + ([] if args.no_diagnose else ["--diagnose"])
-                                  + sum((["--set", o] for o in args.overrides), []),
-                                  master=args.master, zip_path=zip_path, event_dir=events,
-                                  log_path=work / "spark.log", log=C.say)
-    spark_cpu = mon.stop()
-    if rc != 0 or not result_path.is_file():
-        raise SystemExit(f"spark-submit failed (exit {rc}); log tail:\n{C.tail(work / 'spark.log')}")
-    spark = json.loads(result_path.read_text())
-    elog = C.parse_event_log(events)
+    spark, spark_cpu, submit_s = spark_phase(args, work, zip_path, root)
     runs = spark["runs"]
-    for r in runs:
-        r["ips"] = r["ok"] / r["seconds"]
-        r["jobs"], r["jobs_wall"] = C.job_table(elog, r["start"], r["end"])
-    for d in (spark.get("diagnosis") or {}).get("passes", []):
-        jobs = C.jobs_between(elog, d["start"], d["end"])
-        d["task_run_s"] = sum(elog["stages"][sid]["run_s"] for j in jobs for sid in j["stages"]
-                              if sid in elog["stages"])
-        d["spark_tasks"] = sum(elog["stages"][sid]["tasks"] for j in jobs for sid in j["stages"]
-                               if sid in elog["stages"])
     C.say(f"[bench] (a) Spark: " + ", ".join(f"run {r['run']} {r['seconds']:.1f} s = {r['ips']:.1f} img/s"
                                             for r in runs) + f" (session start {spark['session_s']:.1f} s, "
           f"spark-submit total {submit_s:.1f} s, foreign cores {spark_cpu['foreign_cores']:.2f})")

@@ -48,6 +48,8 @@ def parse_args(argv=None):
     p.add_argument("--workdir", default="/tmp/colorspark-bench/train")
     p.add_argument("--master", default="local[2]")
     p.add_argument("--no-single-thread", action="store_true", help="skip the 1-thread reference of (b)")
+    p.add_argument("--single-repeats", type=int, default=2,
+                   help="runs of (b); the fastest is used (TF's 2-thread speed varies run to run; default 2)")
     p.add_argument("--no-wait", action="store_true")
     p.add_argument("--max-load", type=float, default=0.5)
     p.add_argument("--no-md", action="store_true")
@@ -208,9 +210,16 @@ def main():
               f"samples/round = {res['a_sps']:.1f} samples/s; rounds incl. validation+checkpoint "
               f"{[h['seconds'] for h in hist]} s")
         C.settle(skip=args.no_wait, log=C.say)
-        res["single"] = run_single(preset, data, args.rounds, 2, work)
-        s = res["single"]
-        res["b_sps"] = s["samples"] * s["epochs"] / s["fit_s"]
+        singles = []
+        for k in range(args.single_repeats):
+            if k:
+                C.settle(skip=args.no_wait, log=C.say)
+            singles.append(run_single(preset, data, args.rounds, 2, work))
+        for x in singles:
+            x["sps"] = x["samples"] * x["epochs"] / x["fit_s"]
+        res["single_all"] = [x["sps"] for x in singles]
+        res["single"] = s = max(singles, key=lambda x: x["sps"])  # the baseline's best run: a conservative ratio
+        res["b_sps"] = s["sps"]
         C.say(f"[bench] {preset} (b) model.fit 2 threads: epochs {[round(e, 2) for e in s['epoch_s']]} s for "
               f"{s['samples']} samples = {res['b_sps']:.1f} samples/s (cpu {s['fit_cpu_s'] / s['fit_s']:.2f} cores)")
         if not args.no_single_thread:
@@ -265,7 +274,9 @@ def render_md(args, info, idle, cmd, manifest, data, results) -> str:
         hist = r["spark"]["real"]["history"]
         rows.append([f"`{preset}` ({s['params']:,} params)", hist[0]["samples"],
                      " / ".join(f"{h['fit_seconds']:.1f}" for h in hist), f"{r['a_sps']:.1f}",
-                     " / ".join(f"{e:.1f}" for e in s["epoch_s"]), f"{r['b_sps']:.1f}",
+                     " / ".join(f"{e:.1f}" for e in s["epoch_s"]),
+                     f"{r['b_sps']:.1f}" + (f" (runs: {', '.join(f'{v:.1f}' for v in r['single_all'])})"
+                                            if len(r.get("single_all", [])) > 1 else ""),
                      f"{r.get('b1_sps', float('nan')):.1f}", f"**{r['ratio']:.2f}**",
                      "met" if r["ratio"] >= target else "NOT met"])
     L.append("### Throughput (samples/s; (a) per round = one Elephas fit of 1 epoch, (b) per epoch)\n")
@@ -310,7 +321,7 @@ def render_md(args, info, idle, cmd, manifest, data, results) -> str:
             ["  · task: materialise the partition (unpickle rows, np.asarray)", f"{tmean('data_s'):.2f}"],
             ["  · task: fit, first step (tf.function tracing + graph build)", f"{tmean('first_step_s'):.2f}"],
             ["  · task: fit, remaining steps", f"{tmean('later_steps_s'):.2f}"],
-            ["  · task: fit, rest (callbacks, end of epoch)",
+            ["  · task: fit, last step → fit() returns",
              f"{tmean('fit_s') - tmean('first_step_s') - tmean('later_steps_s'):.2f}"],
             ["  · task: get_weights + deltas", f"{tmean('get_weights_s') + tmean('deltas_s'):.2f}"],
             ["driver: averaging the deltas", f"{_mean([x['average_s'] for x in rr]):.3f}"],
@@ -338,9 +349,10 @@ def render_md(args, info, idle, cmd, manifest, data, results) -> str:
         L.append(f"\n**Reading:** of a {fit:.1f} s round only {tmean('later_steps_s'):.1f} s are training steps; "
                  f"{overhead:.1f} s ({overhead / fit:.0%}) is fixed per-round cost, almost all of it in the workers: "
                  f"Elephas's SparkWorker rebuilds the model from JSON and recompiles it for every epoch, so every round"
-                 f" pays the first-step tf.function tracing ({tmean('first_step_s'):.1f} s) and Keras's end-of-fit "
-                 f"work ({tmean('fit_s') - tmean('first_step_s') - tmean('later_steps_s'):.1f} s) again, while "
-                 f"(b) pays its tracing once per run. Spark itself (scheduling, task start, {inst['weights_bytes'] / 1e6:.1f}"
+                 f" pays the first-step tf.function tracing ({tmean('first_step_s'):.1f} s) again, plus "
+                 f"{tmean('fit_s') - tmean('first_step_s') - tmean('later_steps_s'):.1f} s between the last step and "
+                 f"the return of fit() (not seen in a plain process that keeps its model; in a standalone test, fit() "
+                 f"of a freshly built model sometimes spent ~2.5 s there), while (b) pays its tracing once per run. Spark itself (scheduling, task start, {inst['weights_bytes'] / 1e6:.1f}"
                  f" MB weight broadcast, {2 * inst['weights_bytes'] / 1e6:.1f} MB of deltas collected and averaged) "
                  f"costs {job - task_wall + _mean([x['broadcast_s'] + x['rebroadcast_s'] + x['average_s'] for x in rr]):.2f}"
                  f" s per round. Without the per-round rebuild (a model kept compiled in each Python worker), a round "

@@ -1,9 +1,9 @@
 """Job 1: images -> compact training samples in Parquet and HDF5, the colour prior and a manifest.
 
-The per-image work (`process_image`) is a plain function; `run` wires it into Spark: `binaryFile` listing,
-`mapPartitions`, the DataFrame writer, HDF5 shards written by the executors, and a tree-reduce for the prior. All
-outputs are staged under OUT/.staging-<run> and moved into place at the end; `manifest.json` is written last and
-removed first, so its presence means the dataset is complete.
+The per-image work (`process_image`) is a plain function; `run` wires it into Spark: `binaryFile` listing, one
+`mapPartitions` pass that also writes the executors' HDF5 shards and counts bins, the DataFrame writer, and a
+tree-reduce of the per-partition counts for the prior. All outputs are staged under OUT/.staging-<run> and moved into
+place at the end; `manifest.json` is written last and removed first, so its presence means the dataset is complete.
 """
 
 from __future__ import annotations
@@ -48,51 +48,65 @@ def process_image(content: bytes, key: str, config: dict) -> list[dict]:
     return rows
 
 
-def process_partition(rows, config: dict, root: str):
-    """mapPartitions body: every input yields either its crops (status ok) or exactly one error row."""
+SAMPLE_FIELDS = ("path", "key", "status", "error", "crop", "split", "l", "ab", "bins", "max_chroma", "colorful",
+                 "width", "height")
+SUMMARY = "partition"  # status of the one summary row that each task appends after its inputs
+
+
+def process_partition(index: int, rows, config: dict, root: str, shard_dir: str | None):
+    """mapPartitionsWithIndex body: every input yields either its crops (status ok) or exactly one error row.
+
+    The same pass writes the partition's HDF5 shard and counts the bins of its colourful train crops, and ends with a
+    summary row (status SUMMARY: path = shard name or "", crop = rows in the shard, bins = int64 counts), so the job
+    never iterates the samples in Python a second time. Rows are tuples in SAMPLE_FIELDS order.
+    """
+    counts = np.zeros(len(gamut_centres()), np.int64)
+    shard_rows = []
     for row in rows:
         key = relative_output_path(row.path, root)
-        base = {"path": row.path, "key": key}
         try:
-            for sample in process_image(bytes(row.content), key, config):
-                yield {**base, "status": "ok", "error": None, **sample}
+            samples = process_image(bytes(row.content), key, config)
         except DecodeError as exc:
-            yield {**base, "status": "error", "error": str(exc)}
+            yield (row.path, key, "error", str(exc)) + (None,) * 9
+            continue
         except Exception as exc:  # a bug or resource problem on one file must not fail the job
-            yield {**base, "status": "error", "error": f"internal error: {type(exc).__name__}: {exc}"}
+            yield (row.path, key, "error", f"internal error: {type(exc).__name__}: {exc}") + (None,) * 9
+            continue
+        for s in samples:
+            if s["split"] == "train" and s["colorful"]:
+                counts += bin_counts(np.frombuffer(s["bins"], np.int16))
+            if shard_dir is not None:
+                shard_rows.append({"path": row.path, **s})
+            yield (row.path, key, "ok", None, s["crop"], s["split"], s["l"], s["ab"], s["bins"], s["max_chroma"],
+                   s["colorful"], s["width"], s["height"])
+    shard = write_shard(index, shard_rows, shard_dir, config["data"]["size"]) if shard_rows else ""
+    yield (shard, "", SUMMARY, None, len(shard_rows), None, None, None, counts.tobytes()) + (None,) * 4
 
 
 def sample_schema():
     from pyspark.sql.types import (BinaryType, BooleanType, FloatType, IntegerType, StringType, StructField,
                                    StructType)
-    return StructType([
-        StructField("path", StringType(), False), StructField("key", StringType(), False),
-        StructField("status", StringType(), False), StructField("error", StringType(), True),
-        StructField("crop", IntegerType(), True), StructField("split", StringType(), True),
-        StructField("l", BinaryType(), True), StructField("ab", BinaryType(), True),
-        StructField("bins", BinaryType(), True), StructField("max_chroma", FloatType(), True),
-        StructField("colorful", BooleanType(), True), StructField("width", IntegerType(), True),
-        StructField("height", IntegerType(), True)])
+    types = {"crop": IntegerType(), "width": IntegerType(), "height": IntegerType(), "l": BinaryType(),
+             "ab": BinaryType(), "bins": BinaryType(), "max_chroma": FloatType(), "colorful": BooleanType()}
+    return StructType([StructField(name, types.get(name, StringType()), name not in ("path", "key", "status"))
+                       for name in SAMPLE_FIELDS])
 
 
-def write_shard(index: int, rows, directory: str, size: int):
-    """Write one partition's samples to `directory/part-NNNNN.h5` (atomic) and report its row count."""
-    rows = list(rows)
-    if not rows:
-        return iter([])
+def write_shard(index: int, samples: list[dict], directory: str, size: int) -> str:
+    """Write one partition's samples (process_image dicts plus "path") to `directory/part-NNNNN.h5`, atomically."""
     out = {
-        "l": np.stack([np.frombuffer(r.l, np.uint8).reshape(size, size) for r in rows]),
-        "ab": np.stack([np.frombuffer(r.ab, np.int8).reshape(size // 4, size // 4, 2) for r in rows]),
-        "bins": np.stack([np.frombuffer(r.bins, np.int16).reshape(size // 4, size // 4) for r in rows]),
-        "max_chroma": np.array([r.max_chroma for r in rows], np.float32),
-        "colorful": np.array([r.colorful for r in rows], bool),
-        "crop": np.array([r.crop for r in rows], np.int32),
-        "split": np.array([r.split for r in rows], object),
-        "path": np.array([r.path for r in rows], object),
+        "l": np.stack([np.frombuffer(r["l"], np.uint8).reshape(size, size) for r in samples]),
+        "ab": np.stack([np.frombuffer(r["ab"], np.int8).reshape(size // 4, size // 4, 2) for r in samples]),
+        "bins": np.stack([np.frombuffer(r["bins"], np.int16).reshape(size // 4, size // 4) for r in samples]),
+        "max_chroma": np.array([r["max_chroma"] for r in samples], np.float32),
+        "colorful": np.array([r["colorful"] for r in samples], bool),
+        "crop": np.array([r["crop"] for r in samples], np.int32),
+        "split": np.array([r["split"] for r in samples], object),
+        "path": np.array([r["path"] for r in samples], object),
     }
     name = f"part-{index:05d}.h5"
     write_hdf5_shard(Path(directory) / name, out, attrs={"size": size, "colorspark_version": __version__})
-    return iter([(name, len(rows))])
+    return name
 
 
 def _install(staging: Path, out: Path, names) -> None:
@@ -130,11 +144,17 @@ def run(spark, input_path: str, output_dir: str, config: dict) -> dict:
     if config["data"]["partitions"]:
         files = files.repartition(config["data"]["partitions"])
     log.info("reading images from %s (extensions: %s)", input_path, ", ".join(config["data"]["extensions"]))
-    samples = spark.createDataFrame(
-        files.rdd.mapPartitions(lambda rows: process_partition(rows, config, root)), sample_schema())
-    samples = cached = samples.persist(StorageLevel.MEMORY_AND_DISK)
+    shard_dir = str(staging / "hdf5") if "hdf5" in formats else None
+    if shard_dir:
+        os.makedirs(shard_dir, exist_ok=True)
+    processed = spark.createDataFrame(
+        files.rdd.mapPartitionsWithIndex(lambda i, rows: process_partition(i, rows, config, root, shard_dir)),
+        sample_schema(), verifySchema=False)
+    cached = processed.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        samples.count()
+        cached.count()
+        summaries = cached.where(F.col("status") == SUMMARY)
+        samples = cached.where(F.col("status") != SUMMARY)
         empty = unscanned_files(spark, files, samples.select("key"), root)
         if empty:
             samples = samples.unionByName(spark.createDataFrame(
@@ -158,23 +178,17 @@ def run(spark, input_path: str, output_dir: str, config: dict) -> dict:
         for row in errors.limit(20).collect():
             log.info("  failed: %s: %s", row["path"], row["error"])
 
-        columns = ["path", "crop", "l", "ab", "bins", "max_chroma", "colorful", "width", "height", "split"]
         if "parquet" in formats:
+            columns = ["path", "crop", "l", "ab", "bins", "max_chroma", "colorful", "width", "height", "split"]
             ok.select(*columns).write.mode("overwrite").partitionBy("split").parquet(local_uri(staging / "parquet"))
             log.info("wrote Parquet samples to %s", out / "parquet")
-        shards = []
-        if "hdf5" in formats:
-            shard_dir = str(staging / "hdf5")
-            os.makedirs(shard_dir, exist_ok=True)
-            shards = ok.select(*columns).rdd.mapPartitionsWithIndex(
-                lambda i, rows: write_shard(i, rows, shard_dir, size)).collect()
+        shards = sorted(r["path"] for r in summaries.where("crop > 0").select("path").collect())
+        if shard_dir:
             log.info("wrote %d HDF5 shards to %s", len(shards), out / "hdf5")
 
-        train_colorful = ok.where("split = 'train' AND colorful").select("bins").rdd
         zero = np.zeros(len(gamut_centres()), np.int64)
-        counts_by_bin = train_colorful.mapPartitions(
-            lambda rows: [sum((bin_counts(np.frombuffer(r.bins, np.int16)) for r in rows), zero.copy())]
-        ).treeReduce(np.add) if split_counts.get("train") else zero
+        counts_by_bin = summaries.select("bins").rdd.map(
+            lambda r: np.frombuffer(r.bins, np.int64)).treeReduce(np.add, depth=2)
         if counts_by_bin.sum() == 0:
             log.info("no colourful training crops: the prior is uniform")
             prior = np.full(len(zero), 1.0 / len(zero))
@@ -193,7 +207,7 @@ def run(spark, input_path: str, output_dir: str, config: dict) -> dict:
         "colorspark_version": __version__, "input": input_path, "inputs": n_ok + n_err, "ok": n_ok, "errors": n_err,
         "train": train[0], "val": val[0], "train_crops": train[1], "val_crops": val[1],
         "train_colorful_crops": train[2], "val_colorful_crops": val[2],
-        "formats": formats, "hdf5_shards": sorted(name for name, _ in shards), "size": size,
+        "formats": formats, "hdf5_shards": shards, "size": size,
         "output_stride": 4, "bins": len(zero), "seconds": round(time.time() - started, 2), "config": config,
     }
     write_json_atomic(out / "manifest.json", manifest)

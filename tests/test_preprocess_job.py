@@ -105,6 +105,14 @@ def test_prior_is_a_distribution_over_313_bins(dataset):
     assert (prior > 0).sum() > 5  # colourful photos touch several bins
 
 
+def test_prior_counts_the_colourful_train_crops(dataset):
+    """The per-partition counts summed by the job equal a count over the Parquet rows it wrote."""
+    rows = pq.read_table(dataset["out"] / "parquet", filters=[("split", "=", "train")]).to_pylist()
+    bins = np.concatenate([np.frombuffer(r["bins"], np.int16) for r in rows if r["colorful"]])
+    expected = np.bincount(bins, minlength=313) / bins.size
+    np.testing.assert_allclose(np.load(dataset["out"] / "prior.npy"), expected, atol=1e-12)
+
+
 def test_rerun_replaces_the_output_cleanly_and_keeps_the_split(dataset, run_job):
     """Runs last among the `dataset` tests: it replaces that output with a Parquet-only one."""
     out = dataset["out"]
