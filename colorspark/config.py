@@ -100,6 +100,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "epochs_per_round": (1, _positive),
         "batch_size": (16, _positive),
         "learning_rate": (3e-4, _positive),
+        "lr_schedule": ("constant", _one_of("constant", "cosine")),
         "workers": (2, _positive),
         "mode": ("synchronous", _one_of("synchronous", "asynchronous", "hogwild")),
         "source": ("parquet", _one_of("parquet", "hdf5")),

@@ -160,6 +160,21 @@ def evaluate(spark, model, val_rdd, settings: dict) -> dict:
 
 # --- the job ---------------------------------------------------------------------------------------------------------
 
+COSINE_FLOOR = 0.05  # the cosine schedule ends at this fraction of the base learning rate
+
+
+def round_learning_rate(base: float, schedule: str, round_number: int, rounds: int) -> float:
+    """Learning rate of round `round_number` (1-based) of `rounds`.
+
+    Elephas rebuilds the optimizer for every round, so a schedule inside Keras would restart each round; the rate is
+    set per round instead, and depends only on the round number so that --resume continues the same curve.
+    """
+    if schedule == "constant" or rounds <= 1:
+        return base
+    progress = (round_number - 1) / (rounds - 1)
+    return base * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 def compile_for_training(model, settings: dict, learning_rate: float):
     import keras
 
@@ -253,12 +268,16 @@ def run(spark, data_dir: str, model_dir: str, config: dict, resume: bool = False
         durations = []
         for round_number in range(done + 1, train_cfg["rounds"] + 1):
             started = time.time()
+            learning_rate = round_learning_rate(train_cfg["learning_rate"], train_cfg["lr_schedule"], round_number,
+                                                train_cfg["rounds"])
+            compile_for_training(model, eval_settings, learning_rate)
             train_loss = _fit_quietly(elephas_model(spark, model, config), train_rdd, config)
             fit_seconds = time.time() - started
             metrics = evaluate(spark, model, val_rdd, eval_settings)
             seconds = time.time() - started
             durations.append(seconds)
-            entry = {"round": round_number, "train_loss": train_loss, **metrics, "seconds": round(seconds, 2),
+            entry = {"round": round_number, "learning_rate": learning_rate, "train_loss": train_loss, **metrics,
+                     "seconds": round(seconds, 2),
                      "fit_seconds": round(fit_seconds, 2), "samples": sum(sizes) * train_cfg["epochs_per_round"]}
             history.append(entry)
             write_checkpoint(model_dir, round_number, model, {"history": history, "settings": settings})

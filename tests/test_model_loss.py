@@ -313,3 +313,15 @@ def test_custom_objects_names_the_loss():
     assert objects["RebalancedSoftCrossEntropy"] is RebalancedSoftCrossEntropy
     assert objects["colorspark>RebalancedSoftCrossEntropy"] is RebalancedSoftCrossEntropy
     assert keras.saving.get_registered_object("colorspark>RebalancedSoftCrossEntropy") is RebalancedSoftCrossEntropy
+
+
+def test_round_learning_rate_follows_the_schedule():
+    from colorspark.training import COSINE_FLOOR, round_learning_rate
+
+    assert [round_learning_rate(1e-3, "constant", r, 5) for r in (1, 3, 5)] == [1e-3] * 3
+    cosine = [round_learning_rate(1e-3, "cosine", r, 5) for r in range(1, 6)]
+    assert cosine[0] == pytest.approx(1e-3)
+    assert cosine[2] == pytest.approx(1e-3 * (1 + COSINE_FLOOR) / 2)  # half way: the mean of start and floor
+    assert cosine[-1] == pytest.approx(1e-3 * COSINE_FLOOR)
+    assert all(a > b for a, b in zip(cosine, cosine[1:]))
+    assert round_learning_rate(1e-3, "cosine", 1, 1) == 1e-3
