@@ -1,9 +1,9 @@
 """Job 1: images -> compact training samples in Parquet and HDF5, the colour prior and a manifest.
 
 The per-image work (`process_image`) is a plain function; `run` wires it into Spark: `binaryFile` listing, one
-`mapPartitions` pass that also writes the executors' HDF5 shards and counts bins, the DataFrame writer, and a
-tree-reduce of the per-partition counts for the prior. All outputs are staged under OUT/.staging-<run> and moved into
-place at the end; `manifest.json` is written last and removed first, so its presence means the dataset is complete.
+`mapPartitions` pass that also writes the executors' HDF5 shards and reduces each partition's bins to counts for the
+prior, and the DataFrame writer. All outputs are staged under OUT/.staging-<run> and moved into place at the end;
+`manifest.json` is written last and removed first, so its presence means the dataset is complete.
 """
 
 from __future__ import annotations
@@ -152,26 +152,29 @@ def run(spark, input_path: str, output_dir: str, config: dict) -> dict:
         sample_schema(), verifySchema=False)
     cached = processed.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        cached.count()
-        summaries = cached.where(F.col("status") == SUMMARY)
+        # This action runs the processing pass (and fills the cache): each task has reduced its partition to one
+        # summary row, so the driver only adds up one counts vector per partition, as RDD.reduce would.
+        summary_rows = cached.where(F.col("status") == SUMMARY).select("path", "crop", "bins").collect()
+        shards = sorted(r["path"] for r in summary_rows if r["crop"])
+        counts_by_bin = sum((np.frombuffer(r["bins"], np.int64) for r in summary_rows),
+                            np.zeros(len(gamut_centres()), np.int64))
         samples = cached.where(F.col("status") != SUMMARY)
         empty = unscanned_files(spark, files, samples.select("key"), root)
         if empty:
             samples = samples.unionByName(spark.createDataFrame(
                 [{"path": p, "key": k, "status": "error", "error": reason} for p, k, reason in empty],
                 sample_schema()))
-        counts = {r["status"]: r["n"] for r in
-                  samples.groupBy("status").agg(F.countDistinct("path").alias("n")).collect()}
-        n_ok, n_err = counts.get("ok", 0), counts.get("error", 0)
+        tally = samples.groupBy("status", "split").agg(
+            F.countDistinct("path").alias("images"), F.count("*").alias("crops"),
+            F.sum(F.col("colorful").cast("int")).alias("colorful")).collect()
+        split_counts = {r["split"]: (r["images"], r["crops"], r["colorful"]) for r in tally if r["status"] == "ok"}
+        n_ok = sum(images for images, _, _ in split_counts.values())
+        n_err = sum(r["images"] for r in tally if r["status"] == "error")
         log.info("%d input files: %d ok, %d failed", n_ok + n_err, n_ok, n_err)
         if n_ok + n_err == 0:
             raise JobError(f"no image files (extensions {', '.join(config['data']['extensions'])}) under {input_path}")
         if n_ok == 0:
             raise JobError(f"none of the {n_err} input files could be read; see the reasons in the log above")
-        ok = samples.where("status = 'ok'")
-        split_counts = {(r["split"]): (r["images"], r["crops"], r["colorful"]) for r in ok.groupBy("split").agg(
-            F.countDistinct("path").alias("images"), F.count("*").alias("crops"),
-            F.sum(F.col("colorful").cast("int")).alias("colorful")).collect()}
 
         errors = samples.where("status = 'error'").select("path", "error")
         errors.coalesce(1).write.mode("overwrite").parquet(local_uri(staging / "errors"))
@@ -180,18 +183,14 @@ def run(spark, input_path: str, output_dir: str, config: dict) -> dict:
 
         if "parquet" in formats:
             columns = ["path", "crop", "l", "ab", "bins", "max_chroma", "colorful", "width", "height", "split"]
-            ok.select(*columns).write.mode("overwrite").partitionBy("split").parquet(local_uri(staging / "parquet"))
+            samples.where("status = 'ok'").select(*columns).write.mode("overwrite").partitionBy("split").parquet(
+                local_uri(staging / "parquet"))
             log.info("wrote Parquet samples to %s", out / "parquet")
-        shards = sorted(r["path"] for r in summaries.where("crop > 0").select("path").collect())
         if shard_dir:
             log.info("wrote %d HDF5 shards to %s", len(shards), out / "hdf5")
-
-        zero = np.zeros(len(gamut_centres()), np.int64)
-        counts_by_bin = summaries.select("bins").rdd.map(
-            lambda r: np.frombuffer(r.bins, np.int64)).treeReduce(np.add, depth=2)
         if counts_by_bin.sum() == 0:
             log.info("no colourful training crops: the prior is uniform")
-            prior = np.full(len(zero), 1.0 / len(zero))
+            prior = np.full(len(counts_by_bin), 1.0 / len(counts_by_bin))
         else:
             prior = counts_by_bin / counts_by_bin.sum()
         np.save(staging / "prior.npy", prior.astype(np.float64))
@@ -208,7 +207,7 @@ def run(spark, input_path: str, output_dir: str, config: dict) -> dict:
         "train": train[0], "val": val[0], "train_crops": train[1], "val_crops": val[1],
         "train_colorful_crops": train[2], "val_colorful_crops": val[2],
         "formats": formats, "hdf5_shards": shards, "size": size,
-        "output_stride": 4, "bins": len(zero), "seconds": round(time.time() - started, 2), "config": config,
+        "output_stride": 4, "bins": len(prior), "seconds": round(time.time() - started, 2), "config": config,
     }
     write_json_atomic(out / "manifest.json", manifest)
     log.info("train: %d images (%d crops), val: %d images (%d crops); manifest at %s",
