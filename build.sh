@@ -70,7 +70,7 @@ install_spark_conf() {
   spark_home=$("$PY" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
   mkdir -p "$spark_home/conf"
   cmp -s conf/log4j2.properties "$spark_home/conf/log4j2.properties" || cp conf/log4j2.properties "$spark_home/conf/"
-  # Executors import TensorFlow quietly in the worker daemon (see colorspark/worker_init.py).
+  # Python worker start-up: quiet TensorFlow pre-import, no per-task GC and zip re-read costs (colorspark/worker_init.py).
   local site
   site=$(dirname "$spark_home")
   cmp -s colorspark/worker_init.py "$site/colorspark_worker_init.py" || cp colorspark/worker_init.py "$site/colorspark_worker_init.py"

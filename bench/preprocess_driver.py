@@ -94,7 +94,7 @@ def main():
     setup_logging("bench-preprocess")
     config = config_mod.load(None, args.overrides)
     t_session = time.time()
-    spark = build_spark_session("bench-preprocess")
+    spark = build_spark_session("bench-preprocess", tensorflow_workers=False)
     sc = spark.sparkContext
     session_s = time.time() - t_session
     _sparkprobe.install()

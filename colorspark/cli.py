@@ -33,7 +33,7 @@ def main(job: str, args: argparse.Namespace, flag_overrides: dict, body: Callabl
     except config_mod.ConfigError as exc:
         log.error("configuration error: %s", exc)
         return EXIT_CONFIG
-    spark = build_spark_session(f"colorspark-{job}")
+    spark = build_spark_session(f"colorspark-{job}", tensorflow_workers=job != "preprocess")
     try:
         body(spark, config)
         return 0

@@ -85,8 +85,12 @@ DEFAULT_CONF = {
 }
 
 
-def build_spark_session(app_name: str, extra_conf: dict | None = None):
-    """A SparkSession with colorspark's executor environment; master and resources come from spark-submit."""
+def build_spark_session(app_name: str, extra_conf: dict | None = None, *, tensorflow_workers: bool = True):
+    """A SparkSession with colorspark's executor environment; master and resources come from spark-submit.
+
+    `tensorflow_workers` makes every Python worker daemon import TensorFlow at start (colorspark/worker_init.py);
+    a job whose workers never use it saves that start-up time and memory.
+    """
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
     from pyspark import SparkConf
@@ -101,7 +105,8 @@ def build_spark_session(app_name: str, extra_conf: dict | None = None):
         for key in ("spark.driver.host", "spark.driver.bindAddress"):
             if not given.contains(key):
                 builder = builder.config(key, "127.0.0.1")
-    for key, value in {**QUIET_ENV, "COLORSPARK_WORKER_INIT": "1"}.items():
+    worker_init = "tensorflow" if tensorflow_workers else "plain"
+    for key, value in {**QUIET_ENV, "COLORSPARK_WORKER_INIT": worker_init}.items():
         builder = builder.config(f"spark.executorEnv.{key}", value)
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)

@@ -1,12 +1,12 @@
 """Start-up of Spark's Python worker daemons: quiet TensorFlow, and no fixed cost per task.
 
 `./build.sh` installs this file into the environment's site-packages as `colorspark_worker_init.py`, with a `.pth`
-line that imports it at interpreter start. It acts only where `COLORSPARK_WORKER_INIT=1` (colorspark sets it through
-`spark.executorEnv`):
+line that imports it at interpreter start. It acts only where `COLORSPARK_WORKER_INIT` is `tensorflow` or `plain`
+(colorspark sets it through `spark.executorEnv`: `plain` for preprocessing, which never uses TensorFlow):
 
-* it imports TensorFlow once, in the worker daemon, with stderr pointed at /dev/null. The CUDA-plugin messages that
-  TensorFlow's native code prints at import time never reach the job's console, and forked workers start with
-  TensorFlow already loaded;
+* with `tensorflow`, it imports TensorFlow once, in the worker daemon, with stderr pointed at /dev/null. The
+  CUDA-plugin messages that TensorFlow's native code prints at import time never reach the job's console, and forked
+  workers start with TensorFlow already loaded;
 * it freezes the garbage collector's view of everything imported so far. The daemon's workers run `gc.collect()`
   after every task; with TensorFlow loaded that scanned ~335k objects, about 150 ms per task;
 * PySpark's worker calls `importlib.invalidate_caches()` before every task, which on Python 3.11 makes each
@@ -19,10 +19,10 @@ colorspark: at daemon start it is not on the path yet.
 
 import os
 
-if os.environ.get("COLORSPARK_WORKER_INIT") == "1":
-    import gc
+_MODE = os.environ.get("COLORSPARK_WORKER_INIT")
+
+if _MODE == "tensorflow":
     import sys
-    import zipimport
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
@@ -38,6 +38,11 @@ if os.environ.get("COLORSPARK_WORKER_INIT") == "1":
         os.dup2(_saved, 2)
         os.close(_saved)
         os.close(_null)
+
+if _MODE in ("tensorflow", "plain"):
+    import gc
+    import zipimport
+
     gc.freeze()
 
     _reread_archive = zipimport.zipimporter.invalidate_caches

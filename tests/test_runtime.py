@@ -42,3 +42,34 @@ def test_tensorflow_threads_follow_task_cpus(cpus, py_files, tmp_path):
         assert worker == {"env": str(cpus), "task_cpus": cpus, "intra": cpus}
     noise = ("cuda_dnn", "cuda_blas", "computation_placer", "oneDNN", "absl::InitializeLog")
     assert not any(n in proc.stdout + proc.stderr for n in noise), proc.stderr
+
+
+WORKER_PROBE = textwrap.dedent("""
+    import json, sys
+    from colorspark.runtime import build_spark_session
+
+    def probe(_):
+        import gc, os, sys
+        yield {"mode": os.environ.get("COLORSPARK_WORKER_INIT"), "tensorflow": "tensorflow" in sys.modules,
+               "frozen": gc.get_freeze_count() > 0}
+
+    spark = build_spark_session("probe", tensorflow_workers=sys.argv[1] == "yes")
+    print("PROBE " + json.dumps(spark.sparkContext.parallelize(range(2), 2).mapPartitions(probe).collect()))
+    spark.stop()
+""")
+
+
+@pytest.mark.parametrize("tensorflow_workers", [True, False])
+def test_worker_daemons_preload_tensorflow_only_for_jobs_that_use_it(tensorflow_workers, py_files, tmp_path):
+    """The installed start-up hook runs in the real worker daemons: GC frozen always, TensorFlow only when asked."""
+    script = tmp_path / "probe.py"
+    script.write_text(WORKER_PROBE)
+    proc = subprocess.run([SPARK_SUBMIT, "--master", "local[2]", "--py-files", str(py_files), str(script),
+                           "yes" if tensorflow_workers else "no"], capture_output=True, text=True, env=job_env(),
+                          timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("PROBE "))
+    mode = "tensorflow" if tensorflow_workers else "plain"
+    assert json.loads(line[6:]) == [{"mode": mode, "tensorflow": tensorflow_workers, "frozen": True}] * 2
