@@ -439,7 +439,7 @@ def render_md(args, info, idle, cmd, res) -> str:
     mm = res["model_meta"]
     by = {r["name"]: r for r in spark["runs"]}
     cfg = spark["config"]
-    L = [f"## 3. Colorize throughput (`bench/colorize_bench.py`)\n", C.machine_block(info, idle, cmd)]
+    L = ["## 3. Colorize throughput (`bench/colorize_bench.py`)\n", C.machine_block(info, idle, cmd)]
     L.append(f"- model: `{os.path.relpath(args.model, C.ROOT)}` — preset {mm['settings'].get('preset')}, "
              f"{mm['input_size']} px input, {mm['rounds_done']} rounds, sha256 {str(mm['model_sha256'])[:12]}…; "
              f"colorize.batch_size={cfg['colorize']['batch_size']}, lab_format={cfg['output']['lab_format']}, "
@@ -467,9 +467,11 @@ def render_md(args, info, idle, cmd, res) -> str:
         rows.append(["(c) reference: 2 plain processes × 1 TF thread, gray, `colorize_partition`", pool["images"],
                      f"{pool['seconds']:.1f}", f"{pool['ips']:.2f}", f"{pool['ips'] / gi:.2f}"])
     L.append(C.md_table(["measurement", "images", "seconds", "images/s", "vs (b)"], rows))
-    met = ratios["gray1"] >= target
-    L.append(f"\n**Target (a)/(b) ≥ {target}: {'met' if met else 'NOT met'}** — gray run 1 {ratios['gray1']:.2f}, "
-             f"warm {ratios['gray2']:.2f}" + (f", colour {ratios['colour']:.2f}" if "colour" in ratios else "")
+    verdict = {name: "met" if ratio >= target else "NOT met" for name, ratio in ratios.items()}
+    L.append(f"\n**Target (a)/(b) ≥ {target}: {verdict['gray2']} on a warm run ({ratios['gray2']:.2f}); "
+             f"{verdict['gray1']} on the first run ({ratios['gray1']:.2f})**, which also pays the Python workers' "
+             f"start, the TensorFlow import and the model build"
+             + (f"; colour {ratios['colour']:.2f}" if "colour" in ratios else "")
              + f". Spark session start-up ({spark['session_s']:.1f} s) excluded. Other processes used "
              f"{res['spark_cpu']['foreign_cores']:.2f} cores during (a), {b_gray['cpu']['foreign_cores']:.2f} during "
              f"(b) gray. (b) used {b_gray['cpu_s'] / b_gray['pipeline_s']:.2f} cores on average (TF intra "
@@ -493,7 +495,7 @@ def render_md(args, info, idle, cmd, res) -> str:
             L.append(f"\nOne-time costs in the {n_} run (first call minus a normal call; every new Python worker pays "
                      f"them once; not in the table above, but in the throughput): " + ", ".join(
                          f"{k} {v:.2f} s" for k, v in sorted(bd["one_time_s"].items(), key=lambda kv: -kv[1])) + ".")
-    L.append(f"\nLargest steps (gray): " + ", ".join(f"{k} {v:.1f} ms ({v / totals[0]:.0%})" for k, v in top)
+    L.append("\nLargest steps (gray): " + ", ".join(f"{k} {v:.1f} ms ({v / totals[0]:.0%})" for k, v in top)
              + f". Measured inside the (b) runs above (exclusive time of each function colorize_partition calls). "
              f"Spark's own per-image in-task time (results.millis, "
              f"mean): gray warm {by['gray2']['summary'].get('mean_millis_per_image') or 0:.1f} ms"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
@@ -224,7 +223,7 @@ def main():
     # (a) Spark
     spark, spark_cpu, submit_s = spark_phase(args, work, zip_path, root)
     runs = spark["runs"]
-    C.say(f"[bench] (a) Spark: " + ", ".join(f"run {r['run']} {r['seconds']:.1f} s = {r['ips']:.1f} img/s"
+    C.say("[bench] (a) Spark: " + ", ".join(f"run {r['run']} {r['seconds']:.1f} s = {r['ips']:.1f} img/s"
                                             for r in runs) + f" (session start {spark['session_s']:.1f} s, "
           f"spark-submit total {submit_s:.1f} s, foreign cores {spark_cpu['foreign_cores']:.2f})")
 
@@ -265,7 +264,6 @@ def main():
     ratio_cold, ratio_warm = a_cold / (2 * b1), a_warm / (2 * b1)
     C.say(f"[bench] ratio (a)/(2*b1): run 1 {ratio_cold:.2f}, run {runs[-1]['run']} {ratio_warm:.2f} "
           f"(target >= 0.85)")
-    main_job = max(runs[-1]["jobs"], key=lambda r: r[2]) if runs[-1]["jobs"] else None
     result = {"args": vars(args), "machine": info, "idle": idle, "spark": spark, "spark_cpu": spark_cpu,
               "submit_s": submit_s, "sequential_s": seq_s, "b1": b1, "stages_ms": stages, "pool": pool,
               "ratio_cold": ratio_cold, "ratio_warm": ratio_warm, "seq_cpu": seq_cpu, "settle": settle1, "init_s": init_s,
@@ -282,7 +280,7 @@ def render_md(args, info, idle, cmd, files, input_mb, config, runs, spark, spark
               seq_cpu, stages, n_b, pool, ratio_cold, ratio_warm, init_s) -> str:
     size, crops = config["data"]["size"], config["data"]["crops"]
     target = 0.85
-    lines = [f"## 1. Preprocessing throughput (`bench/preprocess_bench.py`)\n", C.machine_block(info, idle, cmd)]
+    lines = ["## 1. Preprocessing throughput (`bench/preprocess_bench.py`)\n", C.machine_block(info, idle, cmd)]
     lines.append(f"- input: {len(files)} JPEGs ({input_mb:.0f} MB) replicated from `../shared/data/photos` into "
                  f"`{args.workdir}/input` ({args.subdirs} subfolders); data.size={size}, data.crops={crops}, "
                  f"formats {'+'.join(config['output']['formats'])}; master `{args.master}`\n")
