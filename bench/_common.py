@@ -366,6 +366,35 @@ def tail(path: Path, lines: int = 30) -> str:
     return ""
 
 
+def start_bench(args):
+    """The common start of a benchmark: its work folder, an idle machine, the facts BENCHMARKS.md records, the zip.
+
+    Returns (work dir, idle-wait record, machine info, command line, --py-files zip)."""
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    idle = wait_for_idle(args.max_load, skip=args.no_wait, log=say)
+    return work, idle, machine_info(), command_line(), build_zip()
+
+
+def driver_phase(script: Path, script_args: list, *, work: Path, tag: str, master: str, zip_path: Path):
+    """Run a bench driver under spark-submit with the event log on; it writes its figures to `--result FILE`.
+
+    Returns (the driver's result, the parsed event log, CPU use during the run, spark-submit wall seconds); exits with
+    the log's tail when the driver fails."""
+    events = work / f"events{tag}"
+    shutil.rmtree(events, ignore_errors=True)
+    result = work / f"spark-result{tag}.json"
+    result.unlink(missing_ok=True)
+    log_path = work / f"spark{tag}.log"
+    monitor = CpuMonitor().start()
+    rc, seconds = spark_submit(script, list(script_args) + ["--result", str(result)], master=master,
+                               zip_path=zip_path, event_dir=events, log_path=log_path, log=say)
+    cpu = monitor.stop()
+    if rc != 0 or not result.is_file():
+        raise SystemExit(f"spark-submit failed (exit {rc}); log tail:\n{tail(log_path, 40)}")
+    return json.loads(result.read_text()), parse_event_log(events), cpu, seconds
+
+
 # --- event log -----------------------------------------------------------------------------------------------------------
 
 def parse_event_log(event_dir: Path) -> dict:

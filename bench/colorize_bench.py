@@ -343,22 +343,11 @@ def pool2(args, name, input_dir) -> dict:
 # --- main ----------------------------------------------------------------------------------------------------------------
 
 def spark_phase(args, work, zip_path, runs):
-    events = work / "events"
-    shutil.rmtree(events, ignore_errors=True)
-    rpath = work / "spark-result.json"
-    rpath.unlink(missing_ok=True)
-    mon = C.CpuMonitor().start()
-    rc, submit_s = C.spark_submit(C.BENCH / "colorize_driver.py",
-                                  sum((["--run", r] for r in runs), []) + [
-                                      "--output", str(work / "spark-out"), "--model", args.model,
-                                      "--result", str(rpath)] + sum((["--set", o] for o in args.overrides), []),
-                                  master=args.master, zip_path=zip_path, event_dir=events,
-                                  log_path=work / "spark.log", log=C.say)
-    cpu = mon.stop()
-    if rc != 0 or not rpath.is_file():
-        raise SystemExit(f"spark-submit failed (exit {rc}):\n{C.tail(work / 'spark.log', 40)}")
-    spark = json.loads(rpath.read_text())
-    elog = C.parse_event_log(events)
+    spark, elog, cpu, submit_s = C.driver_phase(
+        C.BENCH / "colorize_driver.py",
+        sum((["--run", r] for r in runs), []) + ["--output", str(work / "spark-out"), "--model", args.model]
+        + sum((["--set", o] for o in args.overrides), []),
+        work=work, tag="", master=args.master, zip_path=zip_path)
     for r in spark["runs"]:
         r["ips"] = r["summary"]["ok"] / r["seconds"]
         r["jobs"], r["jobs_wall"] = C.job_table(elog, r["start"], r["end"])
@@ -373,12 +362,7 @@ def main():
         res = plain(args)
         Path(args.result).write_text(json.dumps(res, indent=2, default=str))
         return
-    work = Path(args.workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    idle = C.wait_for_idle(args.max_load, skip=args.no_wait, log=C.say)
-    info = C.machine_info()
-    cmd = C.command_line()
-    zip_path = C.build_zip()
+    work, idle, info, cmd, zip_path = C.start_bench(args)
     meta = json.loads((Path(args.model) / "colorspark.json").read_text())
     gray_dir = work / "gray"
     colour_dir = work / "colour"

@@ -275,12 +275,7 @@ def plot(results: list[dict], path: Path) -> bool:
 
 def main():
     args = parse_args()
-    work = Path(args.workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    idle = C.wait_for_idle(args.max_load, skip=args.no_wait, log=C.say)
-    info = C.machine_info()
-    cmd = C.command_line()
-    zip_path = C.build_zip()
+    work, idle, info, cmd, zip_path = C.start_bench(args)
     t = time.time()
     big = work / f"in-{args.images}"
     C.replicate(big, args.images, args.subdirs, gray=True, max_side=args.max_side, colour_every=args.colour_every,

@@ -19,7 +19,6 @@ Quick check: .venv/bin/python bench/preprocess_bench.py --images 40 --no-wait --
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import time
@@ -173,23 +172,11 @@ def write_stage(rows, out: Path, size: int, shards: int):
 
 def spark_phase(args, work, zip_path, root):
     """One spark-submit of preprocess_driver.py; returns (driver result with per-run job tables, cpu, seconds)."""
-    events = work / "events"
-    shutil.rmtree(events, ignore_errors=True)
-    result_path = work / "spark-result.json"
-    result_path.unlink(missing_ok=True)
-    mon = C.CpuMonitor().start()
-    rc, submit_s = C.spark_submit(C.BENCH / "preprocess_driver.py",
-                                  ["--input", str(root), "--output", str(work / "spark-out"), "--result",
-                                   str(result_path), "--runs", str(args.spark_runs)]
-                                  + ([] if args.no_diagnose else ["--diagnose"])
-                                  + sum((["--set", o] for o in args.overrides), []),
-                                  master=args.master, zip_path=zip_path, event_dir=events,
-                                  log_path=work / "spark.log", log=C.say)
-    cpu = mon.stop()
-    if rc != 0 or not result_path.is_file():
-        raise SystemExit(f"spark-submit failed (exit {rc}); log tail:\n{C.tail(work / 'spark.log')}")
-    spark = json.loads(result_path.read_text())
-    elog = C.parse_event_log(events)
+    spark, elog, cpu, submit_s = C.driver_phase(
+        C.BENCH / "preprocess_driver.py",
+        ["--input", str(root), "--output", str(work / "spark-out"), "--runs", str(args.spark_runs)]
+        + ([] if args.no_diagnose else ["--diagnose"]) + sum((["--set", o] for o in args.overrides), []),
+        work=work, tag="", master=args.master, zip_path=zip_path)
     for r in spark["runs"]:
         r["ips"] = r["ok"] / r["seconds"]
         r["jobs"], r["jobs_wall"] = C.job_table(elog, r["start"], r["end"])
@@ -208,12 +195,7 @@ def main():
     from colorspark import config as config_mod
 
     config = config_mod.load(None, args.overrides)
-    work = Path(args.workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    idle = C.wait_for_idle(args.max_load, skip=args.no_wait, log=C.say)
-    info = C.machine_info()
-    cmd = C.command_line()
-    zip_path = C.build_zip()
+    work, idle, info, cmd, zip_path = C.start_bench(args)
     files = C.replicate(work / "input", args.images, args.subdirs, photos=Path(args.photos), log=C.say)
     root = work / "input"
     input_mb = sum(f.stat().st_size for f in files) / 1e6

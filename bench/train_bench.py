@@ -169,38 +169,21 @@ def main():
         res = single_process(args.single, Path(args.data), args.rounds, args.threads)
         Path(args.out).write_text(json.dumps(res, indent=2))
         return
-    work = Path(args.workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    idle = C.wait_for_idle(args.max_load, skip=args.no_wait, log=C.say)
-    info = C.machine_info()
-    cmd = C.command_line()
-    zip_path = C.build_zip()
+    work, idle, info, cmd, zip_path = C.start_bench(args)
     data = prepare_data(args, work, zip_path)
     manifest = json.loads((data / "manifest.json").read_text())
     results = {}
     for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
         C.settle(skip=args.no_wait, log=C.say)
         res = {"preset": preset}
-        events = work / f"events-{preset}"
-        shutil.rmtree(events, ignore_errors=True)
-        rpath = work / f"spark-{preset}.json"
-        rpath.unlink(missing_ok=True)
         model_dir = work / f"model-{preset}"
         shutil.rmtree(model_dir, ignore_errors=True)
         shutil.rmtree(str(model_dir) + "-instrumented", ignore_errors=True)
-        mon = C.CpuMonitor().start()
-        rc, submit_s = C.spark_submit(C.BENCH / "train_driver.py",
-                                      ["--data", str(data), "--model-dir", str(model_dir), "--result", str(rpath),
-                                       "--rounds", str(args.rounds), "--instr-rounds", str(args.instr_rounds),
-                                       "--set", f"train.preset={preset}"],
-                                      master=args.master, zip_path=zip_path, event_dir=events,
-                                      log_path=work / f"spark-{preset}.log", log=C.say)
-        res["spark_cpu"] = mon.stop()
-        if rc != 0 or not rpath.is_file():
-            raise SystemExit(f"spark-submit failed (exit {rc}):\n{C.tail(work / f'spark-{preset}.log', 40)}")
-        res["spark"] = json.loads(rpath.read_text())
-        res["submit_s"] = submit_s
-        elog = C.parse_event_log(events)
+        res["spark"], elog, res["spark_cpu"], res["submit_s"] = C.driver_phase(
+            C.BENCH / "train_driver.py",
+            ["--data", str(data), "--model-dir", str(model_dir), "--rounds", str(args.rounds),
+             "--instr-rounds", str(args.instr_rounds), "--set", f"train.preset={preset}"],
+            work=work, tag=f"-{preset}", master=args.master, zip_path=zip_path)
         add_event_figures(res, elog)
         hist = res["spark"]["real"]["history"]
         fit = sum(h["fit_seconds"] for h in hist)
