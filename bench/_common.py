@@ -1,7 +1,8 @@
 """Shared helpers of the colorspark benchmarks (plain Python; never shipped to Spark executors).
 
 * machine facts and load checks (`machine_info`, `wait_for_idle`, `CpuMonitor`: how much CPU *other* processes used
-  while a phase ran, so a noisy neighbour is visible in the figures instead of hidden in them);
+  while a phase ran, so a noisy neighbour is visible in the figures instead of hidden in them), reading /proc with the
+  process helpers of tests/standalone.py;
 * input replication into /tmp (the shared photos are never copied into the repository);
 * running a driver script under `spark-submit` with an event log, and reading that event log back into job/stage/task
   figures (`parse_event_log`);
@@ -25,6 +26,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.append(str(ROOT / "tests"))  # appended, so that no module in tests/ can shadow an installed one
+
+import standalone  # noqa: E402
+from standalone import all_pids, descendants, stat_fields  # noqa: E402
+
 BENCH = ROOT / "bench"
 VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
@@ -80,45 +86,22 @@ def command_line() -> str:
 
 def _stat(pid: int):
     """(ppid, utime+stime seconds, starttime ticks) of a process, or None."""
-    try:
-        data = open(f"/proc/{pid}/stat", "rb").read()
-    except OSError:
+    fields = stat_fields(pid)
+    if fields is None:
         return None
-    fields = data[data.rindex(b")") + 2:].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / tick, int(fields[19])
-
-
-def all_pids() -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), int(fields[19])
 
 
 def tree_of(root: int, parents: dict[int, int] | None = None) -> set[int]:
-    """`root` and all its live descendants."""
+    """`root` and all its descendants, zombies included (CpuMonitor counts the CPU time they used)."""
     if parents is None:
-        parents = {}
-        for pid in all_pids():
-            st = _stat(pid)
-            if st:
-                parents[pid] = st[0]
-    children: dict[int, list[int]] = {}
-    for pid, ppid in parents.items():
-        children.setdefault(ppid, []).append(pid)
-    out, todo = set(), [root]
-    while todo:
-        pid = todo.pop()
-        if pid in out:
-            continue
-        out.add(pid)
-        todo.extend(children.get(pid, []))
-    return out
+        parents = {pid: st[0] for pid in all_pids() if (st := _stat(pid))}
+    return {root, *descendants(root, parents)}
 
 
 def cmdline(pid: int) -> str:
-    try:
-        return open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
+    """The command line of `pid` as one string, for matching patterns and printing ("" once it is gone)."""
+    return " ".join(standalone.cmdline(pid))
 
 
 def foreign_heavy_processes() -> list[str]:
@@ -155,15 +138,7 @@ class CpuMonitor:
         self.result: dict = {}
 
     def _scan(self, first: bool = False) -> None:
-        tick = os.sysconf("SC_CLK_TCK")
-        procs = {}
-        for pid in all_pids():
-            try:
-                data = open(f"/proc/{pid}/stat", "rb").read()
-            except OSError:
-                continue
-            f = data[data.rindex(b")") + 2:].split()
-            procs[pid] = (int(f[1]), (int(f[11]) + int(f[12])) / tick, int(f[19]))
+        procs = {pid: st for pid in all_pids() if (st := _stat(pid))}
         parents = {pid: v[0] for pid, v in procs.items()}
         mine = tree_of(os.getpid(), parents)
         for pid, (_, cpu, start) in procs.items():
@@ -465,6 +440,11 @@ def jobs_between(log: dict, start: float, end: float) -> list[dict]:
     return [j for j in log["jobs"] if j["start"] >= start - 0.05 and (j["end"] or j["start"]) <= end + 0.05]
 
 
+def job_stages(log: dict, jobs: list[dict]) -> list[dict]:
+    """The figures of every stage of `jobs`, job by job: what the benchmarks sum to get a job's task metrics."""
+    return [log["stages"][sid] for j in jobs for sid in j["stages"] if sid in log["stages"]]
+
+
 def job_table(log: dict, start: float, end: float, top: int = 12) -> tuple[list[list], float]:
     """Rows [description, jobs, wall s, tasks, task run s, cpu s] grouped by description; and the summed job wall."""
     groups: dict[str, dict] = {}
@@ -475,13 +455,11 @@ def job_table(log: dict, start: float, end: float, top: int = 12) -> tuple[list[
         g["n"] += 1
         g["wall"] += j["wall_s"] or 0.0
         union.append((j["start"], j["end"] or j["start"]))
-        for sid in j["stages"]:
-            st = log["stages"].get(sid)
-            if st:
-                g["tasks"] += st["tasks"]
-                g["run"] += st["run_s"]
-                g["cpu"] += st["cpu_s"]
-                g["deser"] += st["deser_s"]
+        for st in job_stages(log, [j]):
+            g["tasks"] += st["tasks"]
+            g["run"] += st["run_s"]
+            g["cpu"] += st["cpu_s"]
+            g["deser"] += st["deser_s"]
     covered = _union_length(union)
     rows = [[d, g["n"], g["wall"], g["tasks"], g["run"], g["cpu"]]
             for d, g in sorted(groups.items(), key=lambda kv: kv[1]["first"])]
@@ -549,6 +527,12 @@ def md_table(header: list[str], rows: list[list], fmt: dict | None = None) -> st
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def job_md_table(rows: list[list]) -> str:
+    """`job_table` rows as a Markdown table, so that every benchmark shows its Spark runs by job the same way."""
+    return md_table(["job (action @ caller)", "jobs", "wall s", "tasks", "task run s", "task CPU s (JVM)"],
+                    [[f"`{d[:110]}`", n, f"{w:.2f}", t, f"{run:.2f}", f"{cpu:.2f}"] for d, n, w, t, run, cpu in rows])
 
 
 def machine_block(info: dict, idle: dict, cmd: str) -> str:

@@ -14,7 +14,7 @@ in each process) and PSS (shared pages split; the honest total). Reports the pea
 first vs. the last quarter of the colorize phase, and a least-squares slope), and the per-image cost at 1k vs. 10k.
 
 --master takes any master URL (e.g. spark://host:7077); --standalone starts a 2-worker x 2 GiB standalone cluster on
-127.0.0.1 with tests/standalone.py (if present and working) and runs the same test on it.
+127.0.0.1 with tests/standalone.py and runs the same test on it.
 
 Example (takes ~15-25 min; run it in the background):
     nohup .venv/bin/python bench/load_bench.py > /tmp/colorspark-bench/load.out 2>&1 &
@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _common as C  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+from standalone import StandaloneCluster  # noqa: E402  (_common puts tests/ on sys.path)
 
 KEY = "load"
 
@@ -69,22 +70,12 @@ def parse_args():
 
 # --- memory sampling ---------------------------------------------------------------------------------------------------
 
-def _status_kb(pid: int, field: str) -> int:
+def _proc_kb(pid: int, name: str, field: str) -> int:
+    """The kB figure of the `field` line of /proc/<pid>/<name> (0 when the process or the line is gone)."""
     try:
-        with open(f"/proc/{pid}/status") as fh:
+        with open(f"/proc/{pid}/{name}") as fh:
             for line in fh:
                 if line.startswith(field):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _pss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -123,10 +114,10 @@ class Sampler(threading.Thread):
                 pids |= C.tree_of(p)
         row = {"t": round(time.time() - self.t0, 2), "procs": 0, "rss_mb": 0.0, "pss_mb": 0.0}
         for pid in pids:
-            rss = _status_kb(pid, "VmRSS:")
+            rss = _proc_kb(pid, "status", "VmRSS:")
             if not rss:
                 continue
-            pss = _pss_kb(pid)
+            pss = _proc_kb(pid, "smaps_rollup", "Pss:")
             kind = classify(pid)
             row["procs"] += 1
             row["rss_mb"] += rss / 1024
@@ -291,11 +282,6 @@ def main():
     master = args.master
     extra = None
     if args.standalone:
-        try:
-            sys.path.insert(0, str(C.ROOT / "tests"))
-            from standalone import StandaloneCluster
-        except Exception as exc:
-            raise SystemExit(f"--standalone: tests/standalone.py is not usable: {type(exc).__name__}: {exc}")
         cluster = StandaloneCluster(workers=2, memory="2g", cores=1).start()
         master = cluster.master_url
         extra = cluster.processes

@@ -229,14 +229,11 @@ def add_event_figures(res, elog):
         jobs = C.jobs_between(elog, r["job_start"], r["job_end"])
         stats = {"tasks": 0, "deser_s": 0.0, "result_ser_s": 0.0, "result_bytes": 0, "run_s": 0.0, "gc_s": 0.0,
                  "task_wall_s": 0.0, "getting_result_s": 0.0, "jobs": len(jobs)}
-        for j in jobs:
-            for sid in j["stages"]:
-                st = elog["stages"].get(sid)
-                if st:
-                    for k in stats:
-                        if k in st and k != "tasks":
-                            stats[k] += st[k]
-                    stats["tasks"] += st["tasks"]
+        for st in C.job_stages(elog, jobs):
+            for k in stats:
+                if k in st and k != "tasks":
+                    stats[k] += st[k]
+            stats["tasks"] += st["tasks"]
         r["events"] = stats
 
 

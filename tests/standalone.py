@@ -52,17 +52,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-# --- /proc helpers ---------------------------------------------------------------------------------------------------
+# --- /proc helpers (bench/_common.py uses them too) ------------------------------------------------------------------
 
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state, ppid) of a process, or None when it is gone."""
+def stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, ...), or None when the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             data = fh.read()
     except OSError:
         return None
-    fields = data[data.rindex(b")") + 2:].split()  # the command name may contain spaces and parentheses
-    return fields[0].decode(), int(fields[1])
+    return data[data.rindex(b")") + 2:].split()  # the command name may contain spaces and parentheses
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, ppid) of a process, or None when it is gone."""
+    fields = stat_fields(pid)
+    return None if fields is None else (fields[0].decode(), int(fields[1]))
 
 
 def is_alive(pid: int) -> bool:
@@ -71,22 +76,27 @@ def is_alive(pid: int) -> bool:
     return stat is not None and stat[0] != "Z"
 
 
-def _all_pids() -> list[int]:
+def all_pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
-def descendants(pid: int) -> list[int]:
-    """Live descendants of `pid` (children, grandchildren, ...) from the parent links in /proc."""
+def descendants(pid: int, parents: dict[int, int] | None = None) -> list[int]:
+    """Descendants of `pid` (children, grandchildren, ...) by the links in `parents` (pid -> ppid), by default those
+    of the live processes in /proc. Each pid is taken once: /proc is read one process at a time, so a pid reused
+    meanwhile could close a loop."""
+    if parents is None:
+        parents = {child: stat[1] for child in all_pids()
+                   if (stat := _proc_stat(child)) is not None and stat[0] != "Z"}
     children: dict[int, list[int]] = {}
-    for child in _all_pids():
-        stat = _proc_stat(child)
-        if stat is not None and stat[0] != "Z":
-            children.setdefault(stat[1], []).append(child)
-    found, stack = [], [pid]
+    for child, ppid in parents.items():
+        children.setdefault(ppid, []).append(child)
+    found, seen, stack = [], {pid}, [pid]
     while stack:
         for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
+            if child not in seen:
+                seen.add(child)
+                found.append(child)
+                stack.append(child)
     return found
 
 
@@ -203,7 +213,7 @@ class StandaloneCluster:
 
     def processes(self) -> list[int]:
         """Every live process of this cluster: the daemons and all their descendants."""
-        pids = {p for p in _all_pids() if (m := _environ_marker(p)) and m.startswith(f"{self.token}/")}
+        pids = {p for p in all_pids() if (m := _environ_marker(p)) and m.startswith(f"{self.token}/")}
         for daemon in self._all:
             if daemon.running():
                 pids.add(daemon.pid)
@@ -333,7 +343,7 @@ class StandaloneCluster:
         if daemon is None or not daemon.running():
             raise ClusterError(f"worker slot {slot} is not running")
         victims = [daemon.pid, *descendants(daemon.pid)]
-        victims += [p for p in _all_pids() if p not in victims and _environ_marker(p) == daemon.marker]
+        victims += [p for p in all_pids() if p not in victims and _environ_marker(p) == daemon.marker]
         _signal_all(victims, signal.SIGKILL)
         daemon.proc.wait(timeout=30)
         left = _wait_gone(victims, 30)

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import math
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from helpers_pure import nearest_centre, squared_distances  # noqa: E402
 
@@ -335,3 +331,48 @@ def test_annealed_mean_is_stable_for_huge_logits(centres):
     logits = np.full(Q, 1e4, np.float32)
     logits[10] = 2e4
     np.testing.assert_allclose(annealed_mean(logits, temperature=0.01), centres[10], atol=1e-3)
+
+
+# --- shape checks -----------------------------------------------------------------------------------------------------
+
+
+def _assert_rejects_shape(call, func_name: str, shape: tuple) -> None:
+    with pytest.raises(ValueError) as raised:
+        call()
+    message = str(raised.value)
+    assert message.startswith(f"{func_name} expects "), message
+    assert message.endswith(f"got shape {shape}"), message
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (4, 4, 1), (2, 2, 313), (3,), ()], ids=str)
+def test_ab_functions_reject_a_last_axis_other_than_2(shape):
+    ab = np.zeros(shape, np.float32)
+    _assert_rejects_shape(lambda: hard_bins(ab), "hard_bins", shape)
+    _assert_rejects_shape(lambda: soft_encode(ab), "soft_encode", shape)
+
+
+@pytest.mark.parametrize("func", [prior_from_counts, smooth_prior, rebalance_weights], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("shape", [(Q - 1,), (Q + 1,), (Q, 1), (1, Q), (2, Q), ()], ids=str)
+def test_per_bin_functions_reject_anything_but_a_vector_of_q(func, shape):
+    _assert_rejects_shape(lambda: func(np.ones(shape)), func.__name__, shape)
+
+
+@pytest.mark.parametrize("shape", [(Q - 1,), (4, Q + 1), (2, 3, 2), (Q, 2), ()], ids=str)
+def test_annealed_mean_rejects_a_last_axis_other_than_q(shape):
+    _assert_rejects_shape(lambda: annealed_mean(np.zeros(shape, np.float32)), "annealed_mean", shape)
+
+
+def test_shape_messages_say_what_was_expected():
+    with pytest.raises(ValueError, match=r"^hard_bins expects an H×W×2 ab array .*, got shape \(4, 3\)$"):
+        hard_bins(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=rf"^smooth_prior expects a vector of {Q} entries .*, got shape \(5,\)$"):
+        smooth_prior(np.ones(5))
+    with pytest.raises(ValueError, match=rf"^annealed_mean expects .*×{Q} array .*, got shape \(4, 312\)$"):
+        annealed_mean(np.zeros((4, 312)))
+
+
+def test_bin_counts_takes_bins_of_any_shape():
+    """bin_counts has no shape to check: any array of bin indices is flattened, a scalar included."""
+    bins = np.array([[3, 3], [7, 3]], dtype=np.int16)
+    np.testing.assert_array_equal(bin_counts(bins), bin_counts(bins.ravel()))
+    assert bin_counts(np.int16(5))[5] == 1 and bin_counts(np.int16(5)).shape == (Q,)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 from skimage.color import lab2rgb, rgb2lab
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from helpers_pure import all_rgb_levels, grid_levels  # noqa: E402
 
@@ -181,3 +177,33 @@ def test_output_dtypes_are_float32_and_shapes_kept(rgb):
     assert back.dtype == np.float32 and back.shape == rgb.shape
     back8 = lab_to_rgb8(lab)
     assert back8.dtype == np.uint8 and back8.shape == rgb.shape
+
+
+def test_single_colours_and_colour_lists_are_accepted():
+    """Only the last axis is checked: a single colour (3,) and an N×3 list convert like a 1×1 or 1×N image."""
+    rgb = np.array([[255, 0, 0], [0, 128, 255]], np.uint8)
+    np.testing.assert_array_equal(rgb_to_lab(rgb), rgb_to_lab(rgb[None])[0])
+    np.testing.assert_array_equal(rgb_to_lab(rgb[0]), rgb_to_lab(rgb[None, :1])[0, 0])
+    np.testing.assert_array_equal(rgb_to_l(rgb), rgb_to_l(rgb[None])[0])
+    lab = rgb_to_lab(rgb)
+    np.testing.assert_array_equal(lab_to_rgb8(lab), rgb)
+    np.testing.assert_array_equal(lab_to_rgb(lab.tolist()), lab_to_rgb(lab))  # array_like, as documented
+
+
+# --- shape checks -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("func", [rgb_to_lab, rgb_to_l, lab_to_rgb, lab_to_rgb8], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("shape", [(4, 4), (4, 5, 4), (4, 5, 1), (3, 4, 5), (2,), ()], ids=str)
+def test_wrong_shape_is_rejected_naming_function_and_shape(func, shape):
+    dtype = np.uint8 if func in (rgb_to_lab, rgb_to_l) else np.float32
+    with pytest.raises(ValueError) as raised:
+        func(np.zeros(shape, dtype))
+    message = str(raised.value)
+    assert message.startswith(f"{func.__name__} expects an H×W×3 "), message
+    assert message.endswith(f"got shape {shape}"), message
+
+
+def test_shape_message_matches_the_documented_example():
+    with pytest.raises(ValueError, match=r"^rgb_to_lab expects an H×W×3 array .*, got shape \(4, 4\)$"):
+        rgb_to_lab(np.zeros((4, 4), np.uint8))

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import io
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import imagefactory as factory  # noqa: E402
 from colorspark.decode import SUPPORTED_FORMATS, DecodeError, decode_image, is_grayscale  # noqa: E402

@@ -8,8 +8,6 @@ from __future__ import annotations
 import copy
 import json
 import pickle
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,8 +18,6 @@ import_tensorflow()
 
 import keras  # noqa: E402
 from pyspark import cloudpickle  # noqa: E402  (the pickler Spark ships closures with; importing it starts nothing)
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from helpers_pure import squared_distances  # noqa: E402
 
