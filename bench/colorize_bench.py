@@ -30,7 +30,6 @@ import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
-from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -74,23 +73,6 @@ def input_files(root: Path) -> list[Path]:
                   and not p.name.startswith((".", "_")))
 
 
-def make_plan(colorize, root, out, config, meta):
-    from dataclasses import fields
-
-    values = dict(root=str(root), out_dir=str(out), lab_format=config["output"]["lab_format"], resume=False,
-                  jpeg_quality=config["output"]["jpeg_quality"], thumb_size=config["output"]["thumb_size"],
-                  temperature=float(meta["temperature"]), input_size=int(meta["input_size"]),
-                  batch_size=config["colorize"]["batch_size"], max_pixels=config["limits"]["max_pixels"],
-                  max_bytes=config["limits"]["max_bytes"], prior=tuple(meta["prior"]), keep_extension=frozenset(),
-                  run_id=uuid.uuid4().hex[:8])
-    names = {f.name for f in fields(colorize.Plan)}
-    missing = names - set(values)
-    if missing:
-        raise SystemExit(f"colorize.Plan has fields this benchmark does not know: {sorted(missing)}; update "
-                         "bench/colorize_bench.py make_plan()")
-    return colorize.Plan(**{k: v for k, v in values.items() if k in names})
-
-
 class _Bc:
     def __init__(self, value):
         self.value = value
@@ -110,7 +92,8 @@ def plain(args) -> dict:
     tf.constant(1.0) + 1.0  # create the thread pools now, with these sizes
     import numpy as np
 
-    from colorspark import colorize
+    from colorspark import colorize_tasks as colorize
+    from colorspark import fs
     from colorspark import config as config_mod
     from colorspark.inference import ModelPayload
     from colorspark.modeldir import load_model_dir
@@ -122,7 +105,7 @@ def plain(args) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     k, n = (int(x) for x in args.part.split("/"))
     files = input_files(root)[k::n]
-    plan = make_plan(colorize, root, out, config, meta)
+    plan = colorize.Plan.from_config(config, meta, str(root), fs.to_uri(out))
     res = {"threads": args.threads, "images": len(files), "intra": None, "part": args.part}
     if args.sync:  # (c): start together
         Path(args.sync, f"ready-{k}").write_text("1")
@@ -136,7 +119,7 @@ def plain(args) -> dict:
             a = time.perf_counter()
             content = f.read_bytes()
             prof.add("read file", time.perf_counter() - a)
-            yield SimpleNamespace(path="file:" + str(f), content=content)
+            yield "file:" + str(f), content
 
     res["start"] = time.time()
     c0 = time.process_time()
@@ -177,11 +160,12 @@ def plain(args) -> dict:
     t3 = time.perf_counter()
     res["results_write_s"] = t3 - t2
     try:
-        from colorspark.report import render_report, write_report
+        from colorspark.report import render_report
 
         shown = sorted(results, key=lambda r: r["relative_path"])[:config["output"]["report_max_images"]]
         summary = {"inputs": len(results), "ok": statuses.get("ok", 0), "errors": statuses.get("error", 0)}
-        write_report(out / "report.html", render_report(shown, summary, total_rows=len(results), title="bench"))
+        html = render_report(shown, summary, total_rows=len(results), title="bench")
+        fs.write_bytes(fs.to_uri(out / "report.html"), html.encode("utf-8"))
         res["report_s"] = time.perf_counter() - t3
     except Exception as exc:  # the report API is not what this benchmark measures
         res["report_s"] = None
@@ -208,7 +192,7 @@ def make_profiler(colorize):
                         ("predict_ab", "predict (model.predict_on_batch)"),
                         ("recombine", "upsample ab + recombine"),
                         ("lab_to_rgb8", "Lab -> RGB (colorized + gray render)"), ("encode_jpeg", "JPEG encode"),
-                        ("_write_lab", "Lab array write"), ("make_thumbnail", "thumbnails"),
+                        ("encode_lab", "Lab array encode"), ("make_thumbnail", "thumbnails"),
                         ("rebalancing_pixel_weights", "scoring: rebalancing weights"),
                         ("score_colorization", "scoring: rest of score_colorization"),
                         ("output_names", "output paths"), ("join_inside", "output paths")):
@@ -220,7 +204,9 @@ def make_profiler(colorize):
                         ("ab_error_auc", "scoring: AuC (4 curves)"),
                         ("colourfulness", "scoring: colourfulness (3 images)")):
         prof.wrap(metrics, name, label)
-    prof.wrap_cm(colorize, "atomic_path", "JPEG write (atomic temp + rename)")
+    from colorspark import fs
+
+    prof.wrap(fs, "write_bytes", "file writes (JPEG, Lab: atomic temp + rename)")
     return prof
 
 
@@ -511,9 +497,7 @@ def render_md(args, info, idle, cmd, res) -> str:
         r = by[name]
         L.append(f"### Spark {name} by job ({r['seconds']:.1f} s; jobs cover {r['jobs_wall']:.1f} s, the rest is "
                  f"driver-side work between jobs)\n")
-        L.append(C.md_table(["job (action @ caller)", "jobs", "wall s", "tasks", "task run s", "task CPU s (JVM)"],
-                            [[f"`{d[:110]}`", n, f"{w:.2f}", t, f"{run:.2f}", f"{cpu:.2f}"]
-                             for d, n, w, t, run, cpu in r["jobs"]]))
+        L.append(C.job_md_table(r["jobs"]))
         L.append("")
     return "\n".join(L)
 

@@ -181,11 +181,9 @@ def spark_phase(args, work, zip_path, root):
         r["ips"] = r["ok"] / r["seconds"]
         r["jobs"], r["jobs_wall"] = C.job_table(elog, r["start"], r["end"])
     for d in (spark.get("diagnosis") or {}).get("passes", []):
-        jobs = C.jobs_between(elog, d["start"], d["end"])
-        d["task_run_s"] = sum(elog["stages"][sid]["run_s"] for j in jobs for sid in j["stages"]
-                              if sid in elog["stages"])
-        d["spark_tasks"] = sum(elog["stages"][sid]["tasks"] for j in jobs for sid in j["stages"]
-                               if sid in elog["stages"])
+        stages = C.job_stages(elog, C.jobs_between(elog, d["start"], d["end"]))
+        d["task_run_s"] = sum(st["run_s"] for st in stages)
+        d["spark_tasks"] = sum(st["tasks"] for st in stages)
     shutil.rmtree(work / "spark-out", ignore_errors=True)
     return spark, cpu, submit_s
 
@@ -306,9 +304,7 @@ def render_md(args, info, idle, cmd, files, input_mb, config, runs, spark, spark
     for r in (runs[0], runs[-1]) if len(runs) > 1 else runs:
         lines.append(f"### Spark run {r['run']} by job ({r['seconds']:.1f} s wall; jobs cover {r['jobs_wall']:.1f} s, "
                      f"the rest is driver-side Python/JVM work between jobs)\n")
-        lines.append(C.md_table(["job (action @ caller)", "jobs", "wall s", "tasks", "task run s", "task CPU s (JVM)"],
-                                [[f"`{d[:110]}`", n, f"{w:.2f}", t, f"{run:.2f}", f"{cpu:.2f}"]
-                                 for d, n, w, t, run, cpu in r["jobs"]]))
+        lines.append(C.job_md_table(r["jobs"]))
         lines.append("")
     diag = spark.get("diagnosis")
     if diag:

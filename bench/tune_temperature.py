@@ -3,7 +3,7 @@
     .venv/bin/python bench/tune_temperature.py --model MODEL_DIR --data PREPROCESS_OUT [--temperatures 0.2,0.38,1]
 
 Reads the val split with pyarrow (no Spark), runs each checkpoint once, and decodes its logits at every temperature
-with the same metric code the training job uses (colorspark.training.validation_sums). Prints a Markdown table.
+with the same metric code the training job uses (colorspark.training_tasks.validation_sums). Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from colorspark.modeldir import MODEL_FILE, STATE_FILE, load_model_file  # noqa: E402
-from colorspark.training import VAL_KEYS, loss_from_settings, mean_metrics, validation_sums  # noqa: E402
+from colorspark.training import mean_metrics  # noqa: E402
+from colorspark.training_tasks import VAL_KEYS, loss_from_settings, validation_sums  # noqa: E402
 
 
 def val_rows(data: Path, size: int):

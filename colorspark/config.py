@@ -183,16 +183,18 @@ def parse_override(text: str) -> dict:
 
 def load(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> dict:
     """Defaults, then the TOML file (if any), then overrides ('section.key=value' strings or a nested dict)."""
+    from . import fs
+
     config = defaults()
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
+        path = str(path)
+        if not fs.is_file(path):
             raise ConfigError(f"config file {path} does not exist")
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
+            data = tomllib.loads(fs.read_bytes(path).decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-        config = merge(config, data, str(path))
+        config = merge(config, data, path)
     if isinstance(overrides, dict):
         config = merge(config, overrides, "override")
     else:

@@ -1,5 +1,10 @@
 """Finding the input images on any Hadoop filesystem, and making sure every one of them is accounted for.
 
+Where Hadoop serves the input's scheme (`file:`, `hdfs:`, and `s3a:` or `gs:` with the connector jars) Spark's
+`binaryFile` source lists and reads the files. Where it does not (the pip pyspark has no S3, GCS or Azure connector),
+the driver lists them through the storage layer (`colorspark.fs`, pyarrow) and each task reads its files itself, so a
+cluster without connector jars still works; the `content` column is then null and `read_content` fetches the bytes.
+
 Spark's `binaryFile` scan silently drops zero-length files, and with `spark.sql.files.ignoreCorruptFiles` (which
 colorspark sets so that one file Hadoop cannot open, e.g. one with ':' in its name, does not fail the whole job) it
 drops unreadable ones too. The jobs therefore compare the scan with the file index (`DataFrame.inputFiles()`) and
@@ -9,10 +14,14 @@ give each dropped file its own error row. Names starting with '.' or '_' are hid
 
 from __future__ import annotations
 
+import fnmatch
+import math
+from dataclasses import dataclass
 from urllib.parse import unquote
 
+from . import fs
+from .paths import input_root, relative_output_path, uri_to_posix
 from .runtime import JobError
-from .storage import input_root, relative_output_path, uri_to_posix
 
 EMPTY_FILE_REASON = "empty file (0 bytes)"
 UNREADABLE_REASON = ("Spark could not open the file (vanished while the job ran, or its name has a character Hadoop "
@@ -25,16 +34,51 @@ def _hadoop_path(spark, path: str):
     return hpath, hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
 
 
-def check_input_exists(spark, input_path: str) -> None:
-    hpath, fs = _hadoop_path(spark, input_path)
-    if not fs.globStatus(hpath):
+@dataclass
+class Inputs:
+    """The input files of a job: `frame` has the columns (path, content); `root` is what output names are made
+    relative to; `via_hadoop` says whether Spark's binaryFile source listed them (and may have dropped some)."""
+    frame: object
+    root: str
+    via_hadoop: bool
+
+    def unscanned(self, spark, seen_keys) -> list[tuple[str, str, str]]:
+        """(path, relative key, reason) of listed files that produced no row (see `unscanned_files`)."""
+        return unscanned_files(spark, self.frame, seen_keys, self.root) if self.via_hadoop else []
+
+
+def hadoop_serves(spark, location: str) -> bool:
+    """Whether Spark's Hadoop filesystems can read `location` (plain paths: Hadoop's default filesystem)."""
+    if "://" not in location or fs.scheme_of(location) == "file":
+        return True
+    try:
+        spark.sparkContext._jvm.org.apache.hadoop.fs.FileSystem.getFileSystemClass(
+            fs.scheme_of(location), spark.sparkContext._jsc.hadoopConfiguration())
+        return True
+    except Exception:  # UnsupportedFileSystemException, or the connector class is not on the classpath
+        return False
+
+
+def find_inputs(spark, input_path: str, extensions: list[str]) -> Inputs:
+    """The image files under `input_path` (a file, folder or glob) with a wanted extension, in either case."""
+    if hadoop_serves(spark, input_path):
+        hpath, hfs = _hadoop_path(spark, input_path)
+        if not hfs.globStatus(hpath):
+            raise JobError(f"input path {input_path} does not exist")
+        root_path, root_fs = _hadoop_path(spark, input_root(input_path))
+        root = uri_to_posix(root_fs.makeQualified(root_path).toString())
+        return Inputs(list_images(spark, input_path, extensions).select("path", "content"), root, True)
+    base, root = _root_uri(input_path)
+    fs.check_location(base + root, what="--input", cluster=False, output=False)
+    if not fs.exists(base + root):
         raise JobError(f"input path {input_path} does not exist")
+    return Inputs(_arrow_listing(spark, input_path, extensions), root, False)
 
 
-def relative_root(spark, input_path: str) -> str:
-    """The input root as a fully qualified path, so it matches the paths `binaryFile` reports."""
-    hpath, fs = _hadoop_path(spark, input_root(input_path))
-    return uri_to_posix(fs.makeQualified(hpath).toString())
+def _root_uri(input_path: str) -> tuple[str, str]:
+    """(scheme://authority, path) of the folder that `input_path` lists: itself, or the part before a glob."""
+    scheme, rest = input_path.split("://", 1)
+    return f"{scheme}://{rest.partition('/')[0]}", input_root(input_path)
 
 
 def list_images(spark, input_path: str, extensions: list[str]):
@@ -44,6 +88,35 @@ def list_images(spark, input_path: str, extensions: list[str]):
             .option("recursiveFileLookup", "true")
             .option("pathGlobFilter", "*.{" + ",".join(variants) + "}")
             .load(input_path))
+
+
+def _arrow_listing(spark, input_path: str, extensions: list[str]):
+    """(path, content = null) rows of the wanted files below the input, listed through the storage layer and spread
+    over enough partitions that each holds at most Spark's `maxPartitionBytes`, as binaryFile would."""
+    from pyspark.sql.types import BinaryType, StringType, StructField, StructType
+
+    base, root = _root_uri(input_path)
+    root_uri = base + root
+    suffixes = tuple("." + e.lower() for e in extensions)
+    pattern = uri_to_posix(input_path) if root != uri_to_posix(input_path).rstrip("/") else None
+    wanted = []
+    for uri, nbytes in fs.list_files(root_uri):
+        rel = uri[len(root_uri):].lstrip("/")
+        if not uri.lower().endswith(suffixes) or any(part.startswith((".", "_")) for part in rel.split("/")):
+            continue
+        if pattern and not fnmatch.fnmatchcase(uri_to_posix(uri), pattern):
+            continue
+        wanted.append((uri, nbytes))
+    sc = spark.sparkContext
+    max_bytes = spark._jsparkSession.sessionState().conf().filesMaxPartitionBytes()
+    slices = max(1, min(len(wanted), max(sc.defaultParallelism, math.ceil(sum(n for _, n in wanted) / max_bytes))))
+    schema = StructType([StructField("path", StringType(), False), StructField("content", BinaryType(), True)])
+    return spark.createDataFrame(sc.parallelize([(uri, None) for uri, _ in wanted], slices), schema)
+
+
+def read_content(path: str, content) -> bytes:
+    """(executors) A file's bytes: the ones binaryFile read, or fetched through the storage layer."""
+    return bytes(content) if content is not None else fs.read_bytes(path)
 
 
 def unscanned_files(spark, files, seen_keys, root: str) -> list[tuple[str, str, str]]:

@@ -25,7 +25,7 @@ QUIET_ENV = {
 
 
 @contextlib.contextmanager
-def _stderr_silenced():
+def stderr_silenced():
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -43,7 +43,7 @@ def import_tensorflow(threads: int | None = None):
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
     if "tensorflow" not in sys.modules:
-        with _stderr_silenced():
+        with stderr_silenced():
             import tensorflow  # noqa: F401
     import tensorflow as tf
     if threads:
@@ -85,6 +85,14 @@ DEFAULT_CONF = {
 }
 
 
+# Where an s3:// URI points (never a credential): the executors must resolve a URI to the same store as the driver.
+STORAGE_ENDPOINT_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION")
+
+
+def _storage_endpoints() -> dict:
+    return {key: os.environ[key] for key in STORAGE_ENDPOINT_ENV if os.environ.get(key)}
+
+
 def build_spark_session(app_name: str, extra_conf: dict | None = None, *, tensorflow_workers: bool = True):
     """A SparkSession with colorspark's executor environment; master and resources come from spark-submit.
 
@@ -108,6 +116,9 @@ def build_spark_session(app_name: str, extra_conf: dict | None = None, *, tensor
     worker_init = "tensorflow" if tensorflow_workers else "plain"
     for key, value in {**QUIET_ENV, "COLORSPARK_WORKER_INIT": worker_init}.items():
         builder = builder.config(f"spark.executorEnv.{key}", value)
+    for key, value in _storage_endpoints().items():
+        if not given.contains(f"spark.executorEnv.{key}"):
+            builder = builder.config(f"spark.executorEnv.{key}", value)
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

@@ -15,6 +15,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
+from . import __version__, fs
 from .bins import hard_bins
 from .colorspace import rgb_to_lab
 
@@ -71,6 +72,69 @@ def encode_crop(rgb: np.ndarray) -> dict:
     ab = np.clip(np.rint(downsample_ab(lab[..., 1:])), -128, 127).astype(np.int8)
     chroma = np.sqrt((ab.astype(np.float32) ** 2).sum(-1))
     return {"l": l_code, "ab": ab, "bins": hard_bins(ab).astype(np.int16), "max_chroma": float(chroma.max())}
+
+
+def encode_sample(rgb: np.ndarray) -> dict:
+    """`encode_crop` with "l", "ab" and "bins" as the stored bytes; `decode_sample` and `decode_bins` read them."""
+    sample = encode_crop(rgb)
+    return {**sample, **{k: sample[k].tobytes() for k in ("l", "ab", "bins")}}
+
+
+def decode_sample(l_bytes: bytes, ab_bytes: bytes, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(L codes size×size uint8, ab (size/4)×(size/4)×2 int8) from a sample's stored bytes."""
+    cells = size // OUTPUT_STRIDE
+    return (np.frombuffer(l_bytes, np.uint8).reshape(size, size),
+            np.frombuffer(ab_bytes, np.int8).reshape(cells, cells, 2))
+
+
+def decode_bins(bins_bytes: bytes, size: int) -> np.ndarray:
+    """A sample's hard bins, (size/4)×(size/4) int16."""
+    cells = size // OUTPUT_STRIDE
+    return np.frombuffer(bins_bytes, np.int16).reshape(cells, cells)
+
+
+def training_pair(l_bytes: bytes, ab_bytes: bytes, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(model input S×S×1 float32, ab target int8) of one stored sample."""
+    l_code, ab = decode_sample(l_bytes, ab_bytes, size)
+    return l_code_to_input(l_code), ab
+
+
+# --- HDF5 shards: one file of samples per preprocess partition, readable with plain h5py -----------------------------
+
+def write_shard(uri: str, samples: list[dict], size: int) -> None:
+    """Write samples (encode_crop dicts plus "path", "crop", "split", "colorful") to one HDF5 file at `uri`,
+    atomically, through the storage layer."""
+    import h5py
+
+    pairs = [decode_sample(r["l"], r["ab"], size) for r in samples]
+    arrays = {
+        "l": np.stack([p[0] for p in pairs]),
+        "ab": np.stack([p[1] for p in pairs]),
+        "bins": np.stack([decode_bins(r["bins"], size) for r in samples]),
+        "max_chroma": np.array([r["max_chroma"] for r in samples], np.float32),
+        "colorful": np.array([r["colorful"] for r in samples], bool),
+        "crop": np.array([r["crop"] for r in samples], np.int32),
+    }
+    with fs.local_file_for(uri, ".h5") as tmp, h5py.File(tmp, "w") as h5:
+        for name, values in arrays.items():
+            h5.create_dataset(name, data=values, compression="gzip", compression_opts=1,
+                              chunks=True if values.ndim > 1 else None)
+        for name in ("split", "path"):
+            h5.create_dataset(name, data=[str(r[name]) for r in samples], dtype=h5py.string_dtype("utf-8"))
+        h5.attrs["size"] = size
+        h5.attrs["colorspark_version"] = __version__
+
+
+def read_shard_pairs(uri: str, split: str, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The training pairs of the colourful crops of one split in one HDF5 shard."""
+    import h5py
+
+    with fs.local_copy(uri) as local, h5py.File(local, "r") as h5:
+        keep = np.flatnonzero((h5["split"].asstr()[:] == split) & h5["colorful"][:])
+        if len(keep) == 0:
+            return []
+        ls, abs_ = h5["l"][:][keep], h5["ab"][:][keep]
+    return [(l_code_to_input(l_code), ab) for l_code, ab in zip(ls, abs_)]
 
 
 def l_code_to_input(l_code: np.ndarray) -> np.ndarray:

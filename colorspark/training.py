@@ -1,4 +1,4 @@
-"""Job 2: train the colorization network with Elephas on the preprocessed samples.
+"""Job 2 (driver): train the colorization network with Elephas on the preprocessed samples.
 
 A round is one Elephas `fit` call of `epochs_per_round` epochs (in synchronous mode the workers' weight deltas are
 averaged after every epoch; Elephas rebuilds the optimizer per epoch, so Adam's moments restart each time). After
@@ -9,71 +9,55 @@ atomic checkpoint is written; `--resume` continues from the newest checkpoint th
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import math
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .bins import annealed_mean, gamut_centres, rebalance_weights
-from .colorspace import lab_to_rgb8
-from .inference import ModelPayload, worker_model
-from .metrics import ab_error_auc, psnr, rebalancing_pixel_weights
+from . import __version__, fs
+from .bins import gamut_centres, rebalance_weights
+from .datasets import part_files
+from .inference import ModelPayload
 from .model import build_model, describe, model_settings
-from .modeldir import latest_checkpoint, write_checkpoint, write_model_dir
+from .modeldir import checkpoint_dir, latest_checkpoint, write_checkpoint, write_model_dir
 from .runtime import JobError
-from .samples import L_SCALE, OUTPUT_STRIDE, l_code_to_input
-from .storage import local_uri
+from .samples import OUTPUT_STRIDE, read_shard_pairs
+from .training_tasks import VAL_KEYS, evaluate_partition, loss_from_settings, parquet_pairs
 
 log = logging.getLogger("colorspark.train")
-
-PSNR_CAP = 100.0  # identical crops give infinite PSNR; cap so means stay finite
 
 
 # --- data ------------------------------------------------------------------------------------------------------------
 
-def read_manifest(data_dir: Path) -> dict:
-    import json
-
-    path = data_dir / "manifest.json"
-    if not path.is_file():
-        raise JobError(f"{data_dir} has no manifest.json: it is not a finished preprocess output "
+def read_manifest(data_dir: str) -> dict:
+    path = fs.join(data_dir, "manifest.json")
+    if not fs.is_file(path):
+        raise JobError(f"{fs.display(data_dir)} has no manifest.json: it is not a finished preprocess output "
                        "(run jobs/preprocess.py, and let it complete)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return fs.read_json(path)
 
 
-def _pair(l_bytes: bytes, ab_bytes: bytes, size: int):
-    l_code = np.frombuffer(l_bytes, np.uint8).reshape(size, size)
-    ab = np.frombuffer(ab_bytes, np.int8).reshape(size // OUTPUT_STRIDE, size // OUTPUT_STRIDE, 2)
-    return l_code_to_input(l_code), ab
+def load_split(spark, data_dir: str, split: str, source: str, size: int):
+    """RDD of (x, y) numpy pairs of the colourful crops of one split: x = L code S×S×1, y = ab int8 S/4×S/4×2.
 
-
-def _hdf5_rows(path: str, split: str, size: int):
-    import h5py
-
-    with h5py.File(path, "r") as h5:
-        splits = h5["split"].asstr()[:]
-        keep = np.flatnonzero((splits == split) & h5["colorful"][:])
-        if len(keep) == 0:
-            return []
-        ls, abs_ = h5["l"][:][keep], h5["ab"][:][keep]
-    return [_pair(l.tobytes(), ab.tobytes(), size) for l, ab in zip(ls, abs_)]
-
-
-def load_split(spark, data_dir: Path, split: str, source: str, size: int):
-    """RDD of (x, y) numpy pairs of the colourful crops of one split: x = L code S×S×1, y = ab int8 S/4×S/4×2."""
+    The executors read the files themselves through the storage layer, one task per file, so any filesystem the
+    layer serves works, with or without Hadoop connectors."""
     if source == "parquet":
-        frame = (spark.read.parquet(local_uri(data_dir / "parquet"))
-                 .where(f"split = '{split}' AND colorful").select("l", "ab"))
-        return frame.rdd.map(lambda r: _pair(r.l, r.ab, size))
-    shards = sorted(str(p) for p in (data_dir / "hdf5").glob("*.h5"))
-    if not shards:
-        raise JobError(f"{data_dir / 'hdf5'} has no HDF5 shards (preprocess with --format hdf5 or both)")
-    return spark.sparkContext.parallelize(shards, len(shards)).flatMap(lambda p: _hdf5_rows(p, split, size))
+        files = part_files(fs.join(data_dir, "parquet", f"split={split}"))
+        reader = parquet_pairs
+    else:
+        files = [uri for uri, _ in fs.list_files(fs.join(data_dir, "hdf5")) if uri.endswith(".h5")]
+        if not files:
+            raise JobError(f"{fs.display(fs.join(data_dir, 'hdf5'))} has no HDF5 shards (preprocess with --format "
+                           "hdf5 or both)")
+        reader = functools.partial(read_shard_pairs, split=split)
+    if not files:
+        return spark.sparkContext.emptyRDD()
+    return spark.sparkContext.parallelize(files, len(files)).flatMap(lambda uri: reader(uri, size=size))
 
 
 def check_partitions(rdd, batch_size: int) -> list[int]:
@@ -89,60 +73,7 @@ def check_partitions(rdd, batch_size: int) -> list[int]:
     return sizes
 
 
-# --- validation on the executors ---------------------------------------------------------------------------------------
-
-VAL_KEYS = ("n", "loss", "auc", "auc_gray", "auc_rebal", "auc_rebal_gray", "psnr", "psnr_gray")
-
-
-def validation_sums(logits: np.ndarray, x: np.ndarray, y: np.ndarray, settings: dict, loss_fn) -> dict:
-    """Sums over a batch of the loss and the colour metrics at the output stride (prediction and gray baseline).
-
-    PSNR compares RGB made from L averaged to the output stride with the true and the predicted ab, so it measures
-    the colour alone; AuC is Zhang et al.'s, plain and rebalanced by the training prior.
-    """
-    sums = dict.fromkeys(VAL_KEYS, 0.0)
-    sums["loss"] = float(loss_fn(y, logits)) * len(x)
-    prior = np.asarray(settings["prior"])
-    for xi, yi, pi in zip(x, y, annealed_mean(logits, settings["temperature"])):
-        truth = yi.astype(np.float32)
-        weights = rebalancing_pixel_weights(truth, prior)
-        zeros = np.zeros_like(truth)
-        sums["auc"] += ab_error_auc(truth, pi)
-        sums["auc_gray"] += ab_error_auc(truth, zeros)
-        sums["auc_rebal"] += ab_error_auc(truth, pi, weights)
-        sums["auc_rebal_gray"] += ab_error_auc(truth, zeros, weights)
-        s = OUTPUT_STRIDE
-        l_small = xi[..., 0].reshape(truth.shape[0], s, truth.shape[1], s).mean(axis=(1, 3)) / L_SCALE
-        rgb = {name: lab_to_rgb8(np.dstack([l_small, ab])) for name, ab in
-               (("truth", truth), ("pred", pi), ("gray", zeros))}
-        sums["psnr"] += min(psnr(rgb["truth"], rgb["pred"]), PSNR_CAP)
-        sums["psnr_gray"] += min(psnr(rgb["truth"], rgb["gray"]), PSNR_CAP)
-        sums["n"] += 1
-    return sums
-
-
-def loss_from_settings(settings: dict):
-    from .losses import RebalancedSoftCrossEntropy
-
-    return RebalancedSoftCrossEntropy(settings["class_weights"], settings["neighbours"], settings["sigma"],
-                                      settings["gray_chroma"])
-
-
-def _evaluate_partition(rows, payload_bc, settings: dict):
-    """Sums of loss and colour metrics over one partition of (x, y) pairs; one small dict per partition."""
-    rows = list(rows)
-    total = dict.fromkeys(VAL_KEYS, 0.0)
-    if not rows:
-        return [total]
-    model = worker_model(payload_bc.value)
-    loss_fn = loss_from_settings(settings)
-    for start in range(0, len(rows), 32):
-        x = np.stack([r[0] for r in rows[start:start + 32]])
-        y = np.stack([r[1] for r in rows[start:start + 32]])
-        sums = validation_sums(np.asarray(model.predict_on_batch(x)), x, y, settings, loss_fn)
-        total = {k: total[k] + sums[k] for k in VAL_KEYS}
-    return [total]
-
+# --- validation ------------------------------------------------------------------------------------------------------
 
 def mean_metrics(total: dict) -> dict:
     n = total["n"]
@@ -152,7 +83,7 @@ def mean_metrics(total: dict) -> dict:
 def evaluate(spark, model, val_rdd, settings: dict) -> dict:
     payload = spark.sparkContext.broadcast(ModelPayload.from_model(model))
     try:
-        parts = val_rdd.mapPartitions(lambda rows: _evaluate_partition(rows, payload, settings)).collect()
+        parts = val_rdd.mapPartitions(lambda rows: evaluate_partition(rows, payload, settings)).collect()
     finally:
         payload.destroy()
     return mean_metrics({k: sum(p[k] for p in parts) for k in VAL_KEYS})
@@ -192,13 +123,29 @@ def elephas_model(spark, model, config: dict):
     batch = config["train"]["batch_size"]
     if mode == "synchronous":
         return SparkModel(model, custom_objects=custom_objects(), batch_size=batch)
-    # Elephas binds its parameter server to SPARK_LOCAL_IP (else this host's address): pin it to the driver address.
-    os.environ["SPARK_LOCAL_IP"] = spark.sparkContext.getConf().get("spark.driver.host", "127.0.0.1")
-    spark_model = AsynchronousSparkModel(model, mode=mode, frequency="epoch", parameter_server_mode="http",
-                                         port=config["train"]["port"], custom_objects=custom_objects(),
-                                         batch_size=batch)
+    # Elephas binds its parameter server to SPARK_LOCAL_IP (else this host's address): pin it to the driver address
+    # while the model is made, and leave the process's environment as it was.
+    driver_host = spark.sparkContext.getConf().get("spark.driver.host", "127.0.0.1")
+    with _environment(SPARK_LOCAL_IP=driver_host):
+        spark_model = AsynchronousSparkModel(model, mode=mode, frequency="epoch", parameter_server_mode="http",
+                                             port=config["train"]["port"], custom_objects=custom_objects(),
+                                             batch_size=batch)
     spark_model.parameter_server.debug = False  # Flask's debugger would allow remote code execution
     return spark_model
+
+
+@contextlib.contextmanager
+def _environment(**values: str):
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _fit_quietly(spark_model, rdd, config: dict):
@@ -213,25 +160,54 @@ def _fit_quietly(spark_model, rdd, config: dict):
 
 
 def run(spark, data_dir: str, model_dir: str, config: dict, resume: bool = False) -> dict:
-    from pyspark import StorageLevel
-
+    """Train into `model_dir` (a URI) from the preprocess output in `data_dir`; returns colorspark.json's content."""
     from .runtime import import_tensorflow
 
     import_tensorflow(int(spark.sparkContext.getConf().get("spark.task.cpus", "1")))
-    data_dir, model_dir = Path(data_dir).resolve(), Path(model_dir).resolve()
     manifest = read_manifest(data_dir)
-    train_cfg = config["train"]
     settings = model_settings(config)
-    if manifest["size"] != settings["input_size"]:
-        raise JobError(f"the data in {data_dir} has {manifest['size']} px crops but preset '{settings['preset']}' "
-                       f"trains at {settings['input_size']} px: preprocess with --set data.size="
-                       f"{settings['input_size']}, or train with --set model.input_size={manifest['size']}")
-    prior = np.load(data_dir / "prior.npy")
-    class_weights = rebalance_weights(prior, config["bins"]["rebalance_lambda"], config["bins"]["prior_sigma"])
-    eval_settings = {"class_weights": class_weights.tolist(), "neighbours": config["bins"]["neighbours"],
-                     "sigma": config["bins"]["sigma"], "gray_chroma": config["data"]["gray_chroma"],
-                     "prior": prior.tolist(), "temperature": config["bins"]["temperature"]}
+    check_input_size(manifest, settings, data_dir)
+    loss_settings = loss_and_metric_settings(data_dir, config)
+    train_rdd, val_rdd, sizes = load_splits(spark, data_dir, manifest, config)
+    try:
+        model, history = start_or_resume(model_dir, settings, resume)
+        compile_for_training(model, loss_settings, config["train"]["learning_rate"])
+        log.info("network: %s, %d parameters", model.name, model.count_params())
+        for round_number in range(len(history) + 1, config["train"]["rounds"] + 1):
+            history.append(train_round(spark, model, train_rdd, val_rdd, round_number, sum(sizes), loss_settings,
+                                       config))
+            write_checkpoint(model_dir, round_number, model, {"history": history, "settings": settings})
+            log_round(history, config["train"]["rounds"])
+    finally:
+        train_rdd.unpersist()
+        val_rdd.unpersist()
+    meta = model_meta(settings, loss_settings, manifest, config, history)
+    write_model_dir(model_dir, model, meta, history)
+    log.info("model written to %s (%d rounds)", fs.display(model_dir), len(history))
+    return meta
 
+
+def check_input_size(manifest: dict, settings: dict, data_dir: str) -> None:
+    if manifest["size"] != settings["input_size"]:
+        raise JobError(f"the data in {fs.display(data_dir)} has {manifest['size']} px crops but preset "
+                       f"'{settings['preset']}' trains at {settings['input_size']} px: preprocess with --set "
+                       f"data.size={settings['input_size']}, or train with --set model.input_size={manifest['size']}")
+
+
+def loss_and_metric_settings(data_dir: str, config: dict) -> dict:
+    """What the loss and the validation metrics need: the data's prior and the rebalancing weights made from it."""
+    prior = np.load(io.BytesIO(fs.read_bytes(fs.join(data_dir, "prior.npy"))))
+    class_weights = rebalance_weights(prior, config["bins"]["rebalance_lambda"], config["bins"]["prior_sigma"])
+    return {"class_weights": class_weights.tolist(), "neighbours": config["bins"]["neighbours"],
+            "sigma": config["bins"]["sigma"], "gray_chroma": config["data"]["gray_chroma"],
+            "prior": prior.tolist(), "temperature": config["bins"]["temperature"]}
+
+
+def load_splits(spark, data_dir: str, manifest: dict, config: dict):
+    """(train RDD in one partition per Elephas worker, validation RDD, rows per worker), both cached."""
+    from pyspark import StorageLevel
+
+    train_cfg = config["train"]
     train_rdd = load_split(spark, data_dir, "train", train_cfg["source"], manifest["size"])
     train_rdd = train_rdd.repartition(train_cfg["workers"]).persist(StorageLevel.MEMORY_AND_DISK)
     sizes = check_partitions(train_rdd, train_cfg["batch_size"])
@@ -242,58 +218,57 @@ def run(spark, data_dir: str, model_dir: str, config: dict, resume: bool = False
         val_rdd = val_rdd.sample(False, train_cfg["max_val_rows"] / n_val, seed=0)
     log.info("training on %d colourful crops in %d worker partitions %s, validating on %d; mode %s, preset %s",
              sum(sizes), len(sizes), sizes, min(n_val, train_cfg["max_val_rows"]), train_cfg["mode"],
-             settings["preset"])
+             config["train"]["preset"])
+    return train_rdd, val_rdd, sizes
 
-    history: list[dict] = []
-    done = 0
+
+def start_or_resume(model_dir: str, settings: dict, resume: bool):
+    """(model, history so far): the newest checkpoint that verifies with --resume, else a new network."""
     found = latest_checkpoint(model_dir) if resume else None
     if found:
         done, model, state = found
-        history = state.get("history", [])[:done]
-        log.info("resuming after round %d from %s", done, model_dir / "checkpoints" / f"round-{done:04d}")
-    else:
-        if resume:
-            log.info("no usable checkpoint in %s: starting from scratch", model_dir)
-        model = build_model(settings)
-    compile_for_training(model, eval_settings, train_cfg["learning_rate"])
-    log.info("network: %s, %d parameters", model.name, model.count_params())
+        log.info("resuming after round %d from %s", done, fs.display(checkpoint_dir(model_dir, done)))
+        return model, state.get("history", [])[:done]
+    if resume:
+        log.info("no usable checkpoint in %s: starting from scratch", fs.display(model_dir))
+    return build_model(settings), []
 
-    meta = {"colorspark_version": __version__, "settings": settings, "blocks": describe(settings),
+
+def train_round(spark, model, train_rdd, val_rdd, round_number: int, n_train: int, loss_settings: dict,
+                config: dict) -> dict:
+    """One Elephas fit at this round's learning rate, then validation; returns the round's history entry."""
+    train_cfg = config["train"]
+    started = time.time()
+    learning_rate = round_learning_rate(train_cfg["learning_rate"], train_cfg["lr_schedule"], round_number,
+                                        train_cfg["rounds"])
+    compile_for_training(model, loss_settings, learning_rate)
+    train_loss = _fit_quietly(elephas_model(spark, model, config), train_rdd, config)
+    fit_seconds = time.time() - started
+    metrics = evaluate(spark, model, val_rdd, loss_settings)
+    return {"round": round_number, "learning_rate": learning_rate, "train_loss": train_loss, **metrics,
+            "seconds": round(time.time() - started, 2), "fit_seconds": round(fit_seconds, 2),
+            "samples": n_train * train_cfg["epochs_per_round"]}
+
+
+def log_round(history: list[dict], rounds: int) -> None:
+    entry = history[-1]
+    eta = np.mean([h["seconds"] for h in history]) * (rounds - entry["round"])
+    log.info("round %d/%d: loss %s, val loss %s, AuC %s (gray %s), rebalanced AuC %s (gray %s), "
+             "PSNR %s dB (gray %s); %.0f s, ETA %s", entry["round"], rounds, _fmt(entry["train_loss"]),
+             _fmt(entry["val_loss"]), _fmt(entry["val_auc"]), _fmt(entry["val_auc_gray"]),
+             _fmt(entry["val_auc_rebal"]), _fmt(entry["val_auc_rebal_gray"]), _fmt(entry["val_psnr"], 2),
+             _fmt(entry["val_psnr_gray"], 2), entry["seconds"], _duration(eta))
+
+
+def model_meta(settings: dict, loss_settings: dict, manifest: dict, config: dict, history: list[dict]) -> dict:
+    """colorspark.json: everything colorize needs besides the weights (the file's hash is added when it is saved)."""
+    return {"colorspark_version": __version__, "settings": settings, "blocks": describe(settings),
             "input_size": settings["input_size"], "output_stride": OUTPUT_STRIDE,
-            "centres": gamut_centres().tolist(), "prior": prior.tolist(), "class_weights": class_weights.tolist(),
-            "temperature": config["bins"]["temperature"], "config": config,
-            "data": {k: manifest.get(k) for k in ("input", "inputs", "ok", "train", "val", "train_crops",
-                                                  "val_crops", "size")}}
-    try:
-        durations = []
-        for round_number in range(done + 1, train_cfg["rounds"] + 1):
-            started = time.time()
-            learning_rate = round_learning_rate(train_cfg["learning_rate"], train_cfg["lr_schedule"], round_number,
-                                                train_cfg["rounds"])
-            compile_for_training(model, eval_settings, learning_rate)
-            train_loss = _fit_quietly(elephas_model(spark, model, config), train_rdd, config)
-            fit_seconds = time.time() - started
-            metrics = evaluate(spark, model, val_rdd, eval_settings)
-            seconds = time.time() - started
-            durations.append(seconds)
-            entry = {"round": round_number, "learning_rate": learning_rate, "train_loss": train_loss, **metrics,
-                     "seconds": round(seconds, 2),
-                     "fit_seconds": round(fit_seconds, 2), "samples": sum(sizes) * train_cfg["epochs_per_round"]}
-            history.append(entry)
-            write_checkpoint(model_dir, round_number, model, {"history": history, "settings": settings})
-            eta = np.mean(durations) * (train_cfg["rounds"] - round_number)
-            log.info("round %d/%d: loss %s, val loss %s, AuC %s (gray %s), rebalanced AuC %s (gray %s), "
-                     "PSNR %s dB (gray %s); %.0f s, ETA %s", round_number, train_cfg["rounds"], _fmt(train_loss),
-                     _fmt(metrics["val_loss"]), _fmt(metrics["val_auc"]), _fmt(metrics["val_auc_gray"]),
-                     _fmt(metrics["val_auc_rebal"]), _fmt(metrics["val_auc_rebal_gray"]), _fmt(metrics["val_psnr"], 2),
-                     _fmt(metrics["val_psnr_gray"], 2), seconds, _duration(eta))
-    finally:
-        train_rdd.unpersist()
-        val_rdd.unpersist()
-    meta.update({"rounds_done": len(history), "final_metrics": history[-1] if history else None})
-    write_model_dir(model_dir, model, meta, history)
-    log.info("model written to %s (%d rounds)", model_dir, len(history))
-    return meta
+            "centres": gamut_centres().tolist(), "prior": loss_settings["prior"],
+            "class_weights": loss_settings["class_weights"], "temperature": config["bins"]["temperature"],
+            "config": config, "data": {k: manifest.get(k) for k in ("input", "inputs", "ok", "train", "val",
+                                                                     "train_crops", "val_crops", "size")},
+            "rounds_done": len(history), "final_metrics": history[-1] if history else None}
 
 
 def _fmt(value, digits: int = 4) -> str:

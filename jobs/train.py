@@ -4,12 +4,15 @@ import sys
 
 from colorspark import cli, training
 
+JOB = cli.Job("train", "Train the colorization CNN with Elephas on the output of jobs/preprocess.py. "
+                       "One round = one Elephas fit; each round is validated and checkpointed.",
+              tensorflow_workers=True)
+
 
 def main(argv=None) -> int:
-    p = cli.parser("train", "Train the colorization CNN with Elephas on the output of jobs/preprocess.py. "
-                            "One round = one Elephas fit; each round is validated and checkpointed.")
-    p.add_argument("--data", required=True, help="output folder of jobs/preprocess.py")
-    p.add_argument("--model-dir", required=True, help="where the model, history and checkpoints go")
+    p = cli.parser(JOB)
+    p.add_argument("--data", required=True, help="output folder of jobs/preprocess.py; a path or URI")
+    p.add_argument("--model-dir", required=True, help="where the model, history and checkpoints go; a path or URI")
     p.add_argument("--preset", choices=["tiny", "small", "vgg16"], help="network preset (default: small)")
     p.add_argument("--rounds", type=int, help="total rounds to reach (with --resume: including finished ones)")
     p.add_argument("--workers", type=int, help="Elephas workers = training partitions (default 2)")
@@ -21,8 +24,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     overrides = cli.flags(train={"preset": args.preset, "rounds": args.rounds, "workers": args.workers,
                                  "mode": args.mode, "source": args.source})
-    return cli.main("train", args, overrides,
-                    lambda spark, config: training.run(spark, args.data, args.model_dir, config, args.resume))
+    locations = [cli.Location("--data", args.data, shared=True), cli.Location("--model-dir", args.model_dir,
+                                                                              output=True)]
+    return cli.main(JOB, args, overrides, locations,
+                    lambda spark, config, uris: training.run(spark, uris["--data"], uris["--model-dir"], config,
+                                                             args.resume))
 
 
 if __name__ == "__main__":

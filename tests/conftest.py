@@ -40,12 +40,36 @@ def job_env() -> dict:
 def run_job(py_files):
     """Run `jobs/<name>.py ARGS` with spark-submit on local[2], from a neutral working directory."""
 
-    def run(name: str, *args: str, master: str = "local[2]", timeout: int = 600, cwd: Path | None = None):
-        cmd = [SPARK_SUBMIT, "--master", master, "--driver-memory", "2g", "--py-files", str(py_files),
+    def run(name: str, *args: str, master: str = "local[2]", timeout: int = 600, cwd: Path | None = None,
+            env: dict | None = None, spark_conf: dict | None = None):
+        conf = [item for key, value in (spark_conf or {}).items() for item in ("--conf", f"{key}={value}")]
+        cmd = [SPARK_SUBMIT, "--master", master, "--driver-memory", "2g", *conf, "--py-files", str(py_files),
                str(ROOT / "jobs" / f"{name}.py"), *map(str, args)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=job_env(),
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**job_env(), **(env or {})},
                               cwd=cwd or "/")
         proc.log = proc.stdout + proc.stderr
         return proc
 
     return run
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A real S3 server on 127.0.0.1 (tests/s3server.py); `s3.env` holds the AWS variables that point at it."""
+    from s3server import S3Server
+
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3, monkeypatch):
+    """The S3 server's variables in this process too, for calling colorspark.fs directly."""
+    from colorspark import fs
+
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    fs.forget_filesystems()  # filesystems read the credentials when they are made
+    yield s3.env
+    fs.forget_filesystems()

@@ -19,15 +19,12 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import imagefactory as factory  # noqa: E402
 from standalone import cmdline, descendants, is_alive, standalone_cluster  # noqa: E402
@@ -38,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_PY = ROOT / ".venv" / "bin" / "python"
 SPARK_SUBMIT = ROOT / ".venv" / "bin" / "spark-submit"
 STANDALONE_CONF = ROOT / "conf" / "spark-standalone.conf"
-TMP_MARK = ".cs-tmp-"  # colorspark.storage.TMP_MARK (not imported: the tests look at the files from outside)
+TMP_MARK = ".cs-tmp-"  # colorspark.fs.TMP_MARK (not imported: the tests look at the files from outside)
 WORKERS = 2
 EXTRA_PHOTOS = 24  # with the zoo's 21 files: 45 inputs for the pipeline
 MANY_PHOTOS = 200  # with the zoo: 221 inputs for the worker-loss tests
@@ -80,6 +77,12 @@ def wait_idle(cluster, timeout: float = 60.0) -> None:
         f"applications still active on the master after {timeout:.0f} s: {cluster.master_json().get('activeapps')}")
 
 
+def _as_uri(arg) -> str:
+    """Paths as file:// URIs: on a cluster master colorspark refuses plain paths for locations the executors share
+    (they would name each machine's own disk); this cluster's workers all see the same disk."""
+    return f"file://{arg}" if isinstance(arg, Path) else str(arg)
+
+
 class Submission:
     """One spark-submit of a colorspark job against the standalone cluster, in its own process group."""
 
@@ -97,7 +100,7 @@ class Submission:
                    "--conf", "spark.eventLog.compress=false", "--conf", "spark.eventLog.rolling.enabled=false",
                    "--driver-java-options", JVM_OPTS, "--conf", f"spark.executor.extraJavaOptions={JVM_OPTS}",
                    *(submit_args or []),
-                   str(ROOT / "jobs" / f"{job}.py"), *map(str, args)]
+                   str(ROOT / "jobs" / f"{job}.py"), *map(_as_uri, args)]
         full_env = dict(os.environ)
         full_env.update({"PYSPARK_PYTHON": str(VENV_PY), "PYSPARK_DRIVER_PYTHON": str(VENV_PY),
                          "SPARK_LOCAL_IP": "127.0.0.1"})
@@ -489,6 +492,53 @@ def test_colorize_survives_worker_loss(full_cluster, dist_zip, trained, many_inp
     sub.check()
     _check_executor_lost(sub, facts)
     check_colorize_outputs(out, expect)
+
+
+def test_colorize_to_s3_survives_worker_loss(full_cluster, dist_zip, trained, many_inputs, tmp_path, s3):
+    """The same loss with the outputs on S3 (a real S3 server on 127.0.0.1): afterwards exactly one JPEG per ok
+    input, no temporary or partial object, one results row per input; the secret in no event log or output."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    cluster = full_cluster
+    folder, expect = many_inputs
+    model, _ = trained
+    bucket = s3.new_bucket("cluster")
+    n_ok = sum(1 for e in expect.values() if e.ok)
+    credentials = [item for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+                   for item in ("--conf", f"spark.executorEnv.{key}={s3.env[key]}")]
+    at_kill = {}
+
+    def some_jpegs_written():
+        at_kill["jpegs"] = sum(1 for key in s3.names(bucket, "out/jpeg/") if key.endswith(".jpg"))
+        return at_kill["jpegs"] >= 8
+
+    sub = Submission(cluster, dist_zip, "colorize", [
+        "--input", folder, "--output", f"s3://{bucket}/out", "--model", model, "--set", "colorize.batch_size=4",
+        "--set", "colorize.partitions=6"], tmp_path, "colorize-s3-worker-loss", env=s3.env, submit_args=credentials)
+    facts = _kill_victim(cluster, sub, some_jpegs_written, "the first colorized JPEGs in the bucket")
+    assert at_kill["jpegs"] < n_ok, "the worker was killed after all images were done"
+    sub.check()
+    _check_executor_lost(sub, facts)
+
+    objects = s3.keys(bucket, "out")
+    odd = sorted(k for k in objects if TMP_MARK in k or ".staging-" in k)
+    assert not odd, f"temporary or staged objects left: {odd[:10]}"
+    rows = [r for key, data in objects.items() if key.startswith("results/")
+            for r in pq.read_table(io.BytesIO(data)).to_pylist()]
+    keys = [r["relative_path"] for r in rows]
+    assert sorted(keys) == sorted(expect), "not exactly one results row per input"
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) == n_ok, {r["relative_path"]: r["error"] for r in rows if r["status"] != "ok"}
+    jpegs = sorted(k for k in objects if k.startswith("jpeg/"))
+    assert jpegs == sorted(r["jpeg_path"].split("/out/", 1)[1] for r in ok), "not exactly one JPEG per ok input"
+    assert all(objects[k][:2] == b"\xff\xd8" and objects[k][-2:] == b"\xff\xd9" for k in jpegs), "a partial JPEG"
+    assert json.loads(objects["summary.json"])["ok"] == n_ok
+    secret = s3.secret.encode()
+    assert not any(secret in data for data in objects.values())
+    assert not any(secret in p.read_bytes() for p in sub.events_dir.rglob("*") if p.is_file()), \
+        "the secret is in the event log"
 
 
 def test_preprocess_survives_worker_loss(full_cluster, dist_zip, many_inputs, tmp_path):

@@ -319,3 +319,82 @@ def test_score_colorization_without_weights_reports_nan_rebalanced_auc():
     assert math.isnan(scores["auc_rebal"])
     assert math.isnan(scores["auc_rebal_gray"])
     assert scores["auc"] == 1.0
+
+
+# --- shape checks -----------------------------------------------------------------
+
+
+def _assert_rejects_shape(call, func_name, arg, shape):
+    """The ValueError names the function, the argument (if given) and the shape it got."""
+    with pytest.raises(ValueError) as raised:
+        call()
+    message = str(raised.value)
+    assert message.startswith(f"{func_name} expects {arg + ' ' if arg else ''}"), message
+    assert message.endswith(f"got shape {shape}"), message
+
+
+_BAD_RGB_SHAPES = [(4, 4), (4, 4, 4), (4, 4, 1), (1, 4, 4, 3), (3,), ()]
+
+
+@pytest.mark.parametrize("func", [psnr, ssim], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("shape", _BAD_RGB_SHAPES, ids=str)
+def test_image_pair_metrics_reject_wrong_shapes(func, shape):
+    good = np.zeros((4, 4, 3), dtype=np.uint8)
+    bad = np.zeros(shape, dtype=np.uint8)
+    _assert_rejects_shape(lambda: func(bad, good), func.__name__, "truth_rgb", shape)
+    _assert_rejects_shape(lambda: func(good, bad), func.__name__, "pred_rgb", shape)
+
+
+@pytest.mark.parametrize("func", [psnr, ssim], ids=lambda f: f.__name__)
+def test_image_pair_metrics_name_both_shapes_on_mismatch(func):
+    with pytest.raises(ValueError, match=rf"^{func.__name__} expects pred_rgb .*\(4, 4, 3\), got shape \(4, 5, 3\)$"):
+        func(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5, 3), np.uint8))
+    with pytest.raises(TypeError, match=rf"^{func.__name__} expects pred_rgb as uint8"):
+        func(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3)))
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 3), (3, 4, 1), (3, 4), (5,), ()], ids=str)
+def test_auc_rejects_ab_without_a_trailing_axis_of_two(shape):
+    good = np.zeros((3, 4, 2))
+    bad = np.zeros(shape)
+    _assert_rejects_shape(lambda: ab_error_auc(bad, bad), "ab_error_auc", "ab_true", shape)
+    _assert_rejects_shape(lambda: ab_error_auc(good, bad), "ab_error_auc", "ab_pred", shape)
+
+
+def test_auc_rejects_mismatched_prediction_and_weights():
+    ab = np.zeros((3, 4, 2))
+    _assert_rejects_shape(lambda: ab_error_auc(ab, np.zeros((3, 5, 2))), "ab_error_auc", "ab_pred", (3, 5, 2))
+    _assert_rejects_shape(lambda: ab_error_auc(ab, ab, np.ones((4, 3))), "ab_error_auc", "pixel_weights", (4, 3))
+    _assert_rejects_shape(lambda: ab_error_auc(ab, ab, np.ones((3, 4, 1))), "ab_error_auc", "pixel_weights",
+                          (3, 4, 1))
+
+
+@pytest.mark.parametrize("shape", [(2, 2, 3), (2, 5), ()], ids=str)
+def test_rebalancing_weights_reject_wrong_ab_shape(shape):
+    _assert_rejects_shape(lambda: rebalancing_pixel_weights(np.zeros(shape), np.full(313, 1 / 313)),
+                          "rebalancing_pixel_weights", "ab_true", shape)
+
+
+@pytest.mark.parametrize("shape", [(312,), (314,), (313, 1), (1, 313), ()], ids=str)
+def test_rebalancing_weights_reject_wrong_prior_shape(shape):
+    _assert_rejects_shape(lambda: rebalancing_pixel_weights(np.zeros((2, 2, 2)), np.ones(shape)),
+                          "rebalancing_pixel_weights", "prior", shape)
+
+
+@pytest.mark.parametrize("shape", _BAD_RGB_SHAPES, ids=str)
+def test_colourfulness_rejects_wrong_shapes(shape):
+    _assert_rejects_shape(lambda: colourfulness(np.zeros(shape, np.uint8)), "colourfulness", "", shape)
+    with pytest.raises(ValueError, match=r"^colourfulness expects an H×W×3 RGB image, got shape \(4, 4\)$"):
+        colourfulness(np.zeros((4, 4)))
+
+
+@pytest.mark.parametrize("arg", ["truth_rgb", "pred_rgb", "gray_rgb", "ab_true", "ab_pred", "pixel_weights"])
+def test_score_colorization_names_itself_and_the_bad_argument(arg):
+    """Each argument is checked up front, so the error names score_colorization, not the metric it calls."""
+    args = {"truth_rgb": np.zeros((6, 5, 3), np.uint8), "pred_rgb": np.zeros((6, 5, 3), np.uint8),
+            "gray_rgb": np.zeros((6, 5, 3), np.uint8), "ab_true": np.zeros((6, 5, 2)),
+            "ab_pred": np.zeros((6, 5, 2)), "pixel_weights": np.ones((6, 5))}
+    assert all(type(v) is float for v in score_colorization(**args).values())
+    bad_shape = (6, 5) if arg.endswith("rgb") else (6, 5, 3) if arg.startswith("ab") else (5, 6)
+    args[arg] = np.zeros(bad_shape, args[arg].dtype)
+    _assert_rejects_shape(lambda: score_colorization(**args), "score_colorization", arg, bad_shape)

@@ -1,58 +1,69 @@
-"""The preprocessing pass without Spark: Arrow batches of files in, Arrow batches of samples plus a summary row out."""
+"""The preprocessing pass without Spark: Arrow batches of files in; samples written to the staging folder, and one
+small result row per file plus one summary row per partition out."""
 
 from __future__ import annotations
 
 import h5py
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from colorspark import fs
 from colorspark.bins import bin_counts
 from colorspark.config import defaults
-from colorspark.preprocess import SUMMARY, process_batches, sample_arrow_schema
+from colorspark.preprocess_tasks import SUMMARY, Staging, process_batches, result_arrow_schema
 from imagefactory import colour_photo, write_image
 
 
-def file_batch(files: dict[str, bytes]) -> pa.RecordBatch:
-    """What Spark's binaryFile source hands to mapInArrow (the columns colorspark selects)."""
-    return pa.RecordBatch.from_pydict({"path": list(files), "content": list(files.values())})
+def file_batch(files: dict[str, bytes | None]) -> pa.RecordBatch:
+    """What Spark's binaryFile source hands to mapInArrow (the columns colorspark selects); None = not read yet."""
+    return pa.RecordBatch.from_pydict({"path": list(files), "content": list(files.values())},
+                                      schema=pa.schema([("path", pa.string()), ("content", pa.binary())]))
 
 
-def test_arrow_pass_yields_samples_errors_and_one_summary(tmp_path):
+def test_arrow_pass_writes_samples_and_yields_one_row_per_file_and_a_summary(tmp_path):
     config = defaults()
     config["data"].update(crops=3, val_fraction=0.0)
     for i in range(2):
         write_image(tmp_path / f"photo-{i}.png", colour_photo(90, 70, seed=i))
-    files = {f"file:{tmp_path}/photo-{i}.png": (tmp_path / f"photo-{i}.png").read_bytes() for i in range(2)}
-    files[f"file:{tmp_path}/broken.jpg"] = b"not an image"
-    shards = tmp_path / "hdf5"
-    shards.mkdir()
+    files = {f"file:{tmp_path}/photo-0.png": (tmp_path / "photo-0.png").read_bytes(),
+             f"file:{tmp_path}/photo-1.png": None,  # listed through the storage layer: the task reads it
+             f"file:{tmp_path}/broken.jpg": b"not an image"}
+    staging = Staging(fs.to_uri(tmp_path / "stage" / "parquet"), fs.to_uri(tmp_path / "stage" / "hdf5"))
 
-    out = list(process_batches(7, iter([file_batch(files)]), config, str(tmp_path), str(shards)))
-    assert all(batch.schema.equals(sample_arrow_schema()) for batch in out)
+    out = list(process_batches(7, iter([file_batch(files)]), config, str(tmp_path), staging))
+    assert all(batch.schema.equals(result_arrow_schema()) for batch in out)
     rows = pa.Table.from_batches(out).to_pylist()
-
     ok = [r for r in rows if r["status"] == "ok"]
     errors = [r for r in rows if r["status"] == "error"]
     summary = [r for r in rows if r["status"] == SUMMARY]
-    assert len(ok) == 2 * 3 and {r["key"] for r in ok} == {"photo-0.png", "photo-1.png"}
+    assert [(r["key"], r["split"], r["crops"]) for r in ok] == [("photo-0.png", "train", 3), ("photo-1.png", "train", 3)]
     assert [r["key"] for r in errors] == ["broken.jpg"] and errors[0]["error"]
-    assert len(summary) == 1 and summary[0]["path"] == "part-00007.h5" and summary[0]["crop"] == len(ok)
+    assert len(summary) == 1 and summary[0]["path"] == "part-00007.h5" and summary[0]["crops"] == 6
 
-    expected = sum(bin_counts(np.frombuffer(r["bins"], np.int16)) for r in ok if r["colorful"])
+    samples = pq.read_table(tmp_path / "stage" / "parquet" / "split=train" / "part-00007.parquet").to_pylist()
+    assert len(samples) == 6 and {s["path"] for s in samples} == set(list(files)[:2])
+    assert not (tmp_path / "stage" / "parquet" / "split=val").exists()  # no val rows: no empty part
+    expected = sum(bin_counts(np.frombuffer(s["bins"], np.int16)) for s in samples if s["colorful"])
     np.testing.assert_array_equal(np.frombuffer(summary[0]["bins"], np.int64), expected)
-    with h5py.File(shards / "part-00007.h5", "r") as h5:
-        assert h5["l"].shape == (len(ok), 64, 64)
-        assert [bytes(v) for v in h5["l"][:]] == [r["l"] for r in ok]
+    with h5py.File(tmp_path / "stage" / "hdf5" / "part-00007.h5", "r") as h5:
+        assert h5["l"].shape == (6, 64, 64)
+        assert [bytes(v) for v in h5["l"][:]] == [s["l"] for s in samples]
+        assert h5["path"].asstr()[:].tolist() == [s["path"] for s in samples]
 
 
-def test_arrow_pass_splits_output_into_bounded_batches(tmp_path, monkeypatch):
-    import colorspark.preprocess as preprocess
+def test_arrow_pass_without_hdf5_writes_parquet_in_bounded_batches(tmp_path, monkeypatch):
+    import colorspark.preprocess_tasks as tasks
 
-    monkeypatch.setattr(preprocess, "ARROW_ROWS_PER_BATCH", 4)
+    monkeypatch.setattr(tasks, "ARROW_ROWS_PER_BATCH", 4)
     config = defaults()
-    config["data"]["crops"] = 5
+    config["data"].update(crops=5, val_fraction=0.0)
     write_image(tmp_path / "a.png", colour_photo(80, 80, seed=3))
     batch = file_batch({f"file:{tmp_path}/a.png": (tmp_path / "a.png").read_bytes()})
-    out = list(process_batches(0, iter([batch]), config, str(tmp_path), None))
-    assert [b.num_rows for b in out] == [4, 2]  # 5 crops + the summary row
-    assert out[-1].column("path").to_pylist()[-1] == ""  # no shard without hdf5
+    staging = Staging(fs.to_uri(tmp_path / "parquet"), None)
+    out = pa.Table.from_batches(list(process_batches(0, iter([batch]), config, str(tmp_path), staging)))
+    assert out.column("status").to_pylist() == ["ok", SUMMARY]
+    assert out.column("path").to_pylist()[-1] == ""  # no shard without hdf5
+    part = pq.ParquetFile(tmp_path / "parquet" / "split=train" / "part-00000.parquet")
+    assert part.metadata.num_rows == 5 and part.metadata.num_row_groups == 2  # 4 + 1
+    assert not (tmp_path / "hdf5").exists()

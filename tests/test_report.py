@@ -1,32 +1,32 @@
-"""Tests for the self-contained HTML report."""
+"""Tests for the self-contained HTML report and the thumbnails it embeds."""
 
 import base64
 import html
 import io
 import math
-import os
 import re
+from html.parser import HTMLParser
 
 import numpy as np
 import pytest
 from PIL import Image
 from skimage import data
 
-from colorspark.report import make_thumbnail, render_report, write_report
+from colorspark.metrics import SCORE_KEYS
+from colorspark.report import render_report
+from colorspark.thumbnails import make_thumbnail
 
 HOSTILE = "<script>alert(1)</script>.jpg"
 _DATA_URI = re.compile(
     r'<img src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)" alt="([^"]*)" loading="lazy"'
     r' width="(\d+)" height="(\d+)">'
 )
+_LABELS = ("PSNR", "SSIM", "AuC", "Rebalanced AuC", "Colourfulness", "Colourfulness of the original")
 
 
 def _scores(**overrides):
-    scores = {
-        "psnr": 24.5, "psnr_gray": 22.25, "ssim": 0.91, "ssim_gray": 0.88,
-        "auc": 0.9, "auc_gray": 0.87, "auc_rebal": 0.61, "auc_rebal_gray": 0.52,
-        "colourfulness": 30.0, "colourfulness_gray": 0.5, "colourfulness_truth": 41.0,
-    }
+    values = (24.5, 22.25, 0.91, 0.88, 0.9, 0.87, 0.61, 0.52, 30.0, 0.5, 41.0)
+    scores = dict(zip(SCORE_KEYS, values, strict=True))
     scores.update(overrides)
     return scores
 
@@ -51,7 +51,7 @@ def _error_row(**overrides):
         "path": f'/data/in/{HOSTILE}', "relative_path": HOSTILE, "status": "error",
         "error": "cannot identify image file <bad> & \"quoted\"", "width": None, "height": None,
         "millis": 3.0, "has_truth": False, "thumb_input": None, "thumb_color": None,
-        "thumb_truth": None, **{k: None for k in _scores()},
+        "thumb_truth": None, **dict.fromkeys(SCORE_KEYS),
     }
     row.update(overrides)
     return row
@@ -62,14 +62,54 @@ def _skipped_row():
         "path": "/data/in/tiny.png", "relative_path": "tiny.png", "status": "skipped",
         "error": "smaller than 8×8", "width": 2, "height": 3, "millis": 0.5,
         "has_truth": False, "thumb_input": None, "thumb_color": None, "thumb_truth": None,
-        **{k: None for k in _scores()},
+        **dict.fromkeys(SCORE_KEYS),
     }
 
 
 def _page(rows=None, summary=None, total_rows=None):
     rows = rows if rows is not None else [_ok_row(), _error_row(), _skipped_row()]
-    summary = summary if summary is not None else {"ok": 1, "error": 1, "skipped": 1}
+    summary = summary if summary is not None else {"ok": 1, "errors": 1, "skipped": 1}
     return render_report(rows, summary, total_rows=len(rows) if total_rows is None else total_rows)
+
+
+def _run_summary(**overrides):
+    """The shape colorize.summarize writes to summary.json."""
+    summary = {
+        "inputs": 1503, "ok": 1500, "errors": 2, "skipped": 1, "scored": 1200,
+        "mean_scores": _scores(psnr=23.456, ssim=0.87654, auc=0.9123, auc_rebal=None, auc_rebal_gray=None),
+        "mean_millis_per_image": 812.34, "seconds": 754.2, "images_per_second": 1.98765,
+        "model": "/models/<run 1>", "colorspark_version": "0.1.0", "model_builds": 2,
+    }
+    summary.update(overrides)
+    return summary
+
+
+class _Text(HTMLParser):
+    """What a reader sees: text outside <script>/<style>, no tags, no attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.parts, self._skip = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        self._skip += tag in ("script", "style")
+
+    def handle_endtag(self, tag):
+        self._skip -= tag in ("script", "style")
+
+    def handle_data(self, text):
+        if not self._skip:
+            self.parts.append(text)
+
+
+def _visible_text(page):
+    parser = _Text()
+    parser.feed(page)
+    return " ".join(parser.parts)
+
+
+def _card(page, name):
+    return re.search(rf'<article class="card" data-name="{re.escape(name)}".*?</article>', page).group(0)
 
 
 def test_page_with_ok_error_and_skipped_rows_renders():
@@ -88,19 +128,25 @@ def test_page_with_ok_error_and_skipped_rows_renders():
     assert "3 images" in page and "showing" not in page
 
 
-def test_page_is_self_contained():
+def test_page_is_self_contained_with_one_inline_script():
     page = _page()
-    assert "<script" not in page.lower()
+    assert page.lower().count("<script") == 1
+    assert "<script>" in page  # inline: no src, nothing to fetch
     assert not re.search(r'(?:src|href)="(?!data:)', page)
     assert "<link" not in page and "@import" not in page and "url(" not in page
+    assert "http://" not in page and "https://" not in page
+    # The script moves text with textContent/cloneNode, so nothing escaped here is parsed as markup again.
+    assert "innerHTML" not in page and "insertAdjacentHTML" not in page and "document.write" not in page
 
 
 def test_hostile_path_appears_only_escaped():
     page = _page()
     assert HOSTILE not in page
-    assert "<script>" not in page
+    assert "<script>alert" not in page
+    assert page.lower().count("<script") == 1  # only the report's own
     assert html.escape(HOSTILE) in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.jpg" in page
+    assert 'data-name="&lt;script&gt;alert(1)&lt;/script&gt;.jpg"' in page
 
 
 def test_quotes_cannot_break_out_of_attributes():
@@ -109,17 +155,20 @@ def test_quotes_cannot_break_out_of_attributes():
     assert '"onmouseover="' not in page
     assert 'title="/x/&quot;onmouseover=&quot;alert(1)"' in page
     assert "a&#x27;b&quot;.jpg" in page
+    assert 'data-name="a&#x27;b&quot;.jpg"' in page
 
 
-def test_error_row_shows_reason_in_red_without_thumbnails():
-    # Even if an error row carries thumbnails, they are not shown.
-    row = _error_row(thumb_color=make_thumbnail(data.chelsea()))
+def test_error_row_shows_reason_in_red_without_thumbnails_or_scores():
+    # Even if an error row carries thumbnails and scores, they are neither shown nor sortable.
+    row = _error_row(thumb_color=make_thumbnail(data.chelsea()), psnr=30.0)
     page = _page(rows=[row])
     assert '<p class="error">cannot identify image file &lt;bad&gt; &amp; &quot;quoted&quot;</p>' in page
     assert re.search(r"\.error\{color:#cf222e", page)
     assert "· 3.0 ms" not in page and "3.0 ms" in page  # unknown size is left out
     assert "<img" not in page
     assert '<table class="scores"' not in page
+    assert "data-psnr=" not in page
+    assert 'data-millis="3.0"' in page
 
 
 def test_thumbnails_embedded_as_lazy_data_uris_that_decode_to_small_jpegs():
@@ -138,6 +187,18 @@ def test_thumbnails_embedded_as_lazy_data_uris_that_decode_to_small_jpegs():
     assert re.search(r"max-height:160px", page)
 
 
+def test_thumbnails_open_the_large_viewer():
+    page = _page()
+    # The thumbnails are a keyboard-reachable control; the viewer starts hidden and holds no image data
+    # of its own (the script copies the card's thumbnails into it).
+    assert '<div class="thumbs" role="button" tabindex="0"' in page
+    viewer = re.search(r'<div id="viewer".*?</div></div>', page).group(0)
+    assert 'role="dialog"' in viewer and " hidden>" in viewer
+    assert "<img" not in viewer
+    assert 'aria-label="Close"' in viewer
+    assert ".viewer-images" in page and "cloneNode" in page and '"Escape"' in page
+
+
 def test_missing_thumbnails_are_left_out():
     row = _ok_row(thumb_truth=None)
     page = _page(rows=[row])
@@ -154,38 +215,145 @@ def test_thumbnail_bytes_like_and_undecodable_payloads_still_render():
     assert f'<img src="data:image/jpeg;base64,{garbage}" alt="original" loading="lazy">' in page
 
 
-def test_score_table_shows_colorized_gray_and_truth_values():
-    page = _page(rows=[_ok_row(psnr=math.inf, ssim=math.nan)])
+def test_score_table_puts_colorized_and_gray_side_by_side_with_rounded_values():
+    page = _page(rows=[_ok_row(psnr=math.inf, ssim=math.nan, auc=0.8, colourfulness=30.04)])
     table = re.search(r'<table class="scores">.*?</table>', page).group(0)
-    assert "<th>colorized</th><th>gray baseline</th>" in table
-    assert "<tr><th>PSNR (dB)</th><td>∞</td><td>22.250</td></tr>" in table
-    assert "<tr><th>SSIM</th><td>–</td><td>0.880</td></tr>" in table
-    assert "<tr><th>AuC rebal.</th><td>0.610</td><td>0.520</td></tr>" in table
-    assert "<tr><th>colourfulness</th><td>30.000</td><td>0.500</td></tr>" in table
-    assert '<td colspan="2">41.000</td>' in table
+    assert "<th>Score</th><th>Colorized</th><th>Gray baseline</th></tr>" in table
+    cells = re.findall(r'<tr><th title="[^"]+">([^<]+)</th>(.*?)</tr>', table)
+    assert cells == [
+        ("PSNR", '<td class="better">∞ dB</td><td>22.2 dB</td>'),  # 22.25 rounds half to even
+        ("SSIM", "<td>–</td><td>0.880</td>"),
+        ("AuC", '<td class="worse">80.0%</td><td>87.0%</td>'),
+        ("Rebalanced AuC", '<td class="better">61.0%</td><td>52.0%</td>'),
+        ("Colourfulness", "<td>30.0</td><td>0.5</td>"),  # more colour is not "better" in itself
+        ("Colourfulness of the original", '<td colspan="2">41.0</td>'),
+    ]
+    # Each label carries its one-line meaning as a tooltip.
+    assert re.search(r'<th title="[^"]*decibels[^"]*">PSNR</th>', table)
+    assert re.search(r'<th title="[^"]*rare, saturated colours[^"]*">Rebalanced AuC</th>', table)
+
+
+def test_raw_score_keys_are_never_shown_as_labels():
+    page = _page(summary=_run_summary())
+    text = _visible_text(page)
+    for key in SCORE_KEYS:
+        assert not re.search(rf"\b{key}\b", text), key
+    for label in _LABELS:
+        assert f">{label}</th>" in page
+    for key in ("inputs", "mean_scores", "mean_millis_per_image", "images_per_second", "colorspark_version"):
+        assert key not in text
 
 
 def test_rows_without_scores_have_no_score_table():
-    row = _ok_row(has_truth=False, **{k: None for k in _scores()})
+    row = _ok_row(has_truth=False, **dict.fromkeys(SCORE_KEYS))
     page = _page(rows=[row])
     assert '<table class="scores"' not in page
     assert "no original" in page
 
 
-def test_summary_formats_floats_inf_and_missing_values():
+def test_partly_missing_scores_show_as_dashes():
+    row = _ok_row(auc_rebal=None, auc_rebal_gray=math.nan, colourfulness_truth=None)
+    table = re.search(r'<table class="scores">.*?</table>', _page(rows=[row])).group(0)
+    assert re.search(r">Rebalanced AuC</th><td>–</td><td>–</td></tr>", table)
+    assert '<td colspan="2">–</td>' in table
+
+
+def test_summary_shows_run_figures_with_names_and_units():
+    page = _page(summary=_run_summary())
+    facts = re.search(r'<dl class="facts">.*?</dl>', page).group(0)
+    tiles = dict(re.findall(r"<dt>([^<]*)</dt><dd[^>]*>([^<]*)</dd>", facts))
+    assert tiles == {
+        "Images": "1,503", "Colorized": "1,500", "Failed": "2", "Skipped": "1",
+        "Scored against an original": "1,200", "Mean time per image": "812 ms", "Run time": "12 min 34 s",
+        "Throughput": "1.99 images/s", "Model": "/models/&lt;run 1&gt;", "colorspark version": "0.1.0",
+        "Model builds": "2",
+    }
+    assert '<div class="bad"><dt>Failed</dt>' in facts  # failures stand out
+
+
+def test_summary_mean_scores_are_one_labelled_table_with_meanings():
+    page = _page(summary=_run_summary())
+    assert "Averaged over the 1,200 images that had a colour original" in page
+    table = re.search(r'<table class="means">.*?</table>', page).group(0)
+    assert "<th>Colorized</th><th>Gray baseline</th><th>What it means</th>" in table
+    body = table.split("<tbody>")[1]
+    rows = re.findall(r"<tr><th>([^<]+)</th>(.*?)<td class=\"meaning\">([^<]+)</td></tr>", body)
+    assert [label for label, _, _ in rows] == list(_LABELS)
+    values = {label: cells for label, cells, _ in rows}
+    assert values["PSNR"] == '<td class="better">23.5 dB</td><td>22.2 dB</td>'
+    assert values["SSIM"] == '<td class="worse">0.877</td><td>0.880</td>'  # below the gray baseline
+    assert values["AuC"] == '<td class="better">91.2%</td><td>87.0%</td>'
+    assert values["Rebalanced AuC"] == "<td>–</td><td>–</td>"
+    assert values["Colourfulness of the original"] == '<td colspan="2">41.0</td>'
+    assert all(len(meaning) < 120 for _, _, meaning in rows)  # one short line each
+    # Not a raw nested table inside a summary cell any more.
+    assert not re.search(r"<td[^>]*>\s*<table", page)
+
+
+def test_summary_with_no_scores_or_none_values_says_so():
+    summary = _run_summary(mean_scores=dict.fromkeys(SCORE_KEYS), images_per_second=None, seconds=None, scored=0)
+    page = _page(summary=summary)
+    assert "nothing to score against" in page
+    assert '<table class="means"' not in page
+    assert "<dt>Throughput</dt><dd>–</dd>" in page
+    assert "<dt>Run time</dt><dd>–</dd>" in page
+    assert "nothing to score against" in _page(summary=_run_summary(mean_scores=None))
+
+
+def test_summary_formats_unknown_keys_floats_inf_and_missing_values():
     summary = {
-        "rows": 12, "ok": 10, "mean psnr": 23.45678, "best psnr": math.inf,
-        "mean ssim": None, "mean auc": math.nan, "mean colourfulness": np.float32(12.5),
-        "<b>key</b>": "<i>value</i>",
+        "rows": 12, "mean_psnr": 23.45678, "best psnr": math.inf, "mean ssim": None,
+        "mean auc": math.nan, "mean colourfulness": np.float32(12.5), "<b>key</b>": "<i>value</i>",
+        "per_worker": {"w_1": 3},
     }
     page = _page(summary=summary)
-    assert "<tr><th>rows</th><td>12</td></tr>" in page
-    assert "<tr><th>mean psnr</th><td>23.457</td></tr>" in page
-    assert "<tr><th>best psnr</th><td>∞</td></tr>" in page
-    assert "<tr><th>mean ssim</th><td>–</td></tr>" in page
-    assert "<tr><th>mean auc</th><td>–</td></tr>" in page
-    assert "<tr><th>mean colourfulness</th><td>12.500</td></tr>" in page
-    assert "<tr><th>&lt;b&gt;key&lt;/b&gt;</th><td>&lt;i&gt;value&lt;/i&gt;</td></tr>" in page
+    assert "<dt>Rows</dt><dd>12</dd>" in page
+    assert "<dt>Mean psnr</dt><dd>23.457</dd>" in page
+    assert "<dt>Best psnr</dt><dd>∞</dd>" in page
+    assert "<dt>Mean ssim</dt><dd>–</dd>" in page
+    assert "<dt>Mean auc</dt><dd>–</dd>" in page
+    assert "<dt>Mean colourfulness</dt><dd>12.500</dd>" in page
+    assert '<dt>&lt;b&gt;key&lt;/b&gt;</dt><dd class="text">&lt;i&gt;value&lt;/i&gt;</dd>' in page
+    assert "<dt>Per worker · W 1</dt><dd>3</dd>" in page
+    assert "Mean scores" not in page  # no mean_scores key, no section
+    assert "no summary" in _page(summary={})
+
+
+def test_sort_controls_offer_every_present_score_by_label():
+    rows = [_ok_row(thumbs=False, relative_path="a.jpg", auc_rebal=None, auc_rebal_gray=None), _skipped_row()]
+    page = _page(rows=rows)
+    bar = re.search(r'<div id="sortbar".*?</div>', page).group(0)
+    assert " hidden>" in bar  # the script shows it; without JavaScript there are no dead controls
+    assert '<button type="button" id="sort-dir">' in bar
+    options = re.findall(r'<option value="([^"]+)">([^<]+)</option>', bar)
+    assert options == [
+        ("name", "Path"), ("millis", "Time to colorize"),
+        ("psnr", "PSNR, colorized"), ("psnr_gray", "PSNR, gray baseline"),
+        ("ssim", "SSIM, colorized"), ("ssim_gray", "SSIM, gray baseline"),
+        ("auc", "AuC, colorized"), ("auc_gray", "AuC, gray baseline"),
+        # No row has a rebalanced AuC, so there is nothing to sort by.
+        ("colourfulness", "Colourfulness, colorized"), ("colourfulness_gray", "Colourfulness, gray baseline"),
+        ("colourfulness_truth", "Colourfulness, original"),
+    ]
+
+
+def test_cards_carry_full_precision_numbers_for_sorting():
+    rows = [
+        _ok_row(thumbs=False, relative_path="best.jpg", psnr=math.inf, ssim=0.123456789, auc_rebal=math.nan,
+                auc_rebal_gray=None),
+        _skipped_row(),
+    ]
+    page = _page(rows=rows)
+    best = _card(page, "best.jpg")
+    assert 'data-psnr="Infinity"' in best  # what JavaScript's Number() reads back as infinity
+    assert 'data-psnr_gray="22.25"' in best
+    assert 'data-ssim="0.123456789"' in best  # unrounded, so ties in the shown figures still sort right
+    assert 'data-colourfulness_truth="41.0"' in best
+    assert 'data-millis="1234.4"' in best
+    assert "data-auc_rebal=" not in best and "data-auc_rebal_gray=" not in best  # missing values sort last
+    skipped = _card(page, "tiny.png")
+    assert 'data-millis="0.5"' in skipped
+    assert not re.search(r"data-(?:psnr|ssim|auc|colourfulness)", skipped)
 
 
 def test_truncated_gallery_says_showing_n_of_m():
@@ -196,32 +364,13 @@ def test_truncated_gallery_says_showing_n_of_m():
     assert "showing" not in full
 
 
-def test_title_is_escaped():
+def test_title_is_escaped_and_an_empty_page_has_no_controls():
     page = render_report([], {}, total_rows=0, title="run <1> & co")
     assert "<title>run &lt;1&gt; &amp; co</title>" in page
     assert "<h1>run &lt;1&gt; &amp; co</h1>" in page
     assert "no images" in page
-
-
-def test_write_report_is_atomic_and_leaves_no_temp_files(tmp_path):
-    target = tmp_path / "report.html"
-    target.write_text("old", encoding="utf-8")
-    page = _page()
-    write_report(target, page)
-    assert target.read_text(encoding="utf-8") == page
-    assert os.listdir(tmp_path) == ["report.html"]
-    write_report(str(target), "<p>ü</p>")
-    assert target.read_bytes() == "<p>ü</p>".encode("utf-8")
-    assert os.listdir(tmp_path) == ["report.html"]
-
-
-def test_write_report_failure_keeps_old_file_and_removes_temp(tmp_path):
-    target = tmp_path / "report.html"
-    target.write_text("old", encoding="utf-8")
-    with pytest.raises(UnicodeEncodeError):
-        write_report(target, "lone surrogate \ud800")
-    assert target.read_text(encoding="utf-8") == "old"
-    assert os.listdir(tmp_path) == ["report.html"]
+    assert "no summary" in page
+    assert "<script" not in page and 'id="sortbar"' not in page and 'id="viewer"' not in page
 
 
 @pytest.mark.parametrize(

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from skimage.color import rgb2lab
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from helpers_pure import smooth_rgb  # noqa: E402
 
@@ -227,3 +223,41 @@ def test_l_code_to_input_layout():
     x = l_code_to_input(code)
     assert x.shape == (4, 4, 1) and x.dtype == np.float32
     assert np.array_equal(x[..., 0], code.astype(np.float32))
+
+
+# --- the stored byte layout and the HDF5 shard format --------------------------------------------------------------
+
+
+def test_encode_sample_bytes_decode_back_to_the_arrays(colourful_crop):
+    from colorspark.samples import decode_bins, decode_sample, encode_sample, training_pair
+
+    arrays, stored = encode_crop(colourful_crop), encode_sample(colourful_crop)
+    l_code, ab = decode_sample(stored["l"], stored["ab"], 64)
+    assert np.array_equal(l_code, arrays["l"]) and np.array_equal(ab, arrays["ab"])
+    assert np.array_equal(decode_bins(stored["bins"], 64), arrays["bins"])
+    x, y = training_pair(stored["l"], stored["ab"], 64)
+    assert x.shape == (64, 64, 1) and x.dtype == np.float32 and np.array_equal(x[..., 0], arrays["l"])
+    assert y.dtype == np.int8 and y.shape == (16, 16, 2)
+
+
+def test_hdf5_shard_round_trips_with_plain_h5py(tmp_path):
+    import h5py
+
+    from colorspark.samples import encode_sample, read_shard_pairs, write_shard
+
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8) for _ in range(3)]
+    samples = [{**encode_sample(c), "crop": i, "split": split, "colorful": colorful, "path": path}
+               for i, (c, split, colorful, path) in enumerate(zip(
+                   crops, ["train", "val", "train"], [True, True, False], ["a/b.jpg", "Köln/ü ñ.png", "x#?%20.jpg"]))]
+    target = tmp_path / "shards" / "part-00000.h5"
+    write_shard(str(target), samples, 16)
+    assert [p.name for p in target.parent.iterdir()] == ["part-00000.h5"]  # no temporary left
+    with h5py.File(target, "r") as h5:
+        assert h5["l"].dtype == np.uint8 and h5["l"].shape == (3, 16, 16)
+        assert h5["ab"].dtype == np.int8 and h5["bins"].dtype == np.int16
+        assert h5["path"].asstr()[()].tolist() == ["a/b.jpg", "Köln/ü ñ.png", "x#?%20.jpg"]
+        assert h5.attrs["size"] == 16
+    pairs = read_shard_pairs(str(target), "train", size=16)  # colourful train crops only
+    assert len(pairs) == 1 and np.array_equal(pairs[0][0][..., 0], encode_crop(crops[0])["l"])
+    assert read_shard_pairs(str(target), "val", size=16)[0][1].shape == (4, 4, 2)
