@@ -70,10 +70,10 @@ install_spark_conf() {
   spark_home=$("$PY" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
   mkdir -p "$spark_home/conf"
   cmp -s conf/log4j2.properties "$spark_home/conf/log4j2.properties" || cp conf/log4j2.properties "$spark_home/conf/"
-  # Python worker start-up: quiet TensorFlow pre-import, no per-task GC and zip re-read costs (colorspark/worker_init.py).
+  # Python worker start-up: quiet TensorFlow pre-import, no per-task GC and zip re-read costs (worker_startup/colorspark_worker_init.py).
   local site
   site=$(dirname "$spark_home")
-  cmp -s colorspark/worker_init.py "$site/colorspark_worker_init.py" || cp colorspark/worker_init.py "$site/colorspark_worker_init.py"
+  cmp -s worker_startup/colorspark_worker_init.py "$site/colorspark_worker_init.py" || cp worker_startup/colorspark_worker_init.py "$site/"
   echo "import colorspark_worker_init" > "$site/colorspark_worker_init.pth"
 }
 
@@ -112,6 +112,8 @@ case "${1:-build}" in
   test)
     shift
     setup
+    say "checking the code with ruff"
+    "$VENV/bin/ruff" check .
     say "running the test suite"
     exec "$PY" -m pytest "$@"
     ;;

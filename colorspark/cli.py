@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from . import config as config_mod
 from . import fs
@@ -35,7 +35,7 @@ class Job:
     """What an entry point declares about itself."""
     name: str
     description: str
-    tensorflow_workers: bool  # whether its Python workers import TensorFlow at start (colorspark/worker_init.py)
+    tensorflow_workers: bool  # whether its Python workers import TensorFlow at start (worker_startup/)
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,8 @@ def main(job: Job, args: argparse.Namespace, flag_overrides: dict, locations: li
         config = config_mod.load(args.config, args.overrides)
         config = config_mod.merge(config, {s: v for s, v in flag_overrides.items() if v}, "command line")
         cluster = _master_is_cluster()
-        uris = {loc.option: fs.check_location(loc.value, what=loc.option, cluster=cluster and (loc.output or loc.shared),
-                                               output=loc.output)
+        uris = {loc.option: fs.check_location(loc.value, what=loc.option,
+                                               cluster=cluster and (loc.output or loc.shared), output=loc.output)
                 for loc in locations if loc.value is not None}
     except (config_mod.ConfigError, fs.StorageError) as exc:
         log.error("%s error: %s", "configuration" if isinstance(exc, config_mod.ConfigError) else "storage", exc)

@@ -31,7 +31,7 @@ THUMB_KEYS = ("thumb_input", "thumb_color", "thumb_truth")
 LAB_EXTENSIONS = {"npy": ".npy", "mat": ".mat"}
 
 
-# --- pure image steps --------------------------------------------------------------------------------------------------
+# --- pure image steps -------------------------------------------------------------------------------------------------
 
 def _resize_channel(values: np.ndarray, width: int, height: int) -> np.ndarray:
     """Bilinear resize of one float32 channel (Pillow antialiases when shrinking)."""
@@ -82,7 +82,7 @@ class Plan:
 
     @classmethod
     def from_config(cls, config: dict, meta: dict, root: str, out_dir: str, *, resume: bool = False,
-                    keep_extension: frozenset = frozenset(), run_id: str | None = None) -> "Plan":
+                    keep_extension: frozenset = frozenset(), run_id: str | None = None) -> Plan:
         """The plan for a run with `config`, a model's `colorspark.json` (`meta`) and the output folder's URI."""
         return cls(root=root, out_dir=out_dir, lab_format=config["output"]["lab_format"], resume=resume,
                    jpeg_quality=config["output"]["jpeg_quality"], thumb_size=config["output"]["thumb_size"],
@@ -248,8 +248,7 @@ def _outputs_exist(path: str, plan: Plan) -> str | None:
 
 
 def result_schema():
-    from pyspark.sql.types import (BinaryType, BooleanType, DoubleType, IntegerType, StringType, StructField,
-                                   StructType)
+    from pyspark.sql.types import BinaryType, BooleanType, DoubleType, IntegerType, StringType, StructField, StructType
     fields = [StructField(name, StringType(), True) for name in
               ("path", "relative_path", "status", "error", "jpeg_path", "lab_path")]
     fields += [StructField("width", IntegerType(), True), StructField("height", IntegerType(), True),

@@ -10,8 +10,9 @@ from __future__ import annotations
 import copy
 import difflib
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 EXTENSIONS = ["jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "gif"]
 
@@ -134,7 +135,8 @@ def _check_key(section: str, key: str | None = None) -> None:
                           + f" (sections: {', '.join(SCHEMA)})")
     if key is not None and key not in SCHEMA[section]:
         hint = difflib.get_close_matches(key, SCHEMA[section], n=1)
-        raise ConfigError(f"unknown config key {section}.{key}" + (f"; did you mean {section}.{hint[0]}?" if hint else "")
+        raise ConfigError(f"unknown config key {section}.{key}"
+                          + (f"; did you mean {section}.{hint[0]}?" if hint else "")
                           + f" (keys of [{section}]: {', '.join(SCHEMA[section])})")
 
 

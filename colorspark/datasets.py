@@ -27,7 +27,7 @@ class PartWriter:
         self._stack = contextlib.ExitStack()
         self._writer = None
 
-    def __enter__(self) -> "PartWriter":
+    def __enter__(self) -> PartWriter:
         return self
 
     def write(self, batch) -> None:

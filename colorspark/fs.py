@@ -14,7 +14,6 @@ marker, so `sweep_temp_files` can remove them.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import posixpath
@@ -22,8 +21,8 @@ import re
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -77,10 +76,6 @@ def display(uri: str) -> str:
 
 def join(uri: str | Path, *parts: str) -> str:
     return "/".join([str(uri).rstrip("/"), *(p.strip("/") for p in parts if p)])
-
-
-def parent(uri: str) -> str:
-    return uri.rstrip("/").rsplit("/", 1)[0]
 
 
 def basename(uri: str) -> str:
@@ -149,10 +144,6 @@ def _explain_open_error(uri: str, scheme: str, exc: Exception) -> str:
     return f"cannot use {uri}: {text}"
 
 
-def renames_atomically(uri: str) -> bool:
-    return filesystem(uri)[0].type_name in _RENAMES_ATOMICALLY
-
-
 # --- reading ---------------------------------------------------------------------------------------------------------
 
 def _info(uri: str):
@@ -172,16 +163,6 @@ def is_file(uri: str) -> bool:
     return _info(uri).type == FileType.File
 
 
-def is_dir(uri: str) -> bool:
-    from pyarrow.fs import FileType
-
-    return _info(uri).type == FileType.Directory
-
-
-def size(uri: str) -> int:
-    return _info(uri).size
-
-
 def read_bytes(uri: str) -> bytes:
     fs, path = filesystem(uri)
     with fs.open_input_stream(path) as stream:
@@ -192,7 +173,7 @@ def read_json(uri: str):
     return json.loads(read_bytes(uri).decode("utf-8"))
 
 
-def list_files(uri: str, recursive: bool = True) -> list[tuple[str, int]]:
+def list_files(uri: str) -> list[tuple[str, int]]:
     """(URI, size) of every file below `uri` (or of `uri` itself if it is a file), sorted; [] when nothing is there.
     Temporaries and staging folders (`TMP_MARK`, `STAGING_MARK`) are left out."""
     from pyarrow.fs import FileSelector, FileType
@@ -205,7 +186,7 @@ def list_files(uri: str, recursive: bool = True) -> list[tuple[str, int]]:
         return []
     base = to_uri(uri).rstrip("/")
     found = []
-    for entry in fs.get_file_info(FileSelector(path, recursive=recursive, allow_not_found=True)):
+    for entry in fs.get_file_info(FileSelector(path, recursive=True, allow_not_found=True)):
         rel = entry.path[len(path.rstrip("/")) + 1:]
         if entry.type == FileType.File and not any(p.startswith((TMP_MARK, STAGING_MARK)) for p in rel.split("/")):
             found.append((f"{base}/{rel}", entry.size))
@@ -232,15 +213,6 @@ def local_copy(uri: str) -> Iterator[Path]:
         with fs.open_input_stream(path) as source, open(target, "wb") as sink:
             shutil.copyfileobj(source, sink, UPLOAD_CHUNK)
         yield target
-
-
-def sha256(uri: str) -> str:
-    digest = hashlib.sha256()
-    fs, path = filesystem(uri)
-    with fs.open_input_stream(path) as stream:
-        for block in iter(lambda: stream.read(UPLOAD_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --- writing ---------------------------------------------------------------------------------------------------------
@@ -397,7 +369,7 @@ def _copy_tree(fs, source: str, dest: str) -> None:
             fs.copy_file(entry.path, dest + entry.path[len(source):])
 
 
-# --- checks before a job starts ----------------------------------------------------------------------------------------
+# --- checks before a job starts ---------------------------------------------------------------------------------------
 
 def check_location(uri: str, *, what: str, cluster: bool, output: bool) -> str:
     """Resolve a location given on the command line and check it can be used, before any work starts.

@@ -27,7 +27,7 @@ class ModelPayload:
     weights_key: str
 
     @classmethod
-    def from_model(cls, model) -> "ModelPayload":
+    def from_model(cls, model) -> ModelPayload:
         weights = model.get_weights()
         digest = hashlib.sha256()
         for w in weights:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from . import fs
+from .decode import DecodeError
 from .paths import input_root, relative_output_path, uri_to_posix
 from .runtime import JobError
 
@@ -115,8 +116,14 @@ def _arrow_listing(spark, input_path: str, extensions: list[str]):
 
 
 def read_content(path: str, content) -> bytes:
-    """(executors) A file's bytes: the ones binaryFile read, or fetched through the storage layer."""
-    return bytes(content) if content is not None else fs.read_bytes(path)
+    """(executors) A file's bytes: the ones binaryFile read, or fetched through the storage layer. A file that
+    cannot be read (vanished since the listing, no permission) is a bad input like an undecodable one."""
+    if content is not None:
+        return bytes(content)
+    try:
+        return fs.read_bytes(path)
+    except OSError as exc:
+        raise DecodeError(f"could not read the file: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
 
 
 def unscanned_files(spark, files, seen_keys, root: str) -> list[tuple[str, str, str]]:

@@ -37,11 +37,12 @@ def save_model_file(model, uri: str) -> str:
     """Save `model` as a .keras archive at `uri`, atomically; returns its SHA-256."""
     with fs.local_file_for(uri, ".keras") as local:  # Keras insists on the extension
         model.save(local)
-        digest = _sha256_local(local)
+        digest = file_sha256(local)
     return digest
 
 
-def _sha256_local(path) -> str:
+def file_sha256(path) -> str:
+    """SHA-256 of a local file (models are hashed where Keras writes or reads them, on local disk)."""
     import hashlib
 
     digest = hashlib.sha256()
@@ -62,7 +63,7 @@ def load_model_file(uri: str, expected_sha256: str | None):
     if not fs.is_file(uri):
         raise ModelError(f"{fs.display(uri)} is missing")
     with fs.local_copy(uri) as local:
-        if expected_sha256 is not None and _sha256_local(local) != expected_sha256:
+        if expected_sha256 is not None and file_sha256(local) != expected_sha256:
             raise ModelError(f"{fs.display(uri)} does not match the SHA-256 recorded for it: the file was changed or "
                              "replaced after training; refusing to load it")
         try:

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 
+
 class JobError(RuntimeError):
     """A failure of a whole job, with a message for the user (the command exits non-zero with it)."""
 
@@ -96,8 +97,8 @@ def _storage_endpoints() -> dict:
 def build_spark_session(app_name: str, extra_conf: dict | None = None, *, tensorflow_workers: bool = True):
     """A SparkSession with colorspark's executor environment; master and resources come from spark-submit.
 
-    `tensorflow_workers` makes every Python worker daemon import TensorFlow at start (colorspark/worker_init.py);
-    a job whose workers never use it saves that start-up time and memory.
+    `tensorflow_workers` makes every Python worker daemon import TensorFlow at start
+    (worker_startup/colorspark_worker_init.py); a job whose workers never use it saves that start-up time and memory.
     """
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)

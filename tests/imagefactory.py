@@ -223,7 +223,7 @@ def _entries() -> list[tuple[str, Expect, _Builder]]:
         (
             "text.jpg",
             Expect.bad("not an image"),
-            lambda p: _write_bytes(p, "These are holiday notes, not a photo.\n".encode() * 4),
+            lambda p: _write_bytes(p, b"These are holiday notes, not a photo.\n" * 4),
         ),
         (
             f"bomb_{BOMB_SIZE[0]}x{BOMB_SIZE[1]}.png",

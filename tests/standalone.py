@@ -27,9 +27,9 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 SPARK_CLASS = ROOT / ".venv" / "bin" / "spark-class"
@@ -259,7 +259,7 @@ class StandaloneCluster:
         self._all.append(daemon)
         return daemon
 
-    def start(self) -> "StandaloneCluster":
+    def start(self) -> StandaloneCluster:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         try:
             self._master = self._spawn("master", [
@@ -373,7 +373,7 @@ class StandaloneCluster:
         if self._own_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
-    def __enter__(self) -> "StandaloneCluster":
+    def __enter__(self) -> StandaloneCluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:

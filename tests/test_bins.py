@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-
 from helpers_pure import nearest_centre, squared_distances  # noqa: E402
 
 from colorspark.bins import (  # noqa: E402

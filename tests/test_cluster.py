@@ -23,10 +23,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+import imagefactory as factory  # noqa: E402
 import numpy as np
 import pytest
-
-import imagefactory as factory  # noqa: E402
 from standalone import cmdline, descendants, is_alive, standalone_cluster  # noqa: E402
 
 pytestmark = pytest.mark.cluster
@@ -127,7 +126,7 @@ class Submission:
         _TIMINGS.append((self.name, self.seconds, code))
         return code
 
-    def check(self, timeout: float = JOB_TIMEOUT) -> "Submission":
+    def check(self, timeout: float = JOB_TIMEOUT) -> Submission:
         code = self.wait(timeout)
         assert code == 0, f"{self.name} exited with {code}\n{self.tail()}"
         return self
@@ -148,7 +147,8 @@ class Submission:
 
     def events(self) -> list[dict]:
         logs = [p for p in self.events_dir.iterdir() if not p.name.endswith(".inprogress")]
-        assert len(logs) == 1, f"{self.name}: expected one finished event log, found {sorted(os.listdir(self.events_dir))}"
+        assert len(logs) == 1, (f"{self.name}: expected one finished event log, "
+                                f"found {sorted(os.listdir(self.events_dir))}")
         return [json.loads(line) for line in logs[0].read_text().splitlines() if line.strip()]
 
 
@@ -389,7 +389,7 @@ def colorized(cluster, dist_zip, trained, zoo_inputs, jobs_dir):
     return out, sub.check()
 
 
-# --- a. the three jobs, spread over both workers -----------------------------------------------------------------------
+# --- a. the three jobs, spread over both workers ----------------------------------------------------------------------
 
 def test_preprocess_on_cluster(cluster, preprocessed, zoo_inputs):
     out, sub = preprocessed
@@ -418,7 +418,7 @@ def test_colorize_on_cluster(cluster, colorized, zoo_inputs):
     assert_ran_on_both_workers(cluster, sub)
 
 
-# --- b. a worker dies in the middle of a job ---------------------------------------------------------------------------
+# --- b. a worker dies in the middle of a job --------------------------------------------------------------------------
 
 VICTIM = 1  # the worker slot that gets killed
 
@@ -449,7 +449,8 @@ def _open_temp_files(pids) -> list[tuple[int, str]]:
 
 def _kill_victim(cluster, sub: Submission, ready, what: str, interval: float = 0.05) -> dict:
     """Poll `ready()` while the job runs; then SIGKILL the victim worker's JVM, executor and Python workers."""
-    assert wait_until(lambda: ready() or not sub.running(), 300, interval), f"{sub.name}: never saw {what}\n{sub.tail()}"
+    assert wait_until(lambda: ready() or not sub.running(), 300, interval), (
+        f"{sub.name}: never saw {what}\n{sub.tail()}")
     assert sub.running(), f"{sub.name} finished before {what} could be interrupted; make the input larger\n{sub.tail()}"
     executors = cluster.executor_pids(VICTIM)
     assert executors, f"worker {VICTIM} runs no executor while {sub.name} is running"
@@ -574,7 +575,7 @@ def test_preprocess_survives_worker_loss(full_cluster, dist_zip, many_inputs, tm
     check_preprocess_outputs(out, expect)
 
 
-# --- c. the driver dies during training --------------------------------------------------------------------------------
+# --- c. the driver dies during training -------------------------------------------------------------------------------
 
 def test_training_resumes_after_driver_loss(full_cluster, dist_zip, preprocessed, tmp_path):
     cluster = full_cluster
@@ -604,7 +605,7 @@ def test_training_resumes_after_driver_loss(full_cluster, dist_zip, preprocessed
     assert json.loads((model / "colorspark.json").read_text())["rounds_done"] == 3
 
 
-# --- d. the packed environment (opt-in: pytest -m slow) ----------------------------------------------------------------
+# --- d. the packed environment (opt-in: pytest -m slow) ---------------------------------------------------------------
 
 @pytest.mark.slow  # opt-in (pytest -m slow): packs ~1.4 GB and takes minutes
 def test_colorize_with_packed_environment(full_cluster, dist_zip, trained, zoo_inputs, tmp_path):

@@ -6,11 +6,11 @@ import io
 import warnings
 from pathlib import Path
 
+import imagefactory as factory  # noqa: E402
 import numpy as np
 import pytest
 from PIL import Image
 
-import imagefactory as factory  # noqa: E402
 from colorspark.decode import SUPPORTED_FORMATS, DecodeError, decode_image, is_grayscale  # noqa: E402
 
 LIMITS = {"max_pixels": 100_000_000, "max_bytes": 50_000_000}

@@ -17,9 +17,8 @@ from colorspark.runtime import import_tensorflow
 import_tensorflow()
 
 import keras  # noqa: E402
-from pyspark import cloudpickle  # noqa: E402  (the pickler Spark ships closures with; importing it starts nothing)
-
 from helpers_pure import squared_distances  # noqa: E402
+from pyspark import cloudpickle  # noqa: E402  (the pickler Spark ships closures with; importing it starts nothing)
 
 from colorspark.bins import gamut_centres, soft_encode  # noqa: E402
 from colorspark.config import defaults  # noqa: E402
@@ -147,7 +146,7 @@ def test_model_settings_applies_model_overrides_over_the_preset():
 def test_model_settings_does_not_modify_the_presets():
     before = copy.deepcopy(PRESETS)
     model_settings(_config("tiny", base_filters=9, depth=[3, 3, 3, 3, 3]))
-    assert PRESETS == before
+    assert before == PRESETS
 
 
 def test_describe_is_json_serialisable_and_matches_the_spec():

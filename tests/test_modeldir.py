@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from colorspark import fs, modeldir
+from colorspark import modeldir
 from colorspark.model import PRESETS, build_model
 from colorspark.runtime import import_tensorflow
 
@@ -62,7 +62,7 @@ def test_a_model_carrying_code_is_refused_even_with_a_matching_hash(model_dir, t
     os.unlink(marker)  # building the model ran the lambda once; loading must not run it again
     (model_dir / "model.keras").write_bytes((tmp_path / "evil.keras").read_bytes())
     meta = json.loads((model_dir / "colorspark.json").read_text())
-    meta["model_sha256"] = fs.sha256(str(model_dir / "model.keras"))
+    meta["model_sha256"] = modeldir.file_sha256(model_dir / "model.keras")
     (model_dir / "colorspark.json").write_text(json.dumps(meta))
     with pytest.raises(modeldir.ModelError, match="not a loadable colorspark model"):
         modeldir.load_model_dir(model_dir)
@@ -73,7 +73,7 @@ def test_a_model_carrying_code_is_refused_even_with_a_matching_hash(model_dir, t
 def test_garbage_model_files_are_refused(model_dir, content):
     (model_dir / "model.keras").write_bytes(content)
     meta = json.loads((model_dir / "colorspark.json").read_text())
-    meta["model_sha256"] = fs.sha256(str(model_dir / "model.keras"))
+    meta["model_sha256"] = modeldir.file_sha256(model_dir / "model.keras")
     (model_dir / "colorspark.json").write_text(json.dumps(meta))
     with pytest.raises(modeldir.ModelError):
         modeldir.load_model_dir(model_dir)

@@ -12,7 +12,6 @@ import pytest
 from colorspark import fs
 from colorspark.paths import input_root, join_inside, relative_output_path, replace_with_extension, uri_to_posix
 
-
 # --- URIs and roots ---------------------------------------------------------------------------------------------------
 
 

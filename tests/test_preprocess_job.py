@@ -9,7 +9,6 @@ import h5py
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from imagefactory import colour_photo, make_image_zoo, write_image
 
 pytestmark = pytest.mark.spark

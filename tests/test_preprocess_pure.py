@@ -7,12 +7,12 @@ import h5py
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from imagefactory import colour_photo, write_image
 
 from colorspark import fs
 from colorspark.bins import bin_counts
 from colorspark.config import defaults
 from colorspark.preprocess_tasks import SUMMARY, Staging, process_batches, result_arrow_schema
-from imagefactory import colour_photo, write_image
 
 
 def file_batch(files: dict[str, bytes | None]) -> pa.RecordBatch:
@@ -37,7 +37,8 @@ def test_arrow_pass_writes_samples_and_yields_one_row_per_file_and_a_summary(tmp
     ok = [r for r in rows if r["status"] == "ok"]
     errors = [r for r in rows if r["status"] == "error"]
     summary = [r for r in rows if r["status"] == SUMMARY]
-    assert [(r["key"], r["split"], r["crops"]) for r in ok] == [("photo-0.png", "train", 3), ("photo-1.png", "train", 3)]
+    assert [(r["key"], r["split"], r["crops"]) for r in ok] == [("photo-0.png", "train", 3),
+                                                               ("photo-1.png", "train", 3)]
     assert [r["key"] for r in errors] == ["broken.jpg"] and errors[0]["error"]
     assert len(summary) == 1 and summary[0]["path"] == "part-00007.h5" and summary[0]["crops"] == 6
 

@@ -6,7 +6,6 @@ import subprocess
 import textwrap
 
 import pytest
-
 from conftest import SPARK_SUBMIT, job_env
 
 pytestmark = pytest.mark.spark
@@ -37,7 +36,7 @@ def test_tensorflow_threads_follow_task_cpus(cpus, py_files, tmp_path):
     assert proc.returncode == 0, proc.stderr
     import json
 
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("PROBE "))
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("PROBE "))
     for worker in json.loads(line[6:]):
         assert worker == {"env": str(cpus), "task_cpus": cpus, "intra": cpus}
     noise = ("cuda_dnn", "cuda_blas", "computation_placer", "oneDNN", "absl::InitializeLog")
@@ -70,6 +69,6 @@ def test_worker_daemons_preload_tensorflow_only_for_jobs_that_use_it(tensorflow_
     assert proc.returncode == 0, proc.stderr
     import json
 
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("PROBE "))
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("PROBE "))
     mode = "tensorflow" if tensorflow_workers else "plain"
     assert json.loads(line[6:]) == [{"mode": mode, "tensorflow": tensorflow_workers, "frozen": True}] * 2

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from imagefactory import colour_photo, write_image
 
 pytestmark = pytest.mark.spark

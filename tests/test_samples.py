@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
+from helpers_pure import smooth_rgb  # noqa: E402
 from PIL import Image
 from skimage.color import rgb2lab
-
-from helpers_pure import smooth_rgb  # noqa: E402
 
 from colorspark.bins import hard_bins  # noqa: E402
 from colorspark.samples import (  # noqa: E402

@@ -7,7 +7,6 @@ import socket
 
 import numpy as np
 import pytest
-
 from imagefactory import colour_photo, write_image
 
 pytestmark = pytest.mark.spark

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-HOOK = Path(__file__).resolve().parents[1] / "colorspark" / "worker_init.py"
+HOOK = Path(__file__).resolve().parents[1] / "worker_startup" / "colorspark_worker_init.py"
 
 PROBE = textwrap.dedent("""
     import gc, importlib, os, runpy, sys, time, zipfile

@@ -1,8 +1,10 @@
 """Start-up of Spark's Python worker daemons: quiet TensorFlow, and no fixed cost per task.
 
-`./build.sh` installs this file into the environment's site-packages as `colorspark_worker_init.py`, with a `.pth`
-line that imports it at interpreter start. It acts only where `COLORSPARK_WORKER_INIT` is `tensorflow` or `plain`
-(colorspark sets it through `spark.executorEnv`: `plain` for preprocessing, which never uses TensorFlow):
+Not part of the colorspark package: it runs at interpreter start, before any --py-files archive is on the path, so
+it lives in its own folder. `./build.sh` copies it into the environment's site-packages, with a `.pth` line that
+imports it at interpreter start (and so into the packed environment too). It acts only where
+`COLORSPARK_WORKER_INIT` is `tensorflow` or `plain` (colorspark sets it through `spark.executorEnv`: `plain` for
+preprocessing, which never uses TensorFlow):
 
 * with `tensorflow`, it imports TensorFlow once, in the worker daemon, with stderr pointed at /dev/null. The
   CUDA-plugin messages that TensorFlow's native code prints at import time never reach the job's console, and forked
@@ -22,6 +24,7 @@ import os
 _MODE = os.environ.get("COLORSPARK_WORKER_INIT")
 
 if _MODE == "tensorflow":
+    import contextlib
     import sys
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -30,10 +33,8 @@ if _MODE == "tensorflow":
     _null = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(_null, 2)
-        try:
+        with contextlib.suppress(ImportError):
             import tensorflow  # noqa: F401
-        except ImportError:
-            pass
     finally:
         os.dup2(_saved, 2)
         os.close(_saved)
