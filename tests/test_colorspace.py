@@ -1,4 +1,9 @@
-"""colorspark.colorspace against scikit-image's float64 reference (same D65 constants), within 1e-3."""
+"""colorspark.colorspace against scikit-image's float64 reference (same D65 constants).
+
+Bounds: Lab and float sRGB within 1e-3 of scikit-image (TOL; one 8-bit level moves L by 0.1 or more and a, b by
+more still, so this is far inside a level); 8-bit sRGB within one level of scikit-image's float result rounded to
+uint8, on the RGB cube, the gray axis, scikit-image's photos and out-of-gamut Lab.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,11 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers_pure import all_rgb_levels, grid_levels  # noqa: E402
+from skimage import data
 from skimage.color import lab2rgb, rgb2lab
 
-from helpers_pure import all_rgb_levels, grid_levels  # noqa: E402
-
+from colorspark import colorspace
 from colorspark.colorspace import lab_to_rgb, lab_to_rgb8, rgb_to_l, rgb_to_lab  # noqa: E402
 
 TOL = 1e-3
@@ -20,6 +26,28 @@ def _sk_lab2rgb(lab: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return lab2rgb(np.asarray(lab, dtype=np.float64))
+
+
+def _sk_rgb8(lab: np.ndarray) -> np.ndarray:
+    """scikit-image's 8-bit sRGB: lab2rgb rounded to the nearest level, as int16 for differences."""
+    return np.rint(_sk_lab2rgb(lab) * 255.0).astype(np.int16)
+
+
+def _levels_off(ours: np.ndarray, lab: np.ndarray) -> np.ndarray:
+    """|lab_to_rgb8 - scikit-image rounded| in levels, per channel."""
+    assert ours.dtype == np.uint8 and ours.shape == np.shape(lab)
+    return np.abs(ours.astype(np.int16) - _sk_rgb8(lab))
+
+
+PHOTOS = ["astronaut", "chelsea", "coffee", "rocket"]
+
+
+@pytest.fixture(scope="module", params=PHOTOS)
+def photo(request) -> np.ndarray:
+    """A photo that ships with scikit-image, H×W×3 uint8."""
+    rgb = getattr(data, request.param)()
+    assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3
+    return rgb
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +106,39 @@ def test_rgb_to_l_equals_first_channel_of_rgb_to_lab(cube_grid):
     np.testing.assert_allclose(rgb_to_l(cube_grid), rgb_to_lab(cube_grid)[..., 0], rtol=0, atol=1e-4)
     floats = np.random.default_rng(5).random((9, 11, 3))
     np.testing.assert_allclose(rgb_to_l(floats), rgb_to_lab(floats)[..., 0], rtol=0, atol=1e-4)
+
+
+def test_corners_and_whole_gray_axis_match_skimage():
+    """The 8 corners of the cube and all 256 grays, where L spans 0..100 and the f(t) branches both occur."""
+    corners = all_rgb_levels(np.array([0, 255]))
+    gray = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)[None]
+    for rgb in (corners, gray):
+        reference = rgb2lab(rgb)
+        assert np.abs(rgb_to_lab(rgb) - reference).max() < TOL
+        assert np.abs(rgb_to_l(rgb) - reference[..., 0]).max() < TOL
+
+
+def test_rgb_to_lab_and_l_match_skimage_on_photos(photo):
+    reference = rgb2lab(photo)
+    lab = rgb_to_lab(photo)
+    assert lab.dtype == np.float32 and lab.shape == photo.shape
+    assert np.abs(lab - reference).max() < TOL
+    assert np.abs(rgb_to_l(photo) - reference[..., 0]).max() < TOL
+
+
+def test_float_input_on_cube_grid_matches_skimage(cube_grid):
+    """The float path (sRGB curve instead of the 256-entry table) on the same 65³ colours."""
+    rgb = cube_grid / 255.0
+    reference = rgb2lab(rgb)
+    assert np.abs(rgb_to_lab(rgb) - reference).max() < TOL
+    assert np.abs(rgb_to_l(rgb.astype(np.float32)) - reference[..., 0]).max() < TOL
+
+
+def test_branch_joins_are_where_skimage_branches_meet():
+    """The mask-free f(t) and f⁻¹ switch branches where scikit-image's two branches meet, close to its thresholds."""
+    t0, f0 = colorspace._T0, colorspace._F0
+    assert abs(np.cbrt(t0) - (7.787 * t0 + 16 / 116)) < 1e-12 and abs(t0 - 0.008856) < 1e-4
+    assert abs(f0 ** 3 - (f0 - 16 / 116) / 7.787) < 1e-12 and abs(f0 - 0.2068966) < 1e-3
 
 
 # --- Lab -> sRGB ------------------------------------------------------------------------------------------------------
@@ -157,6 +218,78 @@ def test_lab_to_rgb8_of_extreme_lab_stays_in_range_and_saturates():
     assert rgb[0, 2].tolist() == [255, 255, 255]  # brighter than white clips to white, not wraps around
     assert rgb[0, 3].tolist() == [0, 0, 0]
     assert rgb[0, 4, 0] == 255  # saturated red stays saturated
+
+
+def test_lab_to_rgb8_matches_rounded_skimage_on_photos(photo):
+    """The Lab of real photos converts back to scikit-image's 8-bit colours; with the ab smoothed and scaled, as a
+    prediction would be, no value lands on a level any more and the table is still within one level."""
+    lab = rgb2lab(photo)
+    assert _levels_off(lab_to_rgb8(lab), lab).max() == 0
+    predicted = lab.copy()
+    predicted[..., 1:] = 1.3 * (predicted[..., 1:] + np.roll(predicted[..., 1:], 1, axis=1)) / 2 + 0.37
+    diff = _levels_off(lab_to_rgb8(predicted.astype(np.float32)), predicted.astype(np.float32))
+    assert diff.max() <= 1
+    assert (diff == 0).mean() > 0.995
+
+
+def test_lab_to_rgb8_of_random_lab_is_within_one_level_of_skimage():
+    """L in [0, 100], a and b in [-110, 110]: in and (mostly) out of gamut, both clipped like scikit-image."""
+    rng = np.random.default_rng(8)
+    n = 300_000
+    lab = np.stack([rng.uniform(0, 100, n), rng.uniform(-110, 110, n), rng.uniform(-110, 110, n)], -1)[None]
+    assert _out_of_gamut(lab[0]).mean() > 0.5
+    for values in (lab, lab.astype(np.float32)):
+        diff = _levels_off(lab_to_rgb8(values), values)
+        assert diff.max() <= 1
+        assert (diff == 0).mean() > 0.995  # the table differs only within 0.025 level of a rounding boundary
+
+
+def test_lab_to_rgb8_of_out_of_gamut_lab_is_within_one_level_of_skimage():
+    """Both clipping cases of the out-of-gamut tests above (Z f-value >= 0 and < 0), as 8-bit sRGB."""
+    lab = _random_lab(9)
+    fz = (lab[:, 0] + 16) / 116 - lab[:, 2] / 200
+    for sample in (lab[(fz >= 0) & _out_of_gamut(lab)][None], lab[fz < 0][None]):
+        assert _levels_off(lab_to_rgb8(sample), sample).max() <= 1
+
+
+def test_lab_to_rgb8_along_the_gray_axis_is_within_one_level_of_skimage():
+    """Neutral Lab at 200,001 lightnesses from 0 to 100 walks the whole sRGB table, steep dark end included."""
+    lab = np.zeros((1, 200_001, 3))
+    lab[0, :, 0] = np.linspace(0.0, 100.0, lab.shape[1])
+    diff = _levels_off(lab_to_rgb8(lab), lab)
+    assert diff.max() <= 1
+    assert (diff == 0).mean() > 0.995
+
+
+def test_lab_to_rgb8_of_far_out_of_range_lab_clips_like_skimage():
+    """Values far beyond any prediction still clip to the cube's faces (no integer overflow in the table index)."""
+    lab = np.array([[[1e4, 0, 0], [-1e4, 0, 0], [50, 1e4, 0], [50, -1e4, 0], [50, 0, 1e4], [50, 0, -1e4],
+                     [3e3, -2e3, 2e3], [100, 128, -128], [0, -128, 127]]])
+    assert _levels_off(lab_to_rgb8(lab), lab).max() <= 1
+    assert lab_to_rgb8(lab)[0, 0].tolist() == [255, 255, 255]
+
+
+def test_results_do_not_depend_on_the_block_size(monkeypatch, cube_grid):
+    """The conversions run in blocks of _BLOCK pixels; a tiny block with a ragged last block gives the same result."""
+    rgb = cube_grid[:, :5_000]
+    lab = rgb2lab(rgb)
+    expected = [rgb_to_lab(rgb), rgb_to_l(rgb), rgb_to_lab(rgb / 255.0), lab_to_rgb(lab), lab_to_rgb8(lab),
+                lab_to_rgb8(lab.astype(np.float32))]
+    monkeypatch.setattr(colorspace, "_BLOCK", 7)
+    got = [rgb_to_lab(rgb), rgb_to_l(rgb), rgb_to_lab(rgb / 255.0), lab_to_rgb(lab), lab_to_rgb8(lab),
+           lab_to_rgb8(lab.astype(np.float32))]
+    for ours, reference in zip(got, expected):
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-5)
+
+
+def test_non_contiguous_input_is_read_correctly():
+    """A crop (a strided view) converts like its contiguous copy."""
+    rgb = np.random.default_rng(10).integers(0, 256, size=(40, 60, 3), dtype=np.uint8)
+    crop = rgb[5:35:2, 10:50]
+    np.testing.assert_array_equal(rgb_to_lab(crop), rgb_to_lab(crop.copy()))
+    np.testing.assert_array_equal(rgb_to_l(crop), rgb_to_l(crop.copy()))
+    lab = rgb_to_lab(rgb)[::3, 1::2]
+    np.testing.assert_array_equal(lab_to_rgb8(lab), lab_to_rgb8(lab.copy()))
 
 
 # --- dtypes and shapes ------------------------------------------------------------------------------------------------
