@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from . import config as config_mod
 from . import fs
-from .runtime import JobError, build_spark_session, setup_logging
+from .errors import JobError
+from .session import build_spark_session, setup_logging
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -92,7 +93,7 @@ def main(job: Job, args: argparse.Namespace, flag_overrides: dict, locations: li
         return 0
     except JobError as exc:
         log.error("failed: %s", exc)
-        return getattr(exc, "exit_code", EXIT_FAILED)
+        return exc.exit_code
     except Exception as exc:
         log.error("internal error (a bug in colorspark; the traceback follows): %s: %s", type(exc).__name__, exc)
         log.error("traceback:", exc_info=True)

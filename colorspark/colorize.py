@@ -15,12 +15,12 @@ import time
 from . import __version__, fs
 from .colorize_tasks import THUMB_KEYS, Plan, base_row, colorize_partition, result_schema, stem_key
 from .datasets import write_parquet
+from .errors import JobError
 from .inference import ModelPayload
 from .listing import Inputs, find_inputs
 from .metrics import SCORE_KEYS
 from .modeldir import load_model_dir
 from .report import render_report
-from .runtime import JobError
 
 log = logging.getLogger("colorspark.colorize")
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .runtime import JobError
+from .errors import JobError
 
 TMP_MARK = ".cs-tmp-"
 STAGING_MARK = ".staging-"

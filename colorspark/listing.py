@@ -21,8 +21,8 @@ from urllib.parse import unquote
 
 from . import fs
 from .decode import DecodeError
+from .errors import JobError
 from .paths import input_root, relative_output_path, uri_to_posix
-from .runtime import JobError
 
 EMPTY_FILE_REASON = "empty file (0 bytes)"
 UNREADABLE_REASON = ("Spark could not open the file (vanished while the job ran, or its name has a character Hadoop "

@@ -18,7 +18,7 @@ import logging
 import re
 
 from . import fs
-from .runtime import JobError
+from .errors import JobError
 
 log = logging.getLogger("colorspark.model")
 

@@ -18,9 +18,9 @@ import numpy as np
 from . import __version__, fs
 from .bins import gamut_centres, prior_from_counts
 from .datasets import write_parquet
+from .errors import JobError
 from .listing import Inputs, find_inputs
 from .preprocess_tasks import SUMMARY, Staging, process_batches, result_ddl
-from .runtime import JobError
 from .samples import OUTPUT_STRIDE
 
 log = logging.getLogger("colorspark.preprocess")

@@ -21,10 +21,10 @@ import numpy as np
 from . import __version__, fs
 from .bins import gamut_centres, rebalance_weights
 from .datasets import part_files
+from .errors import JobError
 from .inference import ModelPayload
 from .model import build_model, describe, model_settings
 from .modeldir import checkpoint_dir, latest_checkpoint, write_checkpoint, write_model_dir
-from .runtime import JobError
 from .samples import OUTPUT_STRIDE, read_shard_pairs
 from .training_tasks import VAL_KEYS, evaluate_partition, loss_from_settings, parquet_pairs
 

@@ -73,7 +73,7 @@ def test_an_internal_error_has_its_own_exit_code_and_one_clear_line(monkeypatch,
 
 def test_a_job_failure_and_a_storage_error_keep_their_exit_codes(monkeypatch, tmp_path):
     from colorspark import cli, fs
-    from colorspark.runtime import JobError
+    from colorspark.errors import JobError
 
     monkeypatch.setattr(cli, "_master_is_cluster", lambda: False)
     monkeypatch.setattr(cli, "build_spark_session", lambda *a, **k: type("S", (), {"stop": lambda s: None})())

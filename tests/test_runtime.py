@@ -12,7 +12,7 @@ pytestmark = pytest.mark.spark
 
 PROBE = textwrap.dedent("""
     import json, os
-    from colorspark.runtime import build_spark_session
+    from colorspark.session import build_spark_session
 
     def probe(_):
         from colorspark.runtime import import_tensorflow, task_cpus
@@ -45,7 +45,7 @@ def test_tensorflow_threads_follow_task_cpus(cpus, py_files, tmp_path):
 
 WORKER_PROBE = textwrap.dedent("""
     import json, sys
-    from colorspark.runtime import build_spark_session
+    from colorspark.session import build_spark_session
 
     def probe(_):
         import gc, os, sys
