@@ -392,7 +392,7 @@ def test_score_colorization_equals_the_single_metrics():
 # threshold at a time on float64 errors, colourfulness with numpy's two-pass variance. Colorize needs every score
 # within 0.01 of these; the functions document far tighter bounds, which the tolerances below hold them to.
 
-_TOLERANCE = {"psnr": 1e-9, "ssim": _SSIM_TOL, "auc": 1e-6, "auc_rebal": 1e-6, "colourfulness": 1e-9}
+_TOLERANCE = {"psnr": 1e-9, "ssim": _SSIM_TOL, "colourfulness": 1e-9}
 
 
 def _reference_scores(truth, pred, gray, ab_true, ab_pred, weights):
@@ -423,11 +423,12 @@ def _reference_scores(truth, pred, gray, ab_true, ab_pred, weights):
     }
 
 
-def _assert_scores_match_reference(args, weights):
+def _assert_scores_match_reference(args, weights, auc_tolerance=1e-6):
     scores = score_colorization(*args, weights)
     reference = _reference_scores(*args, weights)
     for key, expected in reference.items():
-        tolerance = _TOLERANCE[key.removesuffix("_gray").removesuffix("_truth")]
+        metric = key.removesuffix("_gray").removesuffix("_truth")
+        tolerance = auc_tolerance if metric.startswith("auc") else _TOLERANCE[metric]
         if math.isnan(expected):
             assert math.isnan(scores[key]), key
         else:
@@ -473,7 +474,9 @@ def test_score_colorization_matches_reference_on_random_images(seed, shape):
     ab_true = rng.normal(0, 40, (h, w, 2)).astype(dtype)
     ab_pred = (ab_true + rng.normal(0, 30, (h, w, 2))).astype(dtype)
     weights = rng.random((h, w)) if seed < 4 else None
-    _assert_scores_match_reference((truth, pred, gray, ab_true, ab_pred), weights)
+    # A float32 error that rounds across an integer would move a 15-pixel image's AuC by 1/15/151 = 4e-4 (see
+    # ab_error_auc); on photos such pixels are too rare to reach 1e-6.
+    _assert_scores_match_reference((truth, pred, gray, ab_true, ab_pred), weights, auc_tolerance=1e-3)
 
 
 def test_rebalancing_weights_same_for_a_strided_view():
