@@ -40,11 +40,11 @@ BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 FOREIGN_PATTERNS = ("spark-submit", "pytest", "org.apache.spark.deploy", "SparkSubmit", "pyspark.daemon")
 
 
-# --- machine -----------------------------------------------------------------------------------------------------------
+# --- machine ----------------------------------------------------------------------------------------------------------
 
 def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in open("/proc/cpuinfo"):
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown"
@@ -82,7 +82,7 @@ def command_line() -> str:
         os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
 
 
-# --- processes ---------------------------------------------------------------------------------------------------------
+# --- processes --------------------------------------------------------------------------------------------------------
 
 def _stat(pid: int):
     """(ppid, utime+stime seconds, starttime ticks) of a process, or None."""
@@ -161,7 +161,7 @@ class CpuMonitor:
         while not self._stop.wait(self.interval):
             self._scan()
 
-    def start(self) -> "CpuMonitor":
+    def start(self) -> CpuMonitor:
         import threading
 
         self.t0, self.busy0, self.load0 = time.time(), self._machine_busy(), loadavg()[0]
@@ -226,7 +226,7 @@ def settle(max_foreign_cores: float = 0.15, window: float = 3.0, timeout: float 
         time.sleep(10)
 
 
-# --- inputs ------------------------------------------------------------------------------------------------------------
+# --- inputs -----------------------------------------------------------------------------------------------------------
 
 def photo_files(photos: Path = PHOTOS) -> list[Path]:
     exts = {".jpg", ".jpeg", ".png"}
@@ -299,7 +299,7 @@ def dir_bytes(path: Path) -> int:
     return total
 
 
-# --- spark-submit --------------------------------------------------------------------------------------------------------
+# --- spark-submit -----------------------------------------------------------------------------------------------------
 
 def build_zip(log=print) -> Path:
     """./build.sh (fast when .venv exists); returns the --py-files zip."""
@@ -347,12 +347,14 @@ def start_bench(args):
     Returns (work dir, idle-wait record, machine info, command line, --py-files zip)."""
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    idle = wait_for_idle(args.max_load, skip=args.no_wait, log=say)
+    idle = wait_for_idle(args.max_load, timeout=getattr(args, "max_wait", 3 * 3600), skip=args.no_wait, log=say)
     return work, idle, machine_info(), command_line(), build_zip()
 
 
-def driver_phase(script: Path, script_args: list, *, work: Path, tag: str, master: str, zip_path: Path):
+def driver_phase(script: Path, script_args: list, *, work: Path, tag: str, master: str, zip_path: Path,
+                 env: dict | None = None):
     """Run a bench driver under spark-submit with the event log on; it writes its figures to `--result FILE`.
+    `env`: extra environment variables for spark-submit (and so for the driver and the Python workers).
 
     Returns (the driver's result, the parsed event log, CPU use during the run, spark-submit wall seconds); exits with
     the log's tail when the driver fails."""
@@ -363,14 +365,14 @@ def driver_phase(script: Path, script_args: list, *, work: Path, tag: str, maste
     log_path = work / f"spark{tag}.log"
     monitor = CpuMonitor().start()
     rc, seconds = spark_submit(script, list(script_args) + ["--result", str(result)], master=master,
-                               zip_path=zip_path, event_dir=events, log_path=log_path, log=say)
+                               zip_path=zip_path, event_dir=events, log_path=log_path, extra_env=env, log=say)
     cpu = monitor.stop()
     if rc != 0 or not result.is_file():
         raise SystemExit(f"spark-submit failed (exit {rc}); log tail:\n{tail(log_path, 40)}")
     return json.loads(result.read_text()), parse_event_log(events), cpu, seconds
 
 
-# --- event log -----------------------------------------------------------------------------------------------------------
+# --- event log --------------------------------------------------------------------------------------------------------
 
 def parse_event_log(event_dir: Path) -> dict:
     """Jobs (with description, wall time, stages) and per-stage task-metric sums from a Spark JSON event log."""
@@ -378,52 +380,53 @@ def parse_event_log(event_dir: Path) -> dict:
     if not files:
         return {"jobs": [], "stages": {}}
     jobs, stages, stage_job = {}, {}, {}
-    for line in open(files[-1], errors="replace"):
-        try:
-            ev = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        kind = ev.get("Event")
-        if kind == "SparkListenerJobStart":
-            props = ev.get("Properties") or {}
-            jid = ev["Job ID"]
-            jobs[jid] = {"id": jid, "start": ev["Submission Time"] / 1000.0, "end": None,
-                         "desc": props.get("spark.job.description") or props.get("callSite.short") or "",
-                         "phase": props.get("bench.phase"), "stages": ev.get("Stage IDs", [])}
-            for s in ev.get("Stage IDs", []):
-                stage_job[s] = jid
-        elif kind == "SparkListenerJobEnd":
-            if ev["Job ID"] in jobs:
-                jobs[ev["Job ID"]]["end"] = ev["Completion Time"] / 1000.0
-        elif kind == "SparkListenerStageCompleted":
-            info = ev["Stage Info"]
-            sid = info["Stage ID"]
-            st = stages.setdefault(sid, _empty_stage(sid))
-            st.update(name=info.get("Stage Name", ""), tasks_planned=info.get("Number of Tasks"),
-                      submitted=(info.get("Submission Time") or 0) / 1000.0,
-                      completed=(info.get("Completion Time") or 0) / 1000.0, job=stage_job.get(sid))
-        elif kind == "SparkListenerTaskEnd":
-            sid = ev["Stage ID"]
-            st = stages.setdefault(sid, _empty_stage(sid))
-            ti, tm = ev.get("Task Info") or {}, ev.get("Task Metrics") or {}
-            launch, finish = ti.get("Launch Time", 0), ti.get("Finish Time", 0)
-            getting = ti.get("Getting Result Time", 0) or 0
-            st["tasks"] += 1
-            st["task_wall_s"] += (finish - launch) / 1000.0
-            st["run_s"] += tm.get("Executor Run Time", 0) / 1000.0
-            st["cpu_s"] += tm.get("Executor CPU Time", 0) / 1e9
-            st["deser_s"] += tm.get("Executor Deserialize Time", 0) / 1000.0
-            st["result_ser_s"] += tm.get("Result Serialization Time", 0) / 1000.0
-            st["gc_s"] += tm.get("JVM GC Time", 0) / 1000.0
-            st["getting_result_s"] += (finish - getting) / 1000.0 if getting else 0.0
-            st["result_bytes"] += tm.get("Result Size", 0)
-            st["input_bytes"] += (tm.get("Input Metrics") or {}).get("Bytes Read", 0)
-            st["output_bytes"] += (tm.get("Output Metrics") or {}).get("Bytes Written", 0)
-            sr = tm.get("Shuffle Read Metrics") or {}
-            sw = tm.get("Shuffle Write Metrics") or {}
-            st["shuffle_read_bytes"] += sr.get("Remote Bytes Read", 0) + sr.get("Local Bytes Read", 0)
-            st["shuffle_write_bytes"] += sw.get("Shuffle Bytes Written", 0)
-            st["max_task_s"] = max(st["max_task_s"], (finish - launch) / 1000.0)
+    with open(files[-1], errors="replace") as event_file:
+        for line in event_file:
+            try:
+                ev = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            kind = ev.get("Event")
+            if kind == "SparkListenerJobStart":
+                props = ev.get("Properties") or {}
+                jid = ev["Job ID"]
+                jobs[jid] = {"id": jid, "start": ev["Submission Time"] / 1000.0, "end": None,
+                             "desc": props.get("spark.job.description") or props.get("callSite.short") or "",
+                             "phase": props.get("bench.phase"), "stages": ev.get("Stage IDs", [])}
+                for s in ev.get("Stage IDs", []):
+                    stage_job[s] = jid
+            elif kind == "SparkListenerJobEnd":
+                if ev["Job ID"] in jobs:
+                    jobs[ev["Job ID"]]["end"] = ev["Completion Time"] / 1000.0
+            elif kind == "SparkListenerStageCompleted":
+                info = ev["Stage Info"]
+                sid = info["Stage ID"]
+                st = stages.setdefault(sid, _empty_stage(sid))
+                st.update(name=info.get("Stage Name", ""), tasks_planned=info.get("Number of Tasks"),
+                          submitted=(info.get("Submission Time") or 0) / 1000.0,
+                          completed=(info.get("Completion Time") or 0) / 1000.0, job=stage_job.get(sid))
+            elif kind == "SparkListenerTaskEnd":
+                sid = ev["Stage ID"]
+                st = stages.setdefault(sid, _empty_stage(sid))
+                ti, tm = ev.get("Task Info") or {}, ev.get("Task Metrics") or {}
+                launch, finish = ti.get("Launch Time", 0), ti.get("Finish Time", 0)
+                getting = ti.get("Getting Result Time", 0) or 0
+                st["tasks"] += 1
+                st["task_wall_s"] += (finish - launch) / 1000.0
+                st["run_s"] += tm.get("Executor Run Time", 0) / 1000.0
+                st["cpu_s"] += tm.get("Executor CPU Time", 0) / 1e9
+                st["deser_s"] += tm.get("Executor Deserialize Time", 0) / 1000.0
+                st["result_ser_s"] += tm.get("Result Serialization Time", 0) / 1000.0
+                st["gc_s"] += tm.get("JVM GC Time", 0) / 1000.0
+                st["getting_result_s"] += (finish - getting) / 1000.0 if getting else 0.0
+                st["result_bytes"] += tm.get("Result Size", 0)
+                st["input_bytes"] += (tm.get("Input Metrics") or {}).get("Bytes Read", 0)
+                st["output_bytes"] += (tm.get("Output Metrics") or {}).get("Bytes Written", 0)
+                sr = tm.get("Shuffle Read Metrics") or {}
+                sw = tm.get("Shuffle Write Metrics") or {}
+                st["shuffle_read_bytes"] += sr.get("Remote Bytes Read", 0) + sr.get("Local Bytes Read", 0)
+                st["shuffle_write_bytes"] += sw.get("Shuffle Bytes Written", 0)
+                st["max_task_s"] = max(st["max_task_s"], (finish - launch) / 1000.0)
     for j in jobs.values():
         j["wall_s"] = (j["end"] - j["start"]) if j["end"] else None
     return {"jobs": sorted(jobs.values(), key=lambda j: j["id"]), "stages": stages}
@@ -480,7 +483,7 @@ def _union_length(intervals) -> float:
     return total
 
 
-# --- BENCHMARKS.md -------------------------------------------------------------------------------------------------------
+# --- BENCHMARKS.md ----------------------------------------------------------------------------------------------------
 
 MD_HEADER = """# colorspark benchmarks
 
@@ -490,7 +493,7 @@ average seen before the run and the CPU time other processes used while each pha
 """
 
 
-SECTION_ORDER = ["preprocess", "train", "colorize", "load"]
+SECTION_ORDER = ["preprocess", "preprocess-e2e", "train", "colorize", "load"]
 
 
 def md_update(key: str, body: str) -> Path:
@@ -537,15 +540,17 @@ def job_md_table(rows: list[list]) -> str:
 
 def machine_block(info: dict, idle: dict, cmd: str) -> str:
     v = info["versions"]
+    not_idle = " (NOT idle" + (": idle check skipped" if idle.get("skipped_check") else "") + ")"
+    waited = "; waited " + str(idle["waited_s"]) + " s for the machine to be idle" if idle.get("waited_s") else ""
     return (f"- command: `{cmd}`\n"
             f"- machine: {info['nproc']} CPUs ({info['cpu']}), {info['mem_gib']} GiB RAM, Linux {info['kernel']}; "
             f"{info['date']}\n"
             f"- software: Python {v.get('python')}, Spark {v.get('pyspark')}, TensorFlow {v.get('tensorflow')}, "
             f"Keras {v.get('keras')}, Elephas {v.get('elephas')}, NumPy {v.get('numpy')}, Pillow {v.get('PIL')}\n"
             f"- load average before the run (1/5/15 min): {' / '.join(f'{x:.2f}' for x in idle['loadavg'])}"
-            f"{'' if idle.get('idle') else ' (NOT idle' + (': idle check skipped' if idle.get('skipped_check') else '') + ')'}"
+            f"{'' if idle.get('idle') else not_idle}"
             f"; other Spark/pytest processes: {len(idle['foreign_processes']) or 'none'}"
-            f"{'; waited ' + str(idle['waited_s']) + ' s for the machine to be idle' if idle.get('waited_s') else ''}\n")
+            f"{waited}\n")
 
 
 def fmt_s(x: float) -> str:

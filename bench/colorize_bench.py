@@ -66,7 +66,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-# --- plain process -------------------------------------------------------------------------------------------------------
+# --- plain process ----------------------------------------------------------------------------------------------------
 
 def input_files(root: Path) -> list[Path]:
     return sorted(p for p in Path(root).rglob("*") if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg", ".png")
@@ -93,8 +93,8 @@ def plain(args) -> dict:
     import numpy as np
 
     from colorspark import colorize_tasks as colorize
-    from colorspark import fs
     from colorspark import config as config_mod
+    from colorspark import fs
     from colorspark.inference import ModelPayload
     from colorspark.modeldir import load_model_dir
 
@@ -293,8 +293,8 @@ def run_plain(args, name, input_dir, threads, extras=False, part="0/1", sync=Non
     if sync:
         cmd += ["--sync", str(sync)]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
-    log = open(work / f"plain-{name}-{threads}t-{part.replace('/', 'of')}.log", "w")
-    proc = subprocess.Popen(cmd, cwd=C.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(work / f"plain-{name}-{threads}t-{part.replace('/', 'of')}.log", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=C.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     if not wait:
         return proc, result
     rc = proc.wait()
@@ -326,7 +326,7 @@ def pool2(args, name, input_dir) -> dict:
     return {"images": n, "seconds": wall, "ips": n / wall, "parts": outs, "cpu": cpu}
 
 
-# --- main ----------------------------------------------------------------------------------------------------------------
+# --- main -------------------------------------------------------------------------------------------------------------
 
 def spark_phase(args, work, zip_path, runs):
     spark, elog, cpu, submit_s = C.driver_phase(
@@ -469,7 +469,8 @@ def render_md(args, info, idle, cmd, res) -> str:
              + f". Measured inside the (b) runs above (exclusive time of each function colorize_partition calls). "
              f"Spark's own per-image in-task time (results.millis, "
              f"mean): gray warm {by['gray2']['summary'].get('mean_millis_per_image') or 0:.1f} ms"
-             + (f", colour {by['colour']['summary'].get('mean_millis_per_image') or 0:.1f} ms" if "colour" in by else "")
+             + (f", colour {by['colour']['summary'].get('mean_millis_per_image') or 0:.1f} ms"
+                if "colour" in by else "")
              + f"; plain (b): {b_gray['mean_millis']:.1f} ms gray"
              + (f", {b_colour['mean_millis']:.1f} ms colour" if b_colour else "") + ".\n")
 
@@ -478,17 +479,19 @@ def render_md(args, info, idle, cmd, res) -> str:
         mf = fl["total"] / 1e6
         pr = b_gray["predict"]
         mm_rate = b_gray["matmul"]
+        predict_batch = cfg["colorize"]["batch_size"]
+        predict_gflops = pr.get(str(predict_batch), pr.get(predict_batch, {})).get("gflops", float("nan"))
         L.append("### Model cost vs. the machine's limit\n")
         L.append(f"- model FLOPs per image ({'×'.join(map(str, fl['input']))} input → "
                  f"{'×'.join(map(str, fl['output']))} logits): **{mf:.0f} MFLOP** (2·k²·Cin·Cout·H·W per "
                  f"convolution; the transposed convolution counted per input pixel), plus "
                  f"{fl['annealed_mean'] / 1e6:.1f} MFLOP for the annealed mean")
-        L.append(f"- measured float32 matmul (2048², 2 threads, best of 10): TensorFlow {mm_rate['tf']:.1f} GFLOP/s, NumPy "
-                 f"{mm_rate['numpy']:.1f} GFLOP/s")
+        L.append(f"- measured float32 matmul (2048², 2 threads, best of 10): TensorFlow {mm_rate['tf']:.1f} GFLOP/s, "
+                 f"NumPy {mm_rate['numpy']:.1f} GFLOP/s")
         L.append("- `model.predict_on_batch` (TF 2 threads, median): " + "; ".join(
             f"batch {b}: {v['ms_per_image']:.2f} ms/image = {v['gflops']:.1f} GFLOP/s" for b, v in pr.items())
-                 + f" → at colorize's batch {cfg['colorize']['batch_size']} predict runs at "
-                 f"{pr.get(str(cfg['colorize']['batch_size']), pr.get(cfg['colorize']['batch_size'], {})).get('gflops', float('nan')) / mm_rate['tf']:.0%} "
+                 + f" → at colorize's batch {predict_batch} predict runs at "
+                 f"{predict_gflops / mm_rate['tf']:.0%} "
                  f"of the matmul rate")
         L.append(C.md_table(["layer", "kind", "kernel", "Cin", "Cout", "H×W", "MFLOP"],
                             [r[:6] + [f"{r[6] / 1e6:.1f}"] for r in fl["layers"]]))

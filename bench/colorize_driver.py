@@ -15,9 +15,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _sparkprobe  # noqa: E402
+
 from colorspark import colorize  # noqa: E402
 from colorspark import config as config_mod  # noqa: E402
-from colorspark.runtime import build_spark_session, setup_logging  # noqa: E402
+from colorspark.session import build_spark_session, setup_logging  # noqa: E402
 
 
 def main():

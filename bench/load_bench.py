@@ -68,7 +68,7 @@ def parse_args():
     return p.parse_args()
 
 
-# --- memory sampling ---------------------------------------------------------------------------------------------------
+# --- memory sampling --------------------------------------------------------------------------------------------------
 
 def _proc_kb(pid: int, name: str, field: str) -> int:
     """The kB figure of the `field` line of /proc/<pid>/<name> (0 when the process or the line is gone)."""
@@ -143,7 +143,7 @@ class Sampler(threading.Thread):
                 w.writerow({k: (round(v, 1) if isinstance(v, float) else v) for k, v in s.items()})
 
 
-# --- one job -------------------------------------------------------------------------------------------------------------
+# --- one job ----------------------------------------------------------------------------------------------------------
 
 _LOG_TIME = re.compile(r"^(\d\d:\d\d:\d\d) colorspark colorize: (.*)$")
 
@@ -151,19 +151,20 @@ _LOG_TIME = re.compile(r"^(\d\d:\d\d:\d\d) colorspark colorize: (.*)$")
 def phase_marks(log_path: Path, day_start: float) -> dict:
     """Seconds since the job start of the colorize log lines that bound the heavy phase."""
     marks = {}
-    for line in open(log_path, errors="replace"):
-        m = _LOG_TIME.match(line.strip())
-        if not m:
-            continue
-        h, mi, s = (int(x) for x in m.group(1).split(":"))
-        t = time.mktime(time.localtime(day_start)[:3] + (h, mi, s, 0, 0, -1))
-        msg = m.group(2)
-        if msg.startswith("colorizing images under"):
-            marks.setdefault("colorize_start", t)
-        elif "input files processed" in msg:
-            marks.setdefault("count_done", t)
-        elif " ok, " in msg and "images/s" in msg:
-            marks.setdefault("done", t)
+    with open(log_path, errors="replace") as log_file:
+        for line in log_file:
+            m = _LOG_TIME.match(line.strip())
+            if not m:
+                continue
+            h, mi, s = (int(x) for x in m.group(1).split(":"))
+            t = time.mktime(time.localtime(day_start)[:3] + (h, mi, s, 0, 0, -1))
+            msg = m.group(2)
+            if msg.startswith("colorizing images under"):
+                marks.setdefault("colorize_start", t)
+            elif "input files processed" in msg:
+                marks.setdefault("count_done", t)
+            elif " ok, " in msg and "images/s" in msg:
+                marks.setdefault("done", t)
     return {k: v - day_start for k, v in marks.items()}
 
 
@@ -262,7 +263,7 @@ def plot(results: list[dict], path: Path) -> bool:
     return True
 
 
-# --- main ------------------------------------------------------------------------------------------------------------------
+# --- main -------------------------------------------------------------------------------------------------------------
 
 def main():
     args = parse_args()

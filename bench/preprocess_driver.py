@@ -1,95 +1,177 @@
 """spark-submit driver of bench/preprocess_bench.py: times `colorspark.preprocess.run` once the session is up.
 
-Runs the real job body `--runs` times on the same input (run 1 is what a user's job sees after start-up: the Python
-worker daemon is started during it; later runs reuse the warm workers) and writes the timings as JSON.
+Runs the real job body on the same input as `--plan` says, each run into a local folder or into `--s3-output` (an
+s3:// URI; the AWS variables come from the environment). Run 1 is what a user's job sees after start-up: the Python
+worker daemon is started during it; later runs reuse the warm workers. Writes the timings as JSON, with the CPU time
+of every process of the spark-submit (and of the JVM's threads by kind) during each run.
+Every run's Parquet output (OUT/parquet/split=*/part-*.parquet) is read back and its rows counted against the manifest.
 Not meant to be run by hand; see `bench/preprocess_bench.py --help`.
 """
 
 import argparse
 import json
-import shutil
+import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _sparkprobe  # noqa: E402
+from _s3serve import cpu_seconds  # noqa: E402
+
 from colorspark import config as config_mod  # noqa: E402
-from colorspark import preprocess  # noqa: E402
-from colorspark.runtime import build_spark_session, setup_logging  # noqa: E402
+from colorspark import fs, preprocess  # noqa: E402
+from colorspark.session import build_spark_session, setup_logging  # noqa: E402
 
 
-def _probe(index, rows, work):
-    """mapPartitions body run in the Python workers: how long the partition takes inside Python, in which process,
-    and whether the per-process lazy tables (bins) were already built there."""
+def parquet_rows(out: str) -> dict:
+    """Rows per split of a run's Parquet output, from the part files' footers (through the storage layer)."""
+    import pyarrow.parquet as pq
+
+    from colorspark.datasets import part_files
+
+    rows: dict = {}
+    for uri in part_files(fs.join(out, "parquet")):
+        split = uri.split("split=", 1)[1].split("/", 1)[0]
+        filesystem, path = fs.filesystem(uri)
+        with filesystem.open_input_file(path) as fh:
+            rows[split] = rows.get(split, 0) + pq.ParquetFile(fh).metadata.num_rows
+    return rows
+
+
+def jvm_threads(jvm: int) -> dict:
+    """CPU seconds of the JVM's threads by kind: the JIT compilers, the executor task threads (on local[*] they run
+    the tasks' JVM side: file scan, Arrow conversion, cached rows) and all the others (GC, scheduler, the threads
+    that feed the Python workers, py4j)."""
+    out = {"jvm_jit": 0.0, "jvm_tasks": 0.0, "jvm_other": 0.0}
+    try:
+        tids = os.listdir(f"/proc/{jvm}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{jvm}/task/{tid}/comm") as fh:
+                name = fh.read().strip()
+            with open(f"/proc/{jvm}/task/{tid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        kind = ("jvm_jit" if "CompilerThre" in name else "jvm_tasks" if name.startswith("Executor task")
+                else "jvm_other")
+        out[kind] += cpu
+    return out
+
+
+def tree_cpu() -> dict:
+    """CPU seconds used so far by this spark-submit's processes, by component: the JVM (driver and, on local[*],
+    the executor threads), the Python worker daemon and its workers, and this Python driver."""
+    jvm, me = os.getppid(), os.getpid()
+    procs = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            procs[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    out = {"jvm": 0.0, "python_workers": 0.0, "python_driver": 0.0, **jvm_threads(jvm)}
+    for pid, (_, cpu) in procs.items():
+        chain, p = [], pid
+        while p in procs and p not in (jvm, 1, 0) and len(chain) < 20:
+            chain.append(p)
+            p = procs[p][0]
+        if pid == jvm:
+            out["jvm"] += cpu
+        elif pid == me:
+            out["python_driver"] += cpu
+        elif p == jvm:  # a descendant of the JVM: the worker daemon and its forks
+            out["python_workers"] += cpu
+    return out
+
+
+def _probe(batches, measure_gc=False):
+    """mapInArrow body of the diagnosis: take the partition's (path, content) batches into Python and do nothing
+    with them; one row back with the time spent inside Python and the bytes seen. With `measure_gc`, also time one
+    `gc.collect()` at the end: what PySpark's worker daemon runs after every task (pyspark/daemon.py), over every
+    object the worker has not frozen (colorspark's worker start-up hook freezes only what the daemon imported)."""
+    import gc
     import os
     import time
 
+    import pyarrow as pa
+
     t_enter = time.time()
-    from colorspark import bins
-
-    warm = bins.gamut_centres.cache_info().currsize > 0 and bins._nearest_table.cache_info().currsize > 0
-    n, first = 0, None
     a = time.perf_counter()
-    for r in rows:
-        if first is None:
-            first = time.perf_counter() - a
-        n += 1
-    b = time.perf_counter()
-    w = 0.0
-    if work == "bins":
-        bins.bin_counts(np.zeros(16, np.int16))
-        w = time.perf_counter() - b
-    return [{"pid": os.getpid(), "index": index, "rows": n, "enter": t_enter, "iterate_s": b - a,
-             "first_row_s": first, "work_s": w, "warm_before": warm, "end": time.time()}]
+    n = nbytes = 0
+    for batch in batches:
+        n += batch.num_rows
+        nbytes += batch.column("content").nbytes
+    python_s = time.perf_counter() - a
+    gc_s, objects = 0.0, 0
+    if measure_gc:
+        objects = len(gc.get_objects())
+        b = time.perf_counter()
+        gc.collect()
+        gc_s = time.perf_counter() - b
+    yield pa.RecordBatch.from_pydict({"pid": [os.getpid()], "rows": [n], "bytes": [nbytes], "python_s": [python_s],
+                                      "gc_s": [gc_s], "objects": [objects], "frozen": [gc.get_freeze_count()],
+                                      "enter": [t_enter]})
 
 
-def diagnose(spark, out: Path, input_path: str):
-    """Where the time of the Python passes over the cached samples goes (preprocess.run's HDF5 and prior jobs are such
-    passes): the same rows, cached with the same partition count, passed through mapPartitions bodies that do nothing
-    (iterate only) or only touch the lazily built bin tables. Also one pass over the raw binaryFile listing."""
-    from pyspark import StorageLevel
+def diagnose(spark, input_path: str, extensions: list[str]) -> dict:
+    """Spark's cost of moving the input files to the Python workers, apart from the per-image work: the job's input
+    frame (same listing, same partitions) read in the JVM only, then passed through a mapInArrow body that only
+    iterates the batches, as the job's processing pass does before decoding; then the same with one timed
+    `gc.collect()` per task (see _probe)."""
+    from pyspark.sql import functions as F
 
-    from colorspark.listing import list_images
+    from colorspark.listing import find_inputs
 
     sc = spark.sparkContext
-    files = list_images(spark, input_path, ["jpg", "jpeg", "png"])
-    parts = files.rdd.getNumPartitions()
-    frame = spark.read.parquet(str(out / "parquet")).repartition(parts).persist(StorageLevel.MEMORY_AND_DISK)
-    n_rows = frame.count()
-    res = {"partitions": parts, "rows": n_rows, "passes": []}
-    for label, work, src in (("iterate cached sample rows", "none", frame),
-                             ("iterate again (warm workers)", "none", frame),
-                             ("iterate + bin_counts once per partition", "bins", frame),
-                             ("iterate raw binaryFile rows (path, content)", "none", files.select("path", "content"))):
+    files = find_inputs(spark, input_path, extensions).frame
+    res = {"partitions": files.rdd.getNumPartitions(), "passes": []}
+    passes = (("JVM only: binaryFile scan, sum of content lengths", "jvm"),
+              ("binaryFile rows into Python via mapInArrow, body only iterates", "arrow"),
+              ("the same, plus one timed `gc.collect()` per task", "gc"))
+    schema = "pid long, rows long, bytes long, python_s double, gc_s double, objects long, frozen long, enter double"
+    for label, kind in passes:
         _sparkprobe.set_phase(sc, "diagnose")
+        cpu0 = tree_cpu()
         a = time.time()
-        recs = src.rdd.mapPartitionsWithIndex(lambda i, rows, w=work: _probe(i, rows, w)).collect()
+        if kind == "jvm":
+            n_bytes = files.select(F.sum(F.length("content")).alias("b")).collect()[0]["b"]
+            recs = []
+        else:
+            recs = [r.asDict() for r in files.mapInArrow(
+                lambda batches, g=(kind == "gc"): _probe(batches, g), schema).collect()]
+            n_bytes = sum(r["bytes"] for r in recs)
         b = time.time()
-        res["passes"].append({"label": label, "wall_s": b - a, "start": a, "end": b, "tasks": len(recs),
-                              "pids": len({r["pid"] for r in recs}),
-                              "python_iterate_s": sum(r["iterate_s"] for r in recs),
-                              "python_first_row_s": sum(r["first_row_s"] or 0 for r in recs),
-                              "python_work_s": sum(r["work_s"] for r in recs),
-                              "cold_tasks": sum(1 for r in recs if not r["warm_before"]),
+        cpu1 = tree_cpu()
+        res["passes"].append({"label": label, "kind": kind, "wall_s": b - a, "start": a, "end": b,
+                              "cpu_s": {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1},
+                              "bytes": n_bytes, "tasks": len(recs), "pids": len({r["pid"] for r in recs}),
+                              "python_s": sum(r["python_s"] for r in recs), "gc_s": sum(r["gc_s"] for r in recs),
+                              "objects": max((r["objects"] for r in recs), default=0),
+                              "frozen": max((r["frozen"] for r in recs), default=0),
                               "rows": sum(r["rows"] for r in recs)})
-        print(f"[driver] diagnose {label}: {b - a:.2f} s, {len(recs)} tasks in "
-              f"{len({r['pid'] for r in recs})} Python processes", flush=True)
-    frame.unpersist()
+        print(f"[driver] diagnose {label}: {b - a:.2f} s", flush=True)
     return res
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--input", required=True)
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", required=True, help="local folder for the local-disk runs")
     p.add_argument("--result", required=True)
-    p.add_argument("--runs", type=int, default=2)
+    p.add_argument("--plan", default="local,local",
+                   help="the runs in order, each 'local' (into --output) or 's3' (into --s3-output)")
+    p.add_argument("--s3-output", help="s3://bucket/prefix for the S3 runs")
+    p.add_argument("--s3-server-pid", type=int, help="pid of the local S3 server, to report its CPU time per run")
     p.add_argument("--set", dest="overrides", action="append", default=[])
-    p.add_argument("--diagnose", action="store_true", help="time Python passes over cached rows (see diagnose)")
+    p.add_argument("--diagnose", action="store_true", help="time Spark's input movement (see diagnose)")
     args = p.parse_args()
     setup_logging("bench-preprocess")
     config = config_mod.load(None, args.overrides)
@@ -98,25 +180,34 @@ def main():
     sc = spark.sparkContext
     session_s = time.time() - t_session
     _sparkprobe.install()
+    plan = [(target, fs.join(fs.to_uri(args.output) if target == "local" else args.s3_output, f"run{i + 1}"))
+            for i, target in enumerate(args.plan.split(","))]
     runs = []
     try:
-        for i in range(args.runs):
-            out = Path(args.output) / f"run{i + 1}"
-            shutil.rmtree(out, ignore_errors=True)
+        for i, (target, out) in enumerate(plan):
+            fs.delete(out)
             _sparkprobe.set_phase(sc, f"run{i + 1}")
+            server0 = cpu_seconds(args.s3_server_pid) if args.s3_server_pid else None
+            cpu0 = tree_cpu()
             t0 = time.time()
-            manifest = preprocess.run(spark, args.input, str(out), config)
+            manifest = preprocess.run(spark, args.input, out, config)
             t1 = time.time()
+            cpu1 = tree_cpu()
+            server1 = cpu_seconds(args.s3_server_pid) if args.s3_server_pid else None
             _sparkprobe.set_phase(sc, None)
-            runs.append({"run": i + 1, "start": t0, "end": t1, "seconds": t1 - t0, "inputs": manifest["inputs"],
-                         "ok": manifest["ok"], "errors": manifest["errors"],
-                         "crops": manifest["train_crops"] + manifest["val_crops"],
-                         "hdf5_shards": len(manifest["hdf5_shards"]), "output": str(out)})
-            print(f"[driver] run {i + 1}: {manifest['ok']} images in {t1 - t0:.2f} s", flush=True)
+            rows = parquet_rows(out) if "parquet" in config["output"]["formats"] else {}
+            runs.append({"run": i + 1, "target": target, "start": t0, "end": t1, "seconds": t1 - t0,
+                         "inputs": manifest["inputs"], "ok": manifest["ok"], "errors": manifest["errors"],
+                         "crops": manifest["train_crops"] + manifest["val_crops"], "parquet_rows": rows,
+                         "hdf5_shards": len(manifest["hdf5_shards"]), "output": out,
+                         "cpu_s": {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1},
+                         "s3_server_cpu_s": None if server0 is None else server1 - server0})
+            print(f"[driver] run {i + 1} ({target}): {manifest['ok']} images in {t1 - t0:.2f} s; parquet rows "
+                  f"{rows}", flush=True)
         result = {"session_s": session_s, "runs": runs, "app_id": sc.applicationId,
                   "default_parallelism": sc.defaultParallelism, "config": config}
-        if args.diagnose and runs:
-            result["diagnosis"] = diagnose(spark, Path(runs[-1]["output"]), args.input)
+        if args.diagnose:
+            result["diagnosis"] = diagnose(spark, args.input, config["data"]["extensions"])
     finally:
         spark.stop()
     Path(args.result).write_text(json.dumps(result, indent=2))

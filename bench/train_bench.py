@@ -60,7 +60,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-# --- (b): one plain process --------------------------------------------------------------------------------------------
+# --- (b): one plain process -------------------------------------------------------------------------------------------
 
 def single_process(preset: str, data_dir: Path, epochs: int, threads: int) -> dict:
     from colorspark.runtime import import_tensorflow
@@ -72,8 +72,8 @@ def single_process(preset: str, data_dir: Path, epochs: int, threads: int) -> di
 
     from colorspark import config as config_mod
     from colorspark.bins import rebalance_weights
-    from colorspark.model import build_model, model_settings
     from colorspark.losses import RebalancedSoftCrossEntropy
+    from colorspark.model import build_model, model_settings
     from colorspark.samples import l_code_to_input
 
     config = config_mod.load(None, [f"train.preset={preset}"])
@@ -138,7 +138,7 @@ def run_single(preset, data_dir, epochs, threads, work) -> dict:
     return res
 
 
-# --- dataset -----------------------------------------------------------------------------------------------------------
+# --- dataset ----------------------------------------------------------------------------------------------------------
 
 def prepare_data(args, work: Path, zip_path: Path) -> Path:
     data = work / f"data-c{args.crops}-n{args.images or 'all'}"
@@ -161,7 +161,7 @@ def prepare_data(args, work: Path, zip_path: Path) -> Path:
     return data
 
 
-# --- main ----------------------------------------------------------------------------------------------------------------
+# --- main -------------------------------------------------------------------------------------------------------------
 
 def main():
     args = parse_args()
@@ -277,8 +277,8 @@ def render_md(args, info, idle, cmd, manifest, data, results) -> str:
         if not inst:
             continue
         L.append(f"### Where an Elephas round goes — `{preset}` ({len(inst['rounds'])} instrumented rounds, "
-                 f"means; weights {inst['weights_bytes'] / 1e6:.2f} MB, pickled {inst['weights_pickled_bytes'] / 1e6:.2f}"
-                 f" MB; partitions {inst['sizes']} rows)\n")
+                 f"means; weights {inst['weights_bytes'] / 1e6:.2f} MB, "
+                 f"pickled {inst['weights_pickled_bytes'] / 1e6:.2f} MB; partitions {inst['sizes']} rows)\n")
         rr = inst["rounds"]
         fit = _mean([x["fit_s"] for x in rr])
         tasks = [t for x in rr for t in x["tasks"]]
@@ -316,7 +316,8 @@ def render_md(args, info, idle, cmd, manifest, data, results) -> str:
         single_step_ms = steady / max(1, -(-single["samples"] // 16) - 1) * 1000
         L.append(f"\nTasks: {len(tasks)} ({_mean([t['rows'] for t in tasks]):.0f} rows, {steps:.0f} steps each); "
                  f"TF threads in the workers: intra {sorted({t['intra'] for t in tasks})}, inter "
-                 f"{sorted({t['inter'] for t in tasks})} (TF_NUM_INTRAOP_THREADS={sorted({str(t['env_intra']) for t in tasks})}); "
+                 f"{sorted({t['inter'] for t in tasks})} "
+                 f"(TF_NUM_INTRAOP_THREADS={sorted({str(t['env_intra']) for t in tasks})}); "
                  f"CPU used during fit per worker: {_mean([t['fit_cpu_s'] / t['fit_s'] for t in tasks]):.2f} cores. "
                  f"Steady step: {step_ms:.0f} ms per batch of 16 per worker (two in parallel) vs. "
                  f"{single_step_ms:.0f} ms in (b) (2 threads, one batch at a time).")
@@ -326,15 +327,17 @@ def render_md(args, info, idle, cmd, manifest, data, results) -> str:
         samples = _mean([x["samples"] for x in rr])
         proj = samples / max(fit - fixed, 1e-9)
         b_steady = single["samples"] / steady if steady > 0 else float("nan")
+        spark_round_s = job - task_wall + _mean([x["broadcast_s"] + x["rebroadcast_s"] + x["average_s"] for x in rr])
         L.append(f"\n**Reading:** of a {fit:.1f} s round only {tmean('later_steps_s'):.1f} s are training steps; "
                  f"{overhead:.1f} s ({overhead / fit:.0%}) is fixed per-round cost, almost all of it in the workers: "
                  f"Elephas's SparkWorker rebuilds the model from JSON and recompiles it for every epoch, so every round"
                  f" pays the first-step tf.function tracing ({tmean('first_step_s'):.1f} s) again, plus "
                  f"{tmean('fit_s') - tmean('first_step_s') - tmean('later_steps_s'):.1f} s between the last step and "
                  f"the return of fit() (not seen in a plain process that keeps its model; in a standalone test, fit() "
-                 f"of a freshly built model sometimes spent ~2.5 s there), while (b) pays its tracing once per run. Spark itself (scheduling, task start, {inst['weights_bytes'] / 1e6:.1f}"
+                 f"of a freshly built model sometimes spent ~2.5 s there), while (b) pays its tracing once per run. "
+                 f"Spark itself (scheduling, task start, {inst['weights_bytes'] / 1e6:.1f}"
                  f" MB weight broadcast, {2 * inst['weights_bytes'] / 1e6:.1f} MB of deltas collected and averaged) "
-                 f"costs {job - task_wall + _mean([x['broadcast_s'] + x['rebroadcast_s'] + x['average_s'] for x in rr]):.2f}"
+                 f"costs {spark_round_s:.2f}"
                  f" s per round. Without the per-round rebuild (a model kept compiled in each Python worker), a round "
                  f"would take ≈ {fit - fixed:.1f} s = {proj:.0f} samples/s, against (b)'s steady "
                  f"{b_steady:.0f} samples/s (2 threads) — the 2 single-threaded workers scale better than 2 TF threads "
@@ -343,7 +346,8 @@ def render_md(args, info, idle, cmd, manifest, data, results) -> str:
             L.append(f" Spark task metrics per round: {_mean([e['tasks'] for e in ev]):.0f} tasks, executor "
                      f"deserialisation {_mean([e['deser_s'] for e in ev]):.2f} s, result serialisation "
                      f"{_mean([e['result_ser_s'] for e in ev]):.2f} s, results "
-                     f"{_mean([e['result_bytes'] for e in ev]) / 1e6:.1f} MB, JVM GC {_mean([e['gc_s'] for e in ev]):.2f} s.")
+                     f"{_mean([e['result_bytes'] for e in ev]) / 1e6:.1f} MB, "
+                     f"JVM GC {_mean([e['gc_s'] for e in ev]):.2f} s.")
         L.append("")
     return "\n".join(L)
 

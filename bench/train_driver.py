@@ -18,12 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _sparkprobe  # noqa: E402
 import numpy as np  # noqa: E402
 
-import _sparkprobe  # noqa: E402
 from colorspark import config as config_mod  # noqa: E402
 from colorspark import training  # noqa: E402
-from colorspark.runtime import build_spark_session, setup_logging  # noqa: E402
+from colorspark.session import build_spark_session, setup_logging  # noqa: E402
 
 
 def make_instrumented_worker():
@@ -57,8 +57,8 @@ def make_instrumented_worker():
             y_train = np.asarray([y for x, y in label_iterator])
             e = pc()
             weights_before_training = self.model.get_weights()
-            import tensorflow as tf
             import keras
+            import tensorflow as tf
 
             batch_ends = []
 

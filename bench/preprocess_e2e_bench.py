@@ -1,0 +1,201 @@
+#!/usr/bin/env python
+"""Cold end-to-end preprocessing: the real spark-submit job against a plain two-process script, start to exit.
+
+  (a) Spark: `spark-submit --master local[2] --driver-memory 2g --py-files dist/colorspark-0.1.0.zip
+      jobs/preprocess.py --input DIR --output OUT --format parquet` (PYSPARK_PYTHON=.venv/bin/python), timed from
+      launch to exit: JVM start, session, Python workers, the job, shutdown.
+  (b) Plain: bench/plain_preprocess.py (no Spark, no colorspark: Pillow, scikit-image, NumPy, pyarrow) as two
+      processes over the two halves of the file list, timed from launching both to both exiting.
+  Target: (b) / (a) >= 0.6. Both write the same kind of Parquet rows; the row counts are checked.
+
+The bin centres for the plain script are written to WORKDIR/centres.npy (from colorspark.bins.gamut_centres) before
+anything is timed. The two sides alternate for --rounds rounds, each after the machine has settled.
+Writes its subsection of BENCHMARKS.md (section 1) unless --no-md. Waits for an idle machine (at most --max-wait s)
+unless --no-wait.
+
+Example:     .venv/bin/python bench/preprocess_e2e_bench.py --images 5120
+Quick check: .venv/bin/python bench/preprocess_e2e_bench.py --images 40 --rounds 1 --no-wait --no-md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import _common as C  # noqa: E402
+
+KEY = "preprocess-e2e"
+TARGET = 0.6
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--images", type=int, default=5120, help="replicated input images (default 5120)")
+    p.add_argument("--subdirs", type=int, default=4, help="subfolders of the replica set (default 4)")
+    p.add_argument("--photos", default=str(C.PHOTOS), help="source photos (default ../shared/data/photos)")
+    p.add_argument("--workdir", default="/tmp/colorspark-bench/preprocess-e2e", help="temp folder for inputs/outputs")
+    p.add_argument("--rounds", type=int, default=2, help="alternating Spark/plain rounds (default 2)")
+    p.add_argument("--no-wait", action="store_true", help="do not wait for an idle machine (tests)")
+    p.add_argument("--max-load", type=float, default=0.5, help="1-min load average counted as idle (default 0.5)")
+    p.add_argument("--max-wait", type=float, default=1200, help="give up waiting for an idle machine after this many "
+                                                                "seconds and run anyway (default 1200)")
+    p.add_argument("--no-md", action="store_true", help="do not update BENCHMARKS.md")
+    return p.parse_args()
+
+
+def parquet_rows(folder: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in Path(folder).rglob("*.parquet"))
+
+
+def spark_cmd(zip_path: Path, input_dir: Path, out: Path) -> list[str]:
+    return [os.path.relpath(C.SPARK_SUBMIT, C.ROOT), "--master", "local[2]", "--driver-memory", "2g", "--py-files",
+            os.path.relpath(zip_path, C.ROOT), "jobs/preprocess.py", "--input", str(input_dir), "--output", str(out),
+            "--format", "parquet"]
+
+
+def run_spark(work: Path, zip_path: Path, input_dir: Path, tag: str) -> dict:
+    out = work / "spark-out"
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = spark_cmd(zip_path, input_dir, out)
+    env = {**os.environ, "PYSPARK_PYTHON": str(C.PY)}
+    env.pop("PYTHONPATH", None)  # the job finds colorspark through --py-files alone
+    log = work / f"spark-{tag}.log"
+    mon = C.CpuMonitor().start()
+    t0 = time.time()
+    with open(log, "w") as fh:
+        rc = subprocess.run(cmd, cwd=C.ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
+    seconds = time.time() - t0
+    cpu = mon.stop()
+    if rc != 0:
+        raise SystemExit(f"spark-submit failed (exit {rc}); log tail:\n{C.tail(log, 40)}")
+    manifest = json.loads((out / "manifest.json").read_text())
+    rows = parquet_rows(out / "parquet")
+    if rows != manifest["train_crops"] + manifest["val_crops"]:
+        raise SystemExit(f"Spark wrote {rows} Parquet rows, its manifest says "
+                         f"{manifest['train_crops'] + manifest['val_crops']}")
+    shutil.rmtree(out, ignore_errors=True)
+    return {"seconds": seconds, "job_s": manifest["seconds"], "ok": manifest["ok"], "errors": manifest["errors"],
+            "rows": rows, "cpu": cpu, "cmd": cmd}
+
+
+def run_plain(work: Path, lists: list[Path], input_dir: Path, centres: Path, config: dict) -> dict:
+    out = work / "plain-out"
+    shutil.rmtree(out, ignore_errors=True)
+    d = config["data"]
+    # one BLAS thread per process, as Spark's Python workers get (OMP_NUM_THREADS = spark.task.cpus): two
+    # processes on two cores, each with NumPy's default of a thread per core, would oversubscribe the machine
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    mon = C.CpuMonitor().start()
+    t0 = time.time()
+    procs = [subprocess.Popen([str(C.PY), str(C.BENCH / "plain_preprocess.py"), "--list", str(lst), "--root",
+                               str(input_dir), "--out", str(out), "--part", str(k), "--centres", str(centres),
+                               "--size", str(d["size"]), "--crops", str(d["crops"]), "--min-scale",
+                               str(d["min_crop_scale"]), "--seed", str(d["seed"]), "--val-fraction",
+                               str(d["val_fraction"]), "--gray-chroma", str(d["gray_chroma"])],
+                              stdout=subprocess.PIPE, text=True, env=env) for k, lst in enumerate(lists)]
+    outputs = [proc.communicate()[0] for proc in procs]
+    seconds = time.time() - t0
+    cpu = mon.stop()
+    if any(proc.returncode for proc in procs):
+        raise SystemExit(f"plain_preprocess.py failed: exit codes {[proc.returncode for proc in procs]}")
+    parts = [json.loads(o.strip().splitlines()[-1]) for o in outputs]
+    rows = parquet_rows(out)
+    if rows != sum(p["rows"] for p in parts):
+        raise SystemExit(f"plain wrote {rows} Parquet rows, its processes report {sum(p['rows'] for p in parts)}")
+    shutil.rmtree(out, ignore_errors=True)
+    return {"seconds": seconds, "ok": sum(p["ok"] for p in parts), "errors": sum(p["errors"] for p in parts),
+            "rows": rows, "in_process_s": [p["seconds"] for p in parts], "cpu": cpu}
+
+
+def main():
+    args = parse_args()
+    import numpy as np
+
+    from colorspark import bins
+    from colorspark import config as config_mod
+
+    config = config_mod.load(None, [])
+    work, idle, info, cmd, zip_path = C.start_bench(args)
+    files = C.replicate(work / "input", args.images, args.subdirs, photos=Path(args.photos), log=C.say)
+    input_dir = work / "input"
+    input_mb = sum(f.stat().st_size for f in files) / 1e6
+    centres = work / "centres.npy"
+    np.save(centres, np.asarray(bins.gamut_centres()))
+    half = len(files) // 2
+    lists = [work / "files-0.txt", work / "files-1.txt"]
+    for lst, group in zip(lists, (files[:half], files[half:])):
+        lst.write_text("".join(f"{f}\n" for f in group))
+    C.say(f"[bench] {len(files)} input images ({input_mb:.0f} MB) in {input_dir}")
+
+    rounds = []
+    settle_timeout = min(300.0, args.max_wait)
+    for i in range(args.rounds):
+        settled = [C.settle(skip=args.no_wait, timeout=settle_timeout, log=C.say)]
+        spark = run_spark(work, zip_path, input_dir, str(i + 1))
+        C.say(f"[bench] round {i + 1}: spark-submit {spark['seconds']:.1f} s (job {spark['job_s']:.1f} s, "
+              f"{spark['ok']} ok, {spark['rows']} rows; foreign cores {spark['cpu']['foreign_cores']:.2f})")
+        settled.append(C.settle(skip=args.no_wait, timeout=settle_timeout, log=C.say))
+        plain = run_plain(work, lists, input_dir, centres, config)
+        C.say(f"[bench] round {i + 1}: plain 2 processes {plain['seconds']:.1f} s ({plain['ok']} ok, "
+              f"{plain['rows']} rows; foreign cores {plain['cpu']['foreign_cores']:.2f}); ratio plain/spark "
+              f"{plain['seconds'] / spark['seconds']:.2f}")
+        rounds.append({"spark": spark, "plain": plain, "ratio": plain["seconds"] / spark["seconds"],
+                       "settle": settled})
+    ratio = sum(r["plain"]["seconds"] for r in rounds) / sum(r["spark"]["seconds"] for r in rounds)
+    C.say(f"[bench] plain/spark over {len(rounds)} rounds: {ratio:.2f} (target >= {TARGET})")
+    result = {"args": vars(args), "machine": info, "idle": idle, "rounds": rounds, "ratio": ratio,
+              "images": len(files), "input_mb": input_mb, "command": cmd}
+    C.write_json(work / "result.json", result)
+    if not args.no_md:
+        C.md_update(KEY, render_md(args, info, idle, cmd, result, zip_path, input_dir))
+        C.say(f"[bench] updated {C.BENCHMARKS_MD}")
+
+
+def render_md(args, info, idle, cmd, res, zip_path, input_dir) -> str:
+    rounds = res["rounds"]
+    spark_cmd_text = " ".join(spark_cmd(zip_path, Path(input_dir), Path(args.workdir) / "spark-out"))
+    lines = ["### 1b. Cold end to end: `spark-submit jobs/preprocess.py` vs. a plain script "
+             "(`bench/preprocess_e2e_bench.py`)\n", C.machine_block(info, idle, cmd)]
+    lines.append(f"- input: {res['images']} JPEGs ({res['input_mb']:.0f} MB), the shared photos ×"
+                 f"{res['images'] // len(C.photo_files(Path(args.photos)))} in `{input_dir}` ({args.subdirs} "
+                 f"subfolders); default config (64 px, 4 crops)")
+    lines.append(f"- (a) `PYSPARK_PYTHON=.venv/bin/python {spark_cmd_text}`, launch to exit")
+    lines.append("- (b) `bench/plain_preprocess.py` (Pillow, scikit-image `rgb2lab`, NumPy, pyarrow; no Spark, no "
+                 "colorspark; bin centres from a .npy written before timing) as 2 processes over the two halves of "
+                 "the file list, one BLAS thread each (`OMP_NUM_THREADS=1`, as Spark's Python workers get), launch "
+                 "of both to exit of both; its rows equal the job's (same crops, bins and ab; L within 1 code)\n")
+    rows = []
+    for i, r in enumerate(rounds):
+        s, p = r["spark"], r["plain"]
+        rows.append([f"round {i + 1}", f"{s['seconds']:.1f}", f"{s['job_s']:.1f}", f"{s['seconds'] - s['job_s']:.1f}",
+                     f"{p['seconds']:.1f}", " / ".join(f"{x:.1f}" for x in p["in_process_s"]), f"{r['ratio']:.2f}",
+                     f"{s['cpu']['our_cpu_s']:.1f} / {p['cpu']['our_cpu_s']:.1f}",
+                     f"{s['cpu']['foreign_cores']:.2f} / {p['cpu']['foreign_cores']:.2f}"])
+    lines.append(C.md_table(["", "(a) spark-submit s", "of which `preprocess.run` s", "JVM, session, Python start, "
+                             "shutdown s", "(b) plain 2 processes s", "(b) each process, in-process s",
+                             "plain/spark", "CPU s (a) / (b)", "foreign cores (a) / (b)"], rows))
+    s0, p0 = rounds[-1]["spark"], rounds[-1]["plain"]
+    met = res["ratio"] >= TARGET
+    lines.append(f"\nBoth sides: {s0['ok']} images, {s0['rows']} Parquet rows (Spark) and {p0['rows']} (plain), "
+                 f"checked after each run. (a) used {s0['cpu']['our_cores']:.2f} cores on average, (b) "
+                 f"{p0['cpu']['our_cores']:.2f}.\n")
+    lines.append(f"**Target plain/spark ≥ {TARGET}: {'met' if met else 'NOT met'}** — "
+                 f"{res['ratio']:.2f} over {len(rounds)} rounds ("
+                 + ", ".join(f"{r['plain']['seconds']:.1f} s / {r['spark']['seconds']:.1f} s" for r in rounds)
+                 + "; previously 0.27 = 17.7 s / 64.4 s).\n")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
