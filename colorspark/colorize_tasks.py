@@ -24,6 +24,7 @@ from .inference import predict_ab, worker_model, worker_name
 from .listing import read_content
 from .metrics import SCORE_KEYS, rebalancing_pixel_weights, score_colorization
 from .paths import join_inside, relative_output_path, replace_with_extension
+from .runtime import freeze_imports
 from .samples import L_SCALE
 from .thumbnails import make_thumbnail
 
@@ -177,6 +178,7 @@ def _finish(item: dict, ab_small: np.ndarray, plan: Plan, h5lab, per_image_predi
 
 def colorize_partition(index: int, rows, payload_bc, builds, plan: Plan):
     """mapPartitionsWithIndex body over (path, content) rows: one result row per input file, whatever happens."""
+    freeze_imports()
     h5lab = (_Hdf5Lab(fs.join(plan.out_dir, "lab", f"part-{plan.run_id}-{index:05d}.h5"))
              if plan.lab_format == "hdf5" else None)
     pending: list[dict] = []

@@ -93,7 +93,8 @@ def list_images(spark, input_path: str, extensions: list[str]):
 
 def _arrow_listing(spark, input_path: str, extensions: list[str]):
     """(path, content = null) rows of the wanted files below the input, listed through the storage layer and spread
-    over enough partitions that each holds at most Spark's `maxPartitionBytes`, as binaryFile would."""
+    over partitions sized as binaryFile sizes them: each file counts its length plus Spark's `openCostInBytes`, and a
+    partition holds at most `maxPartitionBytes` of that, with at least one partition per core."""
     from pyspark.sql.types import BinaryType, StringType, StructField, StructType
 
     base, root = _root_uri(input_path)
@@ -109,8 +110,10 @@ def _arrow_listing(spark, input_path: str, extensions: list[str]):
             continue
         wanted.append((uri, nbytes))
     sc = spark.sparkContext
-    max_bytes = spark._jsparkSession.sessionState().conf().filesMaxPartitionBytes()
-    slices = max(1, min(len(wanted), max(sc.defaultParallelism, math.ceil(sum(n for _, n in wanted) / max_bytes))))
+    sql_conf = spark._jsparkSession.sessionState().conf()
+    weighted = sum(n for _, n in wanted) + len(wanted) * sql_conf.filesOpenCostInBytes()
+    by_size = math.ceil(weighted / sql_conf.filesMaxPartitionBytes())
+    slices = max(1, min(len(wanted), max(sc.defaultParallelism, by_size)))
     schema = StructType([StructField("path", StringType(), False), StructField("content", BinaryType(), True)])
     return spark.createDataFrame(sc.parallelize([(uri, None) for uri, _ in wanted], slices), schema)
 

@@ -19,6 +19,7 @@ from .datasets import PartWriter, part_name
 from .decode import DecodeError, decode_image
 from .listing import read_content
 from .paths import relative_output_path
+from .runtime import freeze_imports
 from .samples import crop_rng, decode_bins, encode_sample, random_crops, split_of, write_shard
 
 SAMPLE_COLUMNS = ("path", "crop", "l", "ab", "bins", "max_chroma", "colorful", "width", "height")
@@ -145,6 +146,7 @@ def process_batches(index: int, batches, config: dict, root: str, staging: Stagi
     """mapInArrow body: `binaryFile`-shaped record batches (path, content) in, result record batches out."""
     import pyarrow as pa
 
+    freeze_imports()
     schema = result_arrow_schema()
 
     def files():

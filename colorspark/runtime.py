@@ -59,3 +59,23 @@ def task_cpus(default: int = 1) -> int:
         return max(1, int(ctx.cpus()))
     except Exception:  # older APIs / local mode quirks: fall back to the config value
         return max(1, int(ctx.getLocalProperty("spark.task.cpus") or default))
+
+
+_imports_frozen = False
+
+
+def freeze_imports() -> None:
+    """(executors) Once per Python worker, after a task's imports: move every object alive now out of the garbage
+    collector's view.
+
+    Spark's Python workers run `gc.collect()` after every task. The worker start-up hook freezes what the daemon
+    imported, but the modules a task imports from the --py-files archive (and pyarrow, h5py, Pillow with them) come
+    later, and scanning them cost ~40 ms per task (bench/preprocess_bench.py). Modules live as long as the process, so
+    nothing collectable is kept by freezing them.
+    """
+    global _imports_frozen
+    if not _imports_frozen:
+        import gc
+
+        gc.freeze()
+        _imports_frozen = True
