@@ -107,7 +107,8 @@ def account_for_inputs(spark, inputs: Inputs, results, plan: Plan, input_path: s
              for path, _, reason in missing], result_schema()))
         n_inputs += len(missing)
     if n_inputs == 0:
-        raise JobError(f"no image files (extensions {', '.join(config['data']['extensions'])}) under {input_path}")
+        raise JobError(f"no image files (extensions {', '.join(config['data']['extensions'])}) under "
+                       f"{fs.display(input_path)}")
     return results, n_inputs
 
 

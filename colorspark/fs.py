@@ -69,9 +69,16 @@ def to_uri(location: str | Path) -> str:
     return "file://" + os.path.abspath(path)
 
 
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@")
+
+
 def display(uri: str) -> str:
-    """What a person reads in logs and results: local files as plain paths, everything else as its URI."""
-    return uri[len("file://"):] if uri.startswith("file://") else uri
+    """What a person reads in logs, results and manifests: local files as plain paths, everything else as its URI,
+    with any credentials written into it (`s3://KEY:SECRET@bucket/...`) masked."""
+    uri = str(uri)
+    if uri.startswith("file://"):
+        return uri[len("file://"):]
+    return _USERINFO.sub(r"\1***@", uri)
 
 
 def join(uri: str | Path, *parts: str) -> str:
@@ -135,13 +142,13 @@ def _open_filesystem(uri: str, pafs):
 def _explain_open_error(uri: str, scheme: str, exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if scheme in ("hdfs", "viewfs"):
-        return (f"cannot open {uri}: {text}. Reading and writing hdfs:// from Python needs libhdfs and a JVM on "
-                "every node: set JAVA_HOME, ARROW_LIBHDFS_DIR (the folder of libhdfs.so, e.g. "
+        return (f"cannot open {display(uri)}: {text}. Reading and writing hdfs:// from Python needs libhdfs and a "
+                "JVM on every node: set JAVA_HOME, ARROW_LIBHDFS_DIR (the folder of libhdfs.so, e.g. "
                 "$HADOOP_HOME/lib/native), HADOOP_HOME, and CLASSPATH=$(hadoop classpath --glob); see docs/clusters.md")
     if "Unrecognized filesystem type" in text:
-        return (f"cannot use {uri}: no filesystem here serves the scheme '{scheme}:' (supported: local paths and "
-                "file://, hdfs://, s3:// (also s3a://), gs://, abfs://)")
-    return f"cannot use {uri}: {text}"
+        return (f"cannot use {display(uri)}: no filesystem here serves the scheme '{scheme}:' (supported: local "
+                "paths and file://, hdfs://, s3:// (also s3a://), gs://, abfs://)")
+    return f"cannot use {display(uri)}: {text}"
 
 
 # --- reading ---------------------------------------------------------------------------------------------------------

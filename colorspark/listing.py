@@ -65,14 +65,14 @@ def find_inputs(spark, input_path: str, extensions: list[str]) -> Inputs:
     if hadoop_serves(spark, input_path):
         hpath, hfs = _hadoop_path(spark, input_path)
         if not hfs.globStatus(hpath):
-            raise JobError(f"input path {input_path} does not exist")
+            raise JobError(f"input path {fs.display(input_path)} does not exist")
         root_path, root_fs = _hadoop_path(spark, input_root(input_path))
         root = uri_to_posix(root_fs.makeQualified(root_path).toString())
         return Inputs(list_images(spark, input_path, extensions).select("path", "content"), root, True)
     base, root = _root_uri(input_path)
     fs.check_location(base + root, what="--input", cluster=False, output=False)
     if not fs.exists(base + root):
-        raise JobError(f"input path {input_path} does not exist")
+        raise JobError(f"input path {fs.display(input_path)} does not exist")
     return Inputs(_arrow_listing(spark, input_path, extensions), root, False)
 
 

@@ -115,7 +115,8 @@ def count_results(results, input_path: str, config: dict) -> dict:
     n_err = sum(r["images"] for r in rows if r["status"] == "error")
     log.info("%d input files: %d ok, %d failed", n_ok + n_err, n_ok, n_err)
     if n_ok + n_err == 0:
-        raise JobError(f"no image files (extensions {', '.join(config['data']['extensions'])}) under {input_path}")
+        raise JobError(f"no image files (extensions {', '.join(config['data']['extensions'])}) under "
+                       f"{fs.display(input_path)}")
     if n_ok == 0:
         raise JobError(f"none of the {n_err} input files could be read; see the reasons in the log above")
     return {"ok": n_ok, "errors": n_err, "splits": splits}
@@ -140,7 +141,7 @@ def make_manifest(input_path: str, config: dict, tally: dict, shards: list[str],
     train = tally["splits"].get("train", (0, 0, 0))
     val = tally["splits"].get("val", (0, 0, 0))
     return {
-        "colorspark_version": __version__, "input": input_path, "inputs": tally["ok"] + tally["errors"],
+        "colorspark_version": __version__, "input": fs.display(input_path), "inputs": tally["ok"] + tally["errors"],
         "ok": tally["ok"], "errors": tally["errors"], "train": train[0], "val": val[0], "train_crops": train[1],
         "val_crops": val[1], "train_colorful_crops": train[2], "val_colorful_crops": val[2],
         "formats": config["output"]["formats"], "hdf5_shards": shards, "size": config["data"]["size"],

@@ -217,3 +217,12 @@ def test_s3_missing_bucket_and_refused_secret_are_clear_and_keep_the_secret(s3, 
         fs.check_location(f"s3://{bucket}/out", what="--output", cluster=False, output=True)
     assert secret not in str(err.value) and s3.secret not in str(err.value)
 
+
+
+def test_credentials_written_into_a_uri_are_masked_wherever_it_is_shown():
+    assert fs.display("s3://AKIAEXAMPLE:s3cr3t@bucket/photos") == "s3://***@bucket/photos"
+    assert fs.display("abfs://container@account.dfs.core.windows.net/x") == "abfs://***@account.dfs.core.windows.net/x"
+    assert fs.display("hdfs://nn:8020/a@b/c") == "hdfs://nn:8020/a@b/c"  # an '@' in the path is not userinfo
+    with pytest.raises(fs.StorageError) as err:
+        fs.check_location("foo://user:s3cr3t@host/x", what="--output", cluster=False, output=True)
+    assert "s3cr3t" not in str(err.value)
