@@ -69,16 +69,17 @@ def to_uri(location: str | Path) -> str:
     return "file://" + os.path.abspath(path)
 
 
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@")
-
-
 def display(uri: str) -> str:
     """What a person reads in logs, results and manifests: local files as plain paths, everything else as its URI,
-    with any credentials written into it (`s3://KEY:SECRET@bucket/...`) masked."""
+    with any password written into it (`s3://KEY:SECRET@bucket/...`) masked, even in a URI too malformed to use."""
     uri = str(uri)
     if uri.startswith("file://"):
         return uri[len("file://"):]
-    return _USERINFO.sub(r"\1***@", uri)
+    scheme, separator, rest = uri.partition("://")
+    userinfo, at, host_and_path = rest.rpartition("@")
+    if separator and at and ":" in userinfo:
+        return f"{scheme}://***@{host_and_path}"
+    return uri
 
 
 def join(uri: str | Path, *parts: str) -> str:
@@ -123,6 +124,8 @@ def _path_of(uri: str, scheme: str) -> str:
         return "/" + rest
     if scheme in ("abfs", "abfss"):  # abfs://container@account.dfs.core.windows.net/path -> container/path
         authority = authority.split("@", 1)[0]
+    else:  # s3://KEY:SECRET@bucket/key -> bucket/key (Arrow reads the credentials from the URI itself)
+        authority = authority.rsplit("@", 1)[-1]
     return f"{authority}/{rest}".rstrip("/")
 
 
@@ -141,6 +144,7 @@ def _open_filesystem(uri: str, pafs):
 
 def _explain_open_error(uri: str, scheme: str, exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = text.replace(uri, display(uri))  # Arrow quotes the URI it could not use, password and all
     if scheme in ("hdfs", "viewfs"):
         return (f"cannot open {display(uri)}: {text}. Reading and writing hdfs:// from Python needs libhdfs and a "
                 "JVM on every node: set JAVA_HOME, ARROW_LIBHDFS_DIR (the folder of libhdfs.so, e.g. "

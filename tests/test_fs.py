@@ -221,8 +221,23 @@ def test_s3_missing_bucket_and_refused_secret_are_clear_and_keep_the_secret(s3, 
 
 def test_credentials_written_into_a_uri_are_masked_wherever_it_is_shown():
     assert fs.display("s3://AKIAEXAMPLE:s3cr3t@bucket/photos") == "s3://***@bucket/photos"
-    assert fs.display("abfs://container@account.dfs.core.windows.net/x") == "abfs://***@account.dfs.core.windows.net/x"
-    assert fs.display("hdfs://nn:8020/a@b/c") == "hdfs://nn:8020/a@b/c"  # an '@' in the path is not userinfo
+    assert fs.display("s3://AKIAEXAMPLE:s3/cr3t@bucket/p") == "s3://***@bucket/p"  # unencoded: malformed, still masked
+    assert fs.display("abfs://container@account.dfs.core.windows.net/x") == "abfs://container@account.dfs.core.windows.net/x"
+    assert fs.display("hdfs://nn/a@b/c") == "hdfs://nn/a@b/c"  # an '@' in the path is not a password
     with pytest.raises(fs.StorageError) as err:
         fs.check_location("foo://user:s3cr3t@host/x", what="--output", cluster=False, output=True)
     assert "s3cr3t" not in str(err.value)
+    with pytest.raises(fs.StorageError) as err:  # Arrow cannot parse it, and quotes it in its message
+        fs.check_location("s3://AKIAEXAMPLE:s3/cr3t@bucket/x", what="--output", cluster=False, output=True)
+    assert "s3/cr3t" not in str(err.value)
+
+
+def test_credentials_in_an_s3_uri_are_used_and_not_taken_for_the_bucket(s3, s3_env):
+    bucket = s3.new_bucket()
+    from urllib.parse import quote
+
+    uri = f"s3://{s3.access_key}:{quote(s3.secret, safe='')}@{bucket}/x.bin"
+    fs.write_bytes(uri, b"with credentials from the URI")
+    assert s3.keys(bucket) == {"x.bin": b"with credentials from the URI"}
+    assert fs.display(uri) == f"s3://***@{bucket}/x.bin"
+
