@@ -46,7 +46,7 @@ def run(spark, input_path: str, output_dir: str, model_dir: str, config: dict, r
         publish_results(results, out, plan)
         summary = {**summarize(results, time.time() - started, model_dir), "model_builds": builds.value}
         log_failures(results)
-        fs.write_bytes(fs.join(out, "report.html"), make_report(results, summary, n_inputs, inputs.root, config))
+        fs.write_bytes(fs.join(out, "report.html"), make_report(results, summary, n_inputs, inputs.root, out, config))
         fs.write_json(fs.join(out, SUMMARY), summary)
     finally:
         results.unpersist()
@@ -144,9 +144,12 @@ def log_failures(results) -> None:
         log.info("  failed: %s: %s", row["path"], row["error"])
 
 
-def make_report(results, summary: dict, n_inputs: int, root: str, config: dict) -> bytes:
+def make_report(results, summary: dict, n_inputs: int, root: str, out: str, config: dict) -> bytes:
     shown = results.orderBy("relative_path").limit(config["output"]["report_max_images"]).toLocalIterator()
-    html = render_report([r.asDict() for r in shown], summary, total_rows=n_inputs,
+    jpeg_folder = fs.display(fs.join(out, "jpeg")) + "/"  # report.html links each JPEG relative to itself
+    rows = [{**row, "jpeg_href": "jpeg/" + row["jpeg_path"][len(jpeg_folder):]
+             if (row["jpeg_path"] or "").startswith(jpeg_folder) else None} for row in (r.asDict() for r in shown)]
+    html = render_report(rows, summary, total_rows=n_inputs,
                          title=f"colorspark: {posixpath.basename(root.rstrip('/')) or root}")
     return html.encode("utf-8")
 

@@ -18,6 +18,7 @@ import math
 import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
+from urllib.parse import quote
 
 from PIL import Image
 
@@ -226,7 +227,7 @@ _VIEWER = (
     '<div class="viewer-box"><div class="viewer-head"><p id="viewer-title" class="path viewer-title"></p>'
     '<button type="button" class="viewer-close" aria-label="Close">×</button></div>'
     '<div class="viewer-images"></div><div class="viewer-scores"></div>'
-    '<p class="note">Enlarged from the report\'s thumbnails; the full-size files are under jpeg/. '
+    '<p class="note">Enlarged from the report\'s thumbnails; each card links its full-size files. '
     "← → previous / next, Esc closes.</p></div></div>"
 )
 
@@ -464,6 +465,7 @@ def _card(row: Mapping[str, Any]) -> str:
     meta = " · ".join(part for part in (_size(row), _millis(row)) if part)
     if row.get("has_truth") is False:
         meta += " · no original"
+    meta += _full_size_links(row)
 
     data = {"millis": _sort_value(row.get("millis"))}
     if status != "error":  # a failed row's numbers are not to be trusted, so it sorts with the missing ones
@@ -489,6 +491,21 @@ def _card(row: Mapping[str, Any]) -> str:
         parts.append(_scores(row))
     parts.append("</article>")
     return "".join(parts)
+
+
+def _full_size_links(row: Mapping[str, Any]) -> str:
+    """Links to the full-resolution files: the colorized JPEG by its path below the output folder (relative, so the
+    link works wherever the folder is opened or copied), and the input where it is a local file."""
+    links = []
+    jpeg_href = row.get("jpeg_href")
+    if jpeg_href:
+        links.append(f'<a href="{_esc(quote(str(jpeg_href)))}">colorized, full size</a>')
+    path = str(row.get("path") or "")
+    if path.startswith("file:"):
+        local = "/" + path[len("file:"):].lstrip("/")
+        label = "original, full size" if row.get("has_truth") else "input, full size"
+        links.append(f'<a href="file://{_esc(quote(local))}">{label}</a>')
+    return "".join(f" · {link}" for link in links)
 
 
 def _gallery(rows: list[Mapping[str, Any]]) -> str:

@@ -392,3 +392,15 @@ def test_make_thumbnail_rejects_float_images():
         make_thumbnail(np.zeros((10, 10, 3)))
     with pytest.raises(ValueError):
         make_thumbnail(np.zeros((10, 10, 4), dtype=np.uint8))
+
+
+def test_cards_link_the_full_size_files():
+    from colorspark.report import render_report
+
+    row = {"path": "file:/data/in/a b.png", "relative_path": "a b.png", "status": "ok", "has_truth": True,
+           "jpeg_href": "jpeg/a b.jpg", "width": 10, "height": 8, "millis": 3.0}
+    page = render_report([row], {"inputs": 1}, total_rows=1)
+    assert '<a href="jpeg/a%20b.jpg">colorized, full size</a>' in page
+    assert '<a href="file:///data/in/a%20b.png">original, full size</a>' in page
+    s3_row = {**row, "path": "s3://bucket/in/a.png", "jpeg_href": None, "has_truth": False}
+    assert "full size" not in render_report([s3_row], {"inputs": 1}, total_rows=1).split("<h2>Images</h2>")[1]
