@@ -251,10 +251,10 @@ def write_bytes(uri: str, data: bytes) -> None:
         with fs.open_output_stream(tmp) as stream:
             stream.write(data)
         fs.move(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError, OSError):
-            if fs.get_file_info(tmp).type.name != "NotFound":
-                fs.delete_file(tmp)
+    except BaseException:  # only a failed write leaves a temporary to remove: no extra look-up per file otherwise
+        with contextlib.suppress(OSError):
+            fs.delete_file(tmp)
+        raise
 
 
 def write_json(uri: str, document) -> None:

@@ -241,3 +241,10 @@ def test_credentials_in_an_s3_uri_are_used_and_not_taken_for_the_bucket(s3, s3_e
     assert s3.keys(bucket) == {"x.bin": b"with credentials from the URI"}
     assert fs.display(uri) == f"s3://***@{bucket}/x.bin"
 
+
+
+def test_a_failed_write_leaves_no_temporary(tmp_path):
+    (tmp_path / "taken").mkdir()  # a folder where the file should go: the rename fails
+    with pytest.raises(OSError):
+        fs.write_bytes(str(tmp_path / "taken"), b"data")
+    assert _temps(tmp_path) == [] and (tmp_path / "taken").is_dir()
