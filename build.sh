@@ -59,6 +59,11 @@ with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
                 info.compress_type = zipfile.ZIP_DEFLATED
                 with open(os.path.join(folder, name), "rb") as fh:
                     zf.writestr(info, fh.read())
+    for name in ("colorspark.json", "model.keras"):  # the shipped model, for drivers without a checkout
+        info = zipfile.ZipInfo(f"colorspark/shipped/small/{name}", date_time=(2020, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_STORED
+        with open(f"models/small/{name}", "rb") as fh:
+            zf.writestr(info, fh.read())
 os.replace(tmp, target)
 print(target)
 EOF

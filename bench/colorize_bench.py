@@ -179,20 +179,24 @@ def plain(args) -> dict:
 
 
 def make_profiler(colorize):
-    """Exclusive time of each step colorize_partition calls, by the names it calls them under."""
+    """Exclusive time of each step colorize_partition calls, by the names it (or the colorizer) calls them under."""
     import _profile
 
-    from colorspark import inference
+    from colorspark import colorizer, inference, labarrays
 
     prof = _profile.Profiler()
     for name, label in (("decode_image", "decode"), ("is_grayscale", "gray check (is_grayscale)"),
                         ("rgb_to_lab", "RGB -> Lab, full size (colour inputs)"),
                         ("rgb_to_l", "RGB -> L, full size (gray inputs)"),
-                        ("model_input", "resize L to the model input"), ("worker_model", "model build (once)"),
+                        ("model_input", "resize L to the model input"),
                         ("predict_ab", "predict (model.predict_on_batch)"),
                         ("recombine", "upsample ab + recombine"),
-                        ("lab_to_rgb8", "Lab -> RGB (colorized + gray render)"), ("encode_jpeg", "JPEG encode"),
-                        ("encode_lab", "Lab array encode"), ("make_thumbnail", "thumbnails"),
+                        ("lab_to_rgb8", "Lab -> RGB (colorized; gray render of colour inputs)"),
+                        ("encode_jpeg", "JPEG encode")):
+        prof.wrap(colorizer, name, label)
+    for name, label in (("encode", "Lab array encode"), ("file_bytes", "Lab array encode")):
+        prof.wrap(labarrays, name, label)
+    for name, label in (("worker_model", "model build (once)"), ("make_thumbnail", "thumbnails"),
                         ("rebalancing_pixel_weights", "scoring: rebalancing weights"),
                         ("score_colorization", "scoring: rest of score_colorization"),
                         ("output_names", "output paths"), ("join_inside", "output paths")):
@@ -413,6 +417,7 @@ def render_md(args, info, idle, cmd, res) -> str:
     L.append(f"- model: `{os.path.relpath(args.model, C.ROOT)}` — preset {mm['settings'].get('preset')}, "
              f"{mm['input_size']} px input, {mm['rounds_done']} rounds, sha256 {str(mm['model_sha256'])[:12]}…; "
              f"colorize.batch_size={cfg['colorize']['batch_size']}, lab_format={cfg['output']['lab_format']}, "
+             f"lab_encoding={cfg['output']['lab_encoding']}, "
              f"jpeg_quality={cfg['output']['jpeg_quality']}; master `{args.master}`")
     L.append(f"- inputs: {args.images} grayscale JPEGs (the shared photos replicated and converted to L mode) and "
              f"{args.colour_images} colour JPEGs (replicas; colorized from L, then scored), ≤ 512 px, in "

@@ -2,14 +2,16 @@
 """colorspark.metrics per image: time per metric and for all scores of one colour input, one process, one core.
 
 "All scores" is what colorize does for a colour input (colorize_tasks._finish): `rebalancing_pixel_weights` and then
-`score_colorization` (PSNR, SSIM, AuC, rebalanced AuC and colourfulness, for the prediction and the gray baseline).
+`score_colorization` (PSNR, SSIM, AuC, rebalanced AuC, colourfulness and colour cast, for the prediction and the gray
+baseline).
 Inputs are built the way colorize builds them, on the photos that ship with scikit-image resized to 0.13 MP
 (416×312) and 2 MP (1632×1224): the truth's Lab from `colorspace.rgb_to_lab`, a prediction with the truth's L and
 half its ab blurred (σ = 4 px), the gray rendering, and a prior counted over the four photos. With --baseline,
 another copy of metrics.py (e.g. ``git show HEAD:colorspark/metrics.py > /tmp/metrics_old.py``) runs next to the
 current one, round-robin, so a busy machine slows both alike; each reports its best of --rounds calls. Then the
 largest difference of every score from the baseline's, over the photos at both sizes, four predictions each (half
-ab blurred, a constant ab, gray, perfect) and random images.
+ab blurred, a constant ab, gray, perfect) and random images. A function or score only one of the two has (the
+baseline may predate it) is timed for that one and left out of the comparison.
 
 Example:  .venv/bin/python bench/metrics_bench.py --baseline /tmp/metrics_old.py
 """
@@ -99,14 +101,18 @@ def calls(module, args: tuple, prior_: np.ndarray) -> dict:
         module.score_colorization(truth, pred, gray, ab_true, ab_pred,
                                   module.rebalancing_pixel_weights(ab_true, prior_))
 
-    return {"psnr": lambda: module.psnr(truth, pred),
-            "ssim": lambda: module.ssim(truth, pred),
-            "ab_error_auc": lambda: module.ab_error_auc(ab_true, ab_pred),
-            "ab_error_auc, weighted": lambda: module.ab_error_auc(ab_true, ab_pred, weights),
-            "colourfulness": lambda: module.colourfulness(pred),
-            "rebalancing_pixel_weights": lambda: module.rebalancing_pixel_weights(ab_true, prior_),
-            "score_colorization": lambda: module.score_colorization(truth, pred, gray, ab_true, ab_pred, weights),
-            "all scores (weights + score)": all_scores}
+    funcs = {"psnr": lambda: module.psnr(truth, pred),
+             "ssim": lambda: module.ssim(truth, pred),
+             "ab_error_auc": lambda: module.ab_error_auc(ab_true, ab_pred),
+             "ab_error_auc, weighted": lambda: module.ab_error_auc(ab_true, ab_pred, weights),
+             "colourfulness": lambda: module.colourfulness(pred),
+             "colour_cast": lambda: module.colour_cast(ab_true, ab_pred),
+             "rebalancing_pixel_weights": lambda: module.rebalancing_pixel_weights(ab_true, prior_),
+             "score_colorization": lambda: module.score_colorization(truth, pred, gray, ab_true, ab_pred, weights),
+             "all scores (weights + score)": all_scores}
+    if not hasattr(module, "colour_cast"):  # a baseline from before the colour cast
+        del funcs["colour_cast"]
+    return funcs
 
 
 def timings(baseline, prior_: np.ndarray, rounds: int) -> None:
@@ -119,8 +125,9 @@ def timings(baseline, prior_: np.ndarray, rounds: int) -> None:
         print(f"\n{size} ({shape[1]}×{shape[0]}), best ms per call of {rounds} rounds")
         print(f"  {'':30s}" + "".join(f"{impl:>10s}" for impl in impls) + ("    ×faster" if baseline else ""))
         for name in calls(metrics, args, prior_):
-            line = f"  {name:30s}" + "".join(f"{best[(name, impl)]:10.2f}" for impl in impls)
-            if baseline is not None:
+            line = f"  {name:30s}" + "".join(f"{best[(name, impl)]:10.2f}" if (name, impl) in best else f"{'–':>10s}"
+                                             for impl in impls)
+            if baseline is not None and (name, "baseline") in best:
                 line += f"{best[(name, 'baseline')] / best[(name, 'current')]:11.1f}"
             print(line)
 
@@ -140,12 +147,13 @@ def random_cases(count: int, seed: int = 0):
 
 
 def deviations(baseline, prior_: np.ndarray, randoms: int) -> None:
-    largest = dict.fromkeys(metrics.SCORE_KEYS, (0.0, ""))
+    shared = [key for key in metrics.SCORE_KEYS if key in baseline.SCORE_KEYS]
+    largest = dict.fromkeys(shared, (0.0, ""))
 
     def compare(tag, args, weights):
         old = baseline.score_colorization(*args, weights)
         new = metrics.score_colorization(*args, weights)
-        for key in metrics.SCORE_KEYS:
+        for key in shared:
             a, b = old[key], new[key]
             diff = 0.0 if a == b or (math.isnan(a) and math.isnan(b)) else abs(a - b)
             if diff >= largest[key][0]:

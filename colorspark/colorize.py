@@ -36,7 +36,7 @@ def run(spark, input_path: str, output_dir: str, model_dir: str, config: dict, r
     start_output(out)
     plan = Plan.from_config(config, meta, inputs.root, out, resume=resume,
                             keep_extension=colliding_names(inputs))
-    payload = spark.sparkContext.broadcast(ModelPayload.from_model(model))
+    payload = spark.sparkContext.broadcast(ModelPayload.from_model(model, any_input_size=True))
     builds = spark.sparkContext.accumulator(0)
     results = colorize_all(spark, inputs, payload, builds, plan, config)
     try:
@@ -44,7 +44,9 @@ def run(spark, input_path: str, output_dir: str, model_dir: str, config: dict, r
         log.info("%d input files processed; the model was built %d time(s) across the Python workers",
                  n_inputs, builds.value)
         publish_results(results, out, plan)
-        summary = {**summarize(results, time.time() - started, model_dir), "model_builds": builds.value}
+        summary = {**summarize(results, time.time() - started, model_dir), "model_builds": builds.value,
+                   "devices": [r.asDict() for r in results.where("device IS NOT NULL").select("worker", "device")
+                               .distinct().orderBy("worker", "device").collect()]}
         log_failures(results)
         fs.write_bytes(fs.join(out, "report.html"), make_report(results, summary, n_inputs, inputs.root, out, config))
         fs.write_json(fs.join(out, SUMMARY), summary)
@@ -120,7 +122,11 @@ def publish_results(results, out: str, plan: Plan) -> None:
 
 
 def summarize(results, seconds: float, model_dir: str) -> dict:
-    """Counts by status and mean scores of the images that had a colour truth."""
+    """Counts by status and mean scores of the images that had a colour truth.
+
+    `cast_ratio` is the mean colour cast over the gray baseline's (a ratio of means, so photos with a strong true
+    tint weigh in more than near-neutral ones, whose per-image ratio would be noise): below 1 the colorizer got
+    the photos' overall colour closer than leaving them gray; None without a scored image or a gray cast."""
     from pyspark.sql import functions as F
 
     counts = {r["status"]: r["n"] for r in results.groupBy("status").agg(F.count("*").alias("n")).collect()}
@@ -131,9 +137,11 @@ def summarize(results, seconds: float, model_dir: str) -> dict:
         for k in SCORE_KEYS]).collect()[0].asDict()
     timing = results.where("status = 'ok'").agg(F.avg("millis").alias("mean_millis")).collect()[0]
     n_ok = counts.get("ok", 0)
+    mean_scores = {k: (None if v is None or math.isnan(v) else v) for k, v in means.items() if k != "scored"}
+    cast, cast_gray = mean_scores["cast"], mean_scores["cast_gray"]
     return {"inputs": sum(counts.values()), "ok": n_ok, "errors": counts.get("error", 0),
-            "skipped": counts.get("skipped", 0), "scored": means.pop("scored"),
-            "mean_scores": {k: (None if v is None or math.isnan(v) else v) for k, v in means.items()},
+            "skipped": counts.get("skipped", 0), "scored": means["scored"], "mean_scores": mean_scores,
+            "cast_ratio": cast / cast_gray if cast is not None and cast_gray else None,
             "mean_millis_per_image": timing["mean_millis"], "seconds": round(seconds, 2),
             "images_per_second": round(n_ok / seconds, 3) if seconds > 0 else None,
             "model": fs.display(model_dir), "colorspark_version": __version__}

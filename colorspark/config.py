@@ -72,6 +72,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "min_crop_scale": (0.6, _unit_open),
         "flip": (True, None),
         "val_fraction": (0.1, _fraction),
+        "selection_fraction": (0.1, _fraction),
         "seed": (1, _non_negative),
         "extensions": (EXTENSIONS, lambda v: len(v) > 0),
         "gray_chroma": (5.0, _non_negative),
@@ -90,7 +91,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
     },
     "output": {
         "formats": (["parquet", "hdf5"], _subset_of("parquet", "hdf5")),
-        "lab_format": ("npy", _one_of("npy", "hdf5", "mat")),
+        "lab_format": ("npy", _one_of("npy", "hdf5", "mat", "none")),
+        "lab_encoding": ("lab8", _one_of("lab8", "float16", "float32")),
         "jpeg_quality": (90, lambda v: 1 <= v <= 100),
         "report_max_images": (500, _non_negative),
         "thumb_size": (160, _positive),
@@ -118,6 +120,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
     "colorize": {
         "batch_size": (8, _positive),
         "partitions": (0, _non_negative),
+        "render_size": (0, lambda v: v == 0 or _multiple_of_8(v)),
+        "keep_aspect": (False, None),
     },
 }
 
@@ -166,7 +170,17 @@ def merge(config: dict, updates: dict, origin: str) -> dict:
         for key, value in values.items():
             _check_key(section, key)
             merged[section][key] = _coerce(section, key, value)
+    _check_held_out_shares(merged["data"])
     return merged
+
+
+def _check_held_out_shares(data: dict) -> None:
+    """The validation and selection splits are consecutive shares of one hash range, so together they must leave
+    some of it for training."""
+    held_out = data["val_fraction"] + data["selection_fraction"]
+    if held_out >= 1.0:
+        raise ConfigError(f"data.val_fraction + data.selection_fraction must be below 1 (the rest is the training "
+                          f"split), got {data['val_fraction']} + {data['selection_fraction']} = {held_out:g}")
 
 
 def parse_override(text: str) -> dict:
@@ -202,4 +216,14 @@ def load(path: str | Path | None = None, overrides: list[str] | dict | None = No
     else:
         for text in overrides or []:
             config = merge(config, parse_override(text), "override")
+    _check_combinations(config)
     return config
+
+
+def _check_combinations(config: dict) -> None:
+    """Values that are valid alone but not together."""
+    from .labarrays import check_combination
+
+    problem = check_combination(config["output"]["lab_encoding"], config["output"]["lab_format"])
+    if problem:
+        raise ConfigError(problem)

@@ -245,10 +245,14 @@ def write_bytes(uri: str, data: bytes) -> None:
         with fs.open_output_stream(path) as stream:  # all bytes are in hand: one whole-object upload
             stream.write(data)
         return
-    fs.create_dir(posixpath.dirname(path), recursive=True)
     tmp = posixpath.join(posixpath.dirname(path), temp_name(posixpath.basename(path)))
     try:
-        with fs.open_output_stream(tmp) as stream:
+        try:
+            stream = fs.open_output_stream(tmp)
+        except FileNotFoundError:  # the folder is new: made only then, which saves its look-ups on every write
+            fs.create_dir(posixpath.dirname(path), recursive=True)
+            stream = fs.open_output_stream(tmp)
+        with stream:
             stream.write(data)
         fs.move(tmp, path)
     except BaseException:  # only a failed write leaves a temporary to remove: no extra look-up per file otherwise

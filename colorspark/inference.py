@@ -3,7 +3,8 @@
 The driver broadcasts one `ModelPayload` (architecture JSON + weights). Each Python worker keeps the Keras model it
 built in a module-level cache keyed by the architecture, so the model is built once per worker process and reused by
 every task and batch that process runs; new weights for the same architecture (the next training round) are set in
-place without rebuilding. Elephas's own `predict` is not used: it rebuilds the model per partition and fails on
+place without rebuilding. Before the first build TensorFlow is pinned to the GPUs Spark assigned the task
+(colorspark/devices.py). Elephas's own `predict` is not used: it rebuilds the model per partition and fails on
 empty partitions.
 """
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bins import annealed_mean
+from .devices import pin_task_devices
 from .runtime import import_tensorflow, task_cpus
 
 
@@ -27,12 +29,19 @@ class ModelPayload:
     weights_key: str
 
     @classmethod
-    def from_model(cls, model) -> ModelPayload:
+    def from_model(cls, model, any_input_size: bool = False) -> ModelPayload:
+        """With `any_input_size` the executors build the network with a free input height and width
+        (`model.any_size_architecture`), to render at other sizes than the training crops'."""
         weights = model.get_weights()
         digest = hashlib.sha256()
         for w in weights:
             digest.update(np.ascontiguousarray(w).tobytes())
-        return cls(model.to_json(), weights, digest.hexdigest())
+        architecture = model.to_json()
+        if any_input_size:
+            from .model import any_size_architecture
+
+            architecture = any_size_architecture(architecture)
+        return cls(architecture, weights, digest.hexdigest())
 
 
 _cache: dict = {}
@@ -46,6 +55,7 @@ def worker_model(payload: ModelPayload, builds=None):
     arch_key = hashlib.sha256(payload.architecture.encode()).hexdigest()
     if _cache.get("arch_key") != arch_key:
         import_tensorflow(task_cpus())
+        pin_task_devices()
         import keras
 
         from .losses import custom_objects

@@ -5,14 +5,17 @@ Every metric is reported twice, for the network's prediction and for the
 it beats doing nothing: a desaturated guess already scores well on PSNR/SSIM,
 so the ab-error AuC of Zhang, Isola & Efros (2016) and its class-rebalanced
 variant, plus the colourfulness of Hasler & Süsstrunk (2003), are added to
-expose washed-out predictions.
+expose washed-out predictions, and the colour cast (how far the mean colour
+is off) to expose a tint laid over the whole photo, such as a sepia wash.
 
 Colorize scores every colour input at full resolution, so the metrics are built for speed on one photo: SSIM comes
 from exact integer window sums taken in strips (no float64 copies of the images), with the original's statistics
 shared by the prediction and the gray baseline; each AuC is a single sum over the per-pixel errors, computed once per
-image for the plain and the rebalanced curve; PSNR and colourfulness sum over float64 chunks. Against the plain
+image for the plain and the rebalanced curve, whose per-pixel ab differences also give the colour cast; PSNR and
+colourfulness sum over float64 chunks. Against the plain
 float64 definitions (scikit-image's for PSNR and SSIM), PSNR and colourfulness agree to rounding, SSIM within 1e-6,
-and the AuCs, whose errors are float32 for float32 Lab, within 1e-6 on photos (see ab_error_auc for the bound).
+and the AuCs, whose errors are float32 for float32 Lab, within 1e-6 on photos (see ab_error_auc for the bound), as
+is the colour cast.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from .colorspace import _check_shape
 
 # The keys of score_colorization's result, in the order the results table, summary and report list them.
 SCORE_KEYS = ("psnr", "psnr_gray", "ssim", "ssim_gray", "auc", "auc_gray", "auc_rebal", "auc_rebal_gray",
-              "colourfulness", "colourfulness_gray", "colourfulness_truth")
+              "colourfulness", "colourfulness_gray", "colourfulness_truth", "cast", "cast_gray")
 
 __all__ = [
     "SCORE_KEYS",
@@ -37,6 +40,7 @@ __all__ = [
     "ab_error_auc",
     "rebalancing_pixel_weights",
     "colourfulness",
+    "colour_cast",
     "score_colorization",
 ]
 
@@ -309,21 +313,45 @@ def ssim(truth_rgb: np.ndarray, pred_rgb: np.ndarray) -> float:
     return _mean_ssims(truth, (pred,), win)[0]
 
 
-def _capped_errors(ab_true: np.ndarray, ab_pred: np.ndarray | None, max_t: int) -> np.ndarray:
+def _difference_dtype(ab_true: np.ndarray, ab_pred: np.ndarray | None) -> type:
+    """float32 when the arrays are float32 (as the pipeline's Lab is), so full-resolution differences take half the
+    memory traffic; float64 otherwise."""
+    dtypes = {ab_true.dtype, ab_true.dtype if ab_pred is None else ab_pred.dtype}
+    return np.float32 if dtypes == {np.dtype(np.float32)} else np.float64
+
+
+def _channel_difference(ab_true: np.ndarray, ab_pred: np.ndarray | None, channel: int, dtype: type) -> np.ndarray:
+    """A new array ab_true[..., channel] − ab_pred[..., channel] of `dtype`, reading both as strided views;
+    ``ab_pred=None`` stands for ab = 0 (the gray baseline)."""
+    if ab_pred is None:
+        return ab_true[..., channel].astype(dtype)
+    return np.subtract(ab_true[..., channel], ab_pred[..., channel], dtype=dtype)
+
+
+def _cast_of(difference_sums: Sequence[float], pixels: int) -> float:
+    """The colour cast from Σ(ab_true − ab_pred) per channel over `pixels` pixels: the length of the mean offset."""
+    return math.hypot(difference_sums[0] / pixels, difference_sums[1] / pixels)
+
+
+def _capped_errors(
+    ab_true: np.ndarray, ab_pred: np.ndarray | None, max_t: int, *, with_sums: bool = False
+) -> tuple[np.ndarray, list[float] | None]:
     """min(ceil(err), max_t + 1) for each pixel's Euclidean ab error err, flattened, with max_t + 1 for a non-finite
     error too; ``ab_pred=None`` stands for ab = 0 (the gray baseline), whose error is the length of `ab_true`.
 
-    Computed in float32 when the arrays are float32 (as the pipeline's Lab is) and in float64 otherwise; the two
-    channels are read as strided views, never copied. The values are whole numbers in either dtype.
+    With `with_sums`, also Σ(ab_true − ab_pred) per channel (float64 sums of the same differences, for the colour
+    cast), else None: a sum is cheap next to the errors, but ab_error_auc alone need not pay for it.
+
+    Computed in `_difference_dtype`; the two channels are read as strided views, never copied. The errors are whole
+    numbers in either dtype.
     """
-    dtypes = {ab_true.dtype, ab_true.dtype if ab_pred is None else ab_pred.dtype}
-    dtype = np.float32 if dtypes == {np.dtype(np.float32)} else np.float64
+    dtype = _difference_dtype(ab_true, ab_pred)
     sq = None
+    sums = [] if with_sums else None
     for c in (0, 1):
-        if ab_pred is None:
-            diff = ab_true[..., c].astype(dtype)
-        else:
-            diff = np.subtract(ab_true[..., c], ab_pred[..., c], dtype=dtype)
+        diff = _channel_difference(ab_true, ab_pred, c, dtype)
+        if with_sums:
+            sums.append(float(diff.sum(dtype=np.float64)))
         if sq is None:
             sq = np.multiply(diff, diff, out=diff)
         else:
@@ -331,7 +359,7 @@ def _capped_errors(ab_true: np.ndarray, ab_pred: np.ndarray | None, max_t: int) 
     err = np.sqrt(sq, out=sq)
     np.ceil(err, out=err)
     np.fmin(err, max_t + 1, out=err)  # fmin, unlike minimum, maps nan to max_t + 1 too: a miss at every threshold
-    return err.ravel()
+    return err.ravel(), sums
 
 
 def _checked_weights(pixel_weights) -> tuple[np.ndarray, float]:
@@ -424,7 +452,7 @@ def ab_error_auc(
         weights, total = None, float(true.size // 2)
     else:
         weights, total = _checked_weights(pixel_weights)
-    return _auc_of_errors(_capped_errors(true, pred, max_t), weights, total, max_t)
+    return _auc_of_errors(_capped_errors(true, pred, max_t)[0], weights, total, max_t)
 
 
 def rebalancing_pixel_weights(ab_true: np.ndarray, prior: np.ndarray) -> np.ndarray:
@@ -529,6 +557,43 @@ def colourfulness(rgb: np.ndarray) -> float:
     return math.sqrt(var_rg + var_yb) + 0.3 * math.sqrt(mean_rg * mean_rg + mean_yb * mean_yb)
 
 
+def colour_cast(ab_true: np.ndarray, ab_pred: np.ndarray) -> float:
+    """The colour cast of a prediction: the ab distance between its mean colour and the original's.
+
+    A colorizer that lays one tint over everything (a sepia or olive wash) can still score a fair AuC and PSNR,
+    because most pixels of a photo are near-neutral; the tint shows in the mean. The gray baseline's cast
+    (``ab_pred`` all zeros) is the length of the original's mean ab, so a cast below gray's means the prediction
+    got the photo's overall colour closer than leaving it gray would.
+
+    Parameters
+    ----------
+    ab_true : (..., 2) array_like
+        Ground-truth a*, b*, usually H×W×2; the leading axes are free.  Any real dtype: differences are taken in
+        float32 when both arrays are float32 (the pipeline's Lab), else in float64, and summed in float64; against
+        the float64 definition that is within 1e-6 on photos.
+    ab_pred : (..., 2) array_like
+        Predicted a*, b*, same shape as `ab_true`.
+
+    Returns
+    -------
+    cast : float
+        ``|mean(ab_true) − mean(ab_pred)|`` in ab units, ≥ 0: 0 when the means agree (a perfect prediction, or
+        any prediction off by zero on average); nan if a value is not finite.
+
+    Raises
+    ------
+    ValueError
+        If an ab array does not end in an axis of 2, the two differ in shape, or there are no pixels.
+    """
+    true, pred = np.asarray(ab_true), np.asarray(ab_pred)
+    _check_ab_pair("colour_cast", true, pred)
+    if true.size == 0:
+        raise ValueError("ab arrays contain no pixels")
+    dtype = _difference_dtype(true, pred)
+    sums = [float(_channel_difference(true, pred, c, dtype).sum(dtype=np.float64)) for c in (0, 1)]
+    return _cast_of(sums, true.size // 2)
+
+
 def score_colorization(
     truth_rgb: np.ndarray,
     pred_rgb: np.ndarray,
@@ -549,10 +614,11 @@ def score_colorization(
     names this function rather than whichever metric met the input first.
 
     Each value equals what the metric's own function returns (for the gray
-    AuCs: with `ab_pred` all zeros of `ab_true`'s dtype), but work is shared:
-    the original's SSIM statistics and float64 chunks serve both the
-    prediction and the baseline, and each image's ab errors serve both the
-    plain and the rebalanced AuC.
+    AuCs and cast: with `ab_pred` all zeros of `ab_true`'s dtype), but work is
+    shared: the original's SSIM statistics and float64 chunks serve both the
+    prediction and the baseline, each image's ab errors serve both the
+    plain and the rebalanced AuC, and the colour cast is summed from the ab
+    differences those errors are made of.
 
     Parameters
     ----------
@@ -575,7 +641,8 @@ def score_colorization(
     scores : dict of str to float
         One value per key of `SCORE_KEYS`: each metric for the prediction,
         with ``_gray`` for the gray baseline, and ``colourfulness_truth``
-        for the original.
+        for the original.  ``cast`` is :func:`colour_cast`; ``cast_gray``,
+        the length of the original's mean ab.
 
     Raises
     ------
@@ -594,7 +661,8 @@ def score_colorization(
     if true_ab.size == 0:
         raise ValueError("ab arrays contain no pixels")
     max_t = _AUC_MAX_THRESHOLD
-    err_pred, err_gray = _capped_errors(true_ab, pred_ab, max_t), _capped_errors(true_ab, None, max_t)
+    err_pred, sums_pred = _capped_errors(true_ab, pred_ab, max_t, with_sums=True)
+    err_gray, sums_true = _capped_errors(true_ab, None, max_t, with_sums=True)
     pixels = float(err_pred.size)
     if pixel_weights is None:
         auc_rebal = auc_rebal_gray = math.nan
@@ -617,4 +685,6 @@ def score_colorization(
         "colourfulness": float(colourfulness(pred)),
         "colourfulness_gray": float(colourfulness(gray)),
         "colourfulness_truth": float(colourfulness(truth)),
+        "cast": _cast_of(sums_pred, err_pred.size),
+        "cast_gray": _cast_of(sums_true, err_gray.size),
     }

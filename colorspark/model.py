@@ -8,6 +8,7 @@ output pixel. Widths, depths, dilation and input size are config values; presets
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 
 from .bins import gamut_centres
@@ -94,3 +95,27 @@ def build_model(settings: dict):
 def describe(settings: dict) -> list[dict]:
     """The block specification as plain dicts (for colorspark.json and the model card)."""
     return [asdict(b) for b in block_spec(settings["base_filters"], settings["depth"], settings["dilation"])]
+
+
+def any_size_architecture(architecture: str) -> str:
+    """A model's JSON architecture with its input's height and width left free.
+
+    Every layer is convolutional, so the trained weights apply at any input size that is a multiple of the
+    network's stride; only the input layer pins the training size. Colorize builds this variant on the executors so
+    it can render at a size other than the training crop's.
+    """
+    config = json.loads(architecture)
+
+    def free(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "InputLayer":
+                shape = node["config"]["batch_shape"]
+                node["config"]["batch_shape"] = [shape[0], None, None, *shape[3:]]
+            for value in node.values():
+                free(value)
+        elif isinstance(node, list):
+            for value in node:
+                free(value)
+
+    free(config)
+    return json.dumps(config)

@@ -22,6 +22,7 @@ from .errors import JobError
 from .listing import Inputs, find_inputs
 from .preprocess_tasks import SUMMARY, Staging, process_batches, result_ddl
 from .samples import OUTPUT_STRIDE
+from .splits import SPLITS
 
 log = logging.getLogger("colorspark.preprocess")
 
@@ -48,8 +49,8 @@ def run(spark, input_path: str, output_dir: str, config: dict) -> dict:
     fs.publish(staging, out, OUTPUTS)
     manifest = make_manifest(input_path, config, tally, shards, time.time() - started)
     fs.write_json(fs.join(out, MANIFEST), manifest)
-    log.info("train: %d images (%d crops), val: %d images (%d crops); manifest at %s", manifest["train"],
-             manifest["train_crops"], manifest["val"], manifest["val_crops"], fs.display(fs.join(out, MANIFEST)))
+    log.info("%s; manifest at %s", ", ".join(f"{split}: {manifest[split]} images ({manifest[split + '_crops']} crops)"
+                                             for split in SPLITS), fs.display(fs.join(out, MANIFEST)))
     return manifest
 
 
@@ -138,12 +139,15 @@ def write_prior(prior: np.ndarray, staging: str) -> None:
 
 
 def make_manifest(input_path: str, config: dict, tally: dict, shards: list[str], seconds: float) -> dict:
-    train = tally["splits"].get("train", (0, 0, 0))
-    val = tally["splits"].get("val", (0, 0, 0))
+    """manifest.json: per split (train, val, selection) its images as `<split>`, and `<split>_crops`,
+    `<split>_colorful_crops`; the input counts, the config and what a reader of the samples needs."""
+    per_split = {}
+    for split in SPLITS:
+        images, crops, colorful = tally["splits"].get(split, (0, 0, 0))
+        per_split |= {split: images, f"{split}_crops": crops, f"{split}_colorful_crops": colorful}
     return {
         "colorspark_version": __version__, "input": fs.display(input_path), "inputs": tally["ok"] + tally["errors"],
-        "ok": tally["ok"], "errors": tally["errors"], "train": train[0], "val": val[0], "train_crops": train[1],
-        "val_crops": val[1], "train_colorful_crops": train[2], "val_colorful_crops": val[2],
+        "ok": tally["ok"], "errors": tally["errors"], **per_split,
         "formats": config["output"]["formats"], "hdf5_shards": shards, "size": config["data"]["size"],
         "output_stride": OUTPUT_STRIDE, "bins": len(gamut_centres()), "seconds": round(seconds, 2), "config": config,
     }

@@ -20,7 +20,8 @@ from .decode import DecodeError, decode_image
 from .listing import read_content
 from .paths import relative_output_path
 from .runtime import freeze_imports
-from .samples import crop_rng, decode_bins, encode_sample, random_crops, split_of, write_shard
+from .samples import crop_rng, decode_bins, encode_sample, random_crops, write_shard
+from .splits import SPLITS, TRAIN, split_of
 
 SAMPLE_COLUMNS = ("path", "crop", "l", "ab", "bins", "max_chroma", "colorful", "width", "height")
 _SAMPLE_TYPES = {"path": "string", "crop": "int32", "l": "binary", "ab": "binary", "bins": "binary",
@@ -29,7 +30,6 @@ RESULT_COLUMNS = ("path", "key", "status", "error", "split", "crops", "colorful"
 _RESULT_TYPES = {"crops": "int32", "colorful": "int32", "bins": "binary"}
 SUMMARY = "partition"  # status of the one summary row each task appends: path = its shard or "", bins = counts
 ARROW_ROWS_PER_BATCH = 256  # sample rows per Parquet write: ~1.5 MB at 64 px
-SPLITS = ("train", "val")
 
 
 def sample_arrow_schema():
@@ -56,7 +56,7 @@ def process_image(content: bytes, key: str, config: dict) -> list[dict]:
     data, limits = config["data"], config["limits"]
     rgb = decode_image(content, max_pixels=limits["max_pixels"], max_bytes=limits["max_bytes"])
     rng = crop_rng(key, data["seed"])
-    split = split_of(key, data["val_fraction"])
+    split = split_of(key, data["val_fraction"], data["selection_fraction"])
     rows = []
     for index, crop in enumerate(random_crops(rgb, data["size"], data["crops"], data["min_crop_scale"],
                                               data["flip"], rng)):
@@ -130,7 +130,7 @@ def process_files(index: int, files, config: dict, root: str, staging: Staging):
                 yield (path, key, "error", f"internal error: {type(exc).__name__}: {exc}", None, None, None, None)
                 continue
             for sample in samples:
-                if sample["split"] == "train" and sample["colorful"]:
+                if sample["split"] == TRAIN and sample["colorful"]:  # the held-out splits stay out of the prior
                     counts += bin_counts(decode_bins(sample["bins"], config["data"]["size"]))
                 sink.add(path, sample)
             yield (path, key, "ok", None, samples[0]["split"], len(samples), sum(s["colorful"] for s in samples),

@@ -36,23 +36,25 @@ class _Metric(NamedTuple):
     scale: float
     digits: int
     unit: str
-    compare: bool  # whether "higher than the gray baseline" means the colorizer helped
+    better: str | None  # "higher" or "lower" when beating the gray baseline that way means the colorizer helped
 
 
 _METRICS = (
     _Metric("psnr", "PSNR", "Pixel closeness to the original, in decibels; a cautious grayish guess already scores "
-            "well.", 1.0, 1, " dB", True),
+            "well.", 1.0, 1, " dB", "higher"),
     _Metric("ssim", "SSIM", "Structural similarity to the original, 0 to 1; it follows lightness, so gray scores "
-            "high too.", 1.0, 3, "", True),
+            "high too.", 1.0, 3, "", "higher"),
     _Metric("auc", "AuC", "Share of pixels whose colour is near the original's, averaged over error thresholds; "
-            "100% is perfect.", 100.0, 1, "%", True),
+            "100% is perfect.", 100.0, 1, "%", "higher"),
     _Metric("auc_rebal", "Rebalanced AuC", "AuC with rare, saturated colours weighted up, so painting everything "
-            "sepia does not pay.", 100.0, 1, "%", True),
+            "sepia does not pay.", 100.0, 1, "%", "higher"),
     _Metric("colourfulness", "Colourfulness", "How vivid the colours are (Hasler & Süsstrunk); gray is 0, so "
-            "compare it with the original's.", 1.0, 1, "", False),
+            "compare it with the original's.", 1.0, 1, "", None),
+    _Metric("cast", "Colour cast", "How far the average colour is from the original's (a tint over the whole photo); "
+            "0 is none.", 1.0, 1, "", "lower"),
 )
 _BY_KEY = {metric.key: metric for metric in _METRICS}
-_TRUTH_KEY = "colourfulness_truth"
+_TRUTH_KEY = "colourfulness_truth"  # shown in the row after its metric's
 _TRUTH_LABEL = "Colourfulness of the original"
 _TRUTH_MEANING = "How vivid the real colours are: what the colorized photo should come close to."
 
@@ -79,6 +81,7 @@ _FACTS = {
     "images_per_second": ("Throughput", "rate"),
     "mean_millis_per_image": ("Mean time per image", "millis"),
     "model_builds": ("Model builds", "count"),
+    "cast_ratio": ("Colour cast vs the gray baseline", "ratio"),
     "model": ("Model", "text"),
     "colorspark_version": ("colorspark version", "text"),
 }
@@ -297,6 +300,8 @@ def _fact_text(kind: str, value: Any) -> str:
         return f"{v:,.1f} images/s" if v >= 10 else f"{v:.2f} images/s"
     if kind == "millis":
         return _millis_text(v)
+    if kind == "ratio":
+        return f"{v:.2f}×"
     return _plain(value)
 
 
@@ -312,9 +317,9 @@ def _score_text(metric: _Metric, value: Any) -> str:
 
 def _cue(metric: _Metric, model: Any, gray: Any) -> str:
     """Class attribute for the colorized value: green where it beats doing nothing, red where it is worse."""
-    if not (metric.compare and _has_number(model) and _has_number(gray)):
+    if not (metric.better and _has_number(model) and _has_number(gray)) or model == gray:
         return ""
-    return ' class="better"' if model > gray else ' class="worse"' if model < gray else ""
+    return ' class="better"' if (model > gray) == (metric.better == "higher") else ' class="worse"'
 
 
 def _score_table(values: Mapping[str, Any], *, css: str, explain: bool) -> str:
@@ -336,8 +341,10 @@ def _score_table(values: Mapping[str, Any], *, css: str, explain: bool) -> str:
             f"<tr>{label(metric.label, metric.meaning)}<td{_cue(metric, model, gray)}>{_score_text(metric, model)}"
             f"</td><td>{_score_text(metric, gray)}</td>{meaning(metric.meaning)}</tr>"
         )
-    truth = _score_text(_BY_KEY["colourfulness"], values.get(_TRUTH_KEY))
-    body.append(f'<tr>{label(_TRUTH_LABEL, _TRUTH_MEANING)}<td colspan="2">{truth}</td>{meaning(_TRUTH_MEANING)}</tr>')
+        if metric.key + "_truth" == _TRUTH_KEY:
+            truth = _score_text(metric, values.get(_TRUTH_KEY))
+            body.append(f'<tr>{label(_TRUTH_LABEL, _TRUTH_MEANING)}<td colspan="2">{truth}</td>'
+                        f"{meaning(_TRUTH_MEANING)}</tr>")
     head = "<th>Score</th><th>Colorized</th><th>Gray baseline</th>" + ("<th>What it means</th>" if explain else "")
     return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 

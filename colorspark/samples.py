@@ -9,7 +9,6 @@ Together 1.25·size² + … bytes instead of 313 floats per target pixel; soft e
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 
 import numpy as np
@@ -21,12 +20,6 @@ from .colorspace import rgb_to_lab
 
 OUTPUT_STRIDE = 4
 L_SCALE = 2.55  # stored/model input value per unit of L
-
-
-def split_of(key: str, val_fraction: float) -> str:
-    """'val' or 'train' from a hash of `key` (the path relative to the input root): stable across runs and machines."""
-    bucket = int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:8], "big") / 2.0 ** 64
-    return "val" if bucket < val_fraction else "train"
 
 
 def crop_rng(key: str, seed: int) -> np.random.Generator:

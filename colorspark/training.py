@@ -21,6 +21,7 @@ import numpy as np
 from . import __version__, fs
 from .bins import gamut_centres, rebalance_weights
 from .datasets import part_files
+from .devices import device_accumulator, device_records, pinned_partitions
 from .errors import JobError
 from .inference import ModelPayload
 from .model import build_model, describe, model_settings
@@ -76,8 +77,12 @@ def check_partitions(rdd, batch_size: int) -> list[int]:
 # --- validation ------------------------------------------------------------------------------------------------------
 
 def mean_metrics(total: dict) -> dict:
+    """Means over the validation crops, and the cast ratio as colorize's summary has it: mean cast over mean gray cast
+    (None without crops or a gray cast)."""
     n = total["n"]
-    return {f"val_{k}": (total[k] / n if n else None) for k in VAL_KEYS if k != "n"}
+    means = {f"val_{k}": (total[k] / n if n else None) for k in VAL_KEYS if k != "n"}
+    means["val_cast_ratio"] = total["cast"] / total["cast_gray"] if total["cast_gray"] else None
+    return means
 
 
 def evaluate(spark, model, val_rdd, settings: dict) -> dict:
@@ -242,33 +247,37 @@ def train_round(spark, model, train_rdd, val_rdd, round_number: int, n_train: in
     learning_rate = round_learning_rate(train_cfg["learning_rate"], train_cfg["lr_schedule"], round_number,
                                         train_cfg["rounds"])
     compile_for_training(model, loss_settings, learning_rate)
-    train_loss = _fit_quietly(elephas_model(spark, model, config), train_rdd, config)
+    devices = device_accumulator(spark.sparkContext)
+    train_loss = _fit_quietly(elephas_model(spark, model, config), pinned_partitions(train_rdd, devices), config)
     fit_seconds = time.time() - started
     metrics = evaluate(spark, model, val_rdd, loss_settings)
     return {"round": round_number, "learning_rate": learning_rate, "train_loss": train_loss, **metrics,
             "seconds": round(time.time() - started, 2), "fit_seconds": round(fit_seconds, 2),
-            "samples": n_train * train_cfg["epochs_per_round"]}
+            "samples": n_train * train_cfg["epochs_per_round"], "devices": device_records(devices.value)}
 
 
 def log_round(history: list[dict], rounds: int) -> None:
     entry = history[-1]
     eta = np.mean([h["seconds"] for h in history]) * (rounds - entry["round"])
     log.info("round %d/%d: loss %s, val loss %s, AuC %s (gray %s), rebalanced AuC %s (gray %s), "
-             "PSNR %s dB (gray %s); %.0f s, ETA %s", entry["round"], rounds, _fmt(entry["train_loss"]),
-             _fmt(entry["val_loss"]), _fmt(entry["val_auc"]), _fmt(entry["val_auc_gray"]),
+             "PSNR %s dB (gray %s), colour cast %s (gray %s, ratio %s); %.0f s, ETA %s", entry["round"], rounds,
+             _fmt(entry["train_loss"]), _fmt(entry["val_loss"]), _fmt(entry["val_auc"]), _fmt(entry["val_auc_gray"]),
              _fmt(entry["val_auc_rebal"]), _fmt(entry["val_auc_rebal_gray"]), _fmt(entry["val_psnr"], 2),
-             _fmt(entry["val_psnr_gray"], 2), entry["seconds"], _duration(eta))
+             _fmt(entry["val_psnr_gray"], 2), _fmt(entry["val_cast"], 2), _fmt(entry["val_cast_gray"], 2),
+             _fmt(entry["val_cast_ratio"], 3), entry["seconds"], _duration(eta))
 
 
 def model_meta(settings: dict, loss_settings: dict, manifest: dict, config: dict, history: list[dict]) -> dict:
-    """colorspark.json: everything colorize needs besides the weights (the file's hash is added when it is saved)."""
+    """colorspark.json: everything colorize needs besides the weights (the file's hash is added when it is saved),
+    and the (worker, device) pairs of the Elephas workers that trained it, over all rounds."""
     return {"colorspark_version": __version__, "settings": settings, "blocks": describe(settings),
             "input_size": settings["input_size"], "output_stride": OUTPUT_STRIDE,
             "centres": gamut_centres().tolist(), "prior": loss_settings["prior"],
             "class_weights": loss_settings["class_weights"], "temperature": config["bins"]["temperature"],
             "config": config, "data": {k: manifest.get(k) for k in ("input", "inputs", "ok", "train", "val",
                                                                      "train_crops", "val_crops", "size")},
-            "rounds_done": len(history), "final_metrics": history[-1] if history else None}
+            "rounds_done": len(history), "final_metrics": history[-1] if history else None,
+            "devices": device_records((d["worker"], d["device"]) for h in history for d in h.get("devices", []))}
 
 
 def _fmt(value, digits: int = 4) -> str:

@@ -13,11 +13,11 @@ from .bins import annealed_mean
 from .colorspace import lab_to_rgb8
 from .datasets import read_table
 from .inference import worker_model
-from .metrics import ab_error_auc, psnr, rebalancing_pixel_weights
+from .metrics import ab_error_auc, colour_cast, psnr, rebalancing_pixel_weights
 from .samples import L_SCALE, OUTPUT_STRIDE, training_pair
 
 PSNR_CAP = 100.0  # identical crops give infinite PSNR; cap so means stay finite
-VAL_KEYS = ("n", "loss", "auc", "auc_gray", "auc_rebal", "auc_rebal_gray", "psnr", "psnr_gray")
+VAL_KEYS = ("n", "loss", "auc", "auc_gray", "auc_rebal", "auc_rebal_gray", "psnr", "psnr_gray", "cast", "cast_gray")
 
 
 def parquet_pairs(uri: str, size: int):
@@ -32,7 +32,8 @@ def validation_sums(logits: np.ndarray, x: np.ndarray, y: np.ndarray, settings: 
     """Sums over a batch of the loss and the colour metrics at the output stride (prediction and gray baseline).
 
     PSNR compares RGB made from L averaged to the output stride with the true and the predicted ab, so it measures
-    the colour alone; AuC is Zhang et al.'s, plain and rebalanced by the training prior.
+    the colour alone; AuC is Zhang et al.'s, plain and rebalanced by the training prior; the colour cast is the ab
+    distance between the crop's mean predicted and true colour (gray's: the length of the true mean).
     """
     sums = dict.fromkeys(VAL_KEYS, 0.0)
     sums["loss"] = float(loss_fn(y, logits)) * len(x)
@@ -45,6 +46,8 @@ def validation_sums(logits: np.ndarray, x: np.ndarray, y: np.ndarray, settings: 
         sums["auc_gray"] += ab_error_auc(truth, zeros)
         sums["auc_rebal"] += ab_error_auc(truth, pi, weights)
         sums["auc_rebal_gray"] += ab_error_auc(truth, zeros, weights)
+        sums["cast"] += colour_cast(truth, pi)
+        sums["cast_gray"] += colour_cast(truth, zeros)
         s = OUTPUT_STRIDE
         l_small = xi[..., 0].reshape(truth.shape[0], s, truth.shape[1], s).mean(axis=(1, 3)) / L_SCALE
         rgb = {name: lab_to_rgb8(np.dstack([l_small, ab])) for name, ab in

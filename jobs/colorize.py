@@ -1,11 +1,10 @@
 """spark-submit entry point: colorize grayscale photos with a trained model; results, summary and an HTML report."""
 
 import sys
-from pathlib import Path
 
 from colorspark import cli, colorize
+from colorspark.shipped import shipped_model_dir
 
-SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "small"
 JOB = cli.Job("colorize", "Colorize every image under --input at its full resolution with a trained model (default: "
                           "the shipped models/small). Writes OUT/jpeg, OUT/lab, OUT/results (one row per input), "
                           "OUT/summary.json and OUT/report.html.", tensorflow_workers=True)
@@ -16,12 +15,15 @@ def main(argv=None) -> int:
     p.add_argument("--input", required=True, help="file, folder or glob; a path or URI (file:, hdfs:, s3:, gs:, ...)")
     p.add_argument("--output", required=True, help="output folder; a path or URI (hdfs://, s3://bucket/..., file://)")
     p.add_argument("--model", help="model directory written by jobs/train.py, a path or URI (default: models/small)")
-    p.add_argument("--lab-format", choices=["npy", "hdf5", "mat"], help="Lab array format (default npy)")
+    p.add_argument("--lab-format", choices=["npy", "hdf5", "mat", "none"], help="Lab array format (default npy)")
+    p.add_argument("--lab-encoding", choices=["lab8", "float16", "float32"],
+                   help="Lab array encoding (default lab8: uint8 L*2.55, a+128, b+128, 3 bytes/pixel)")
     p.add_argument("--resume", action="store_true", help="skip inputs whose outputs already exist")
     args = p.parse_args(argv)
     locations = [cli.Location("--output", args.output, output=True),
-                 cli.Location("--model", args.model or str(SHIPPED_MODEL))]
-    return cli.main(JOB, args, cli.flags(output={"lab_format": args.lab_format}), locations,
+                 cli.Location("--model", args.model or shipped_model_dir())]
+    given = cli.flags(output={"lab_format": args.lab_format, "lab_encoding": args.lab_encoding})
+    return cli.main(JOB, args, given, locations,
                     lambda spark, config, uris: colorize.run(spark, args.input, uris["--output"], uris["--model"],
                                                              config, args.resume))
 

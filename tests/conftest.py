@@ -24,7 +24,7 @@ def _version() -> str:
 def py_files() -> Path:
     """dist/colorspark-<version>.zip, rebuilt by ./build.sh when any package file is newer."""
     target = ROOT / "dist" / f"colorspark-{_version()}.zip"
-    sources = list((ROOT / "colorspark").glob("*.py"))
+    sources = [*(ROOT / "colorspark").glob("*.py"), *(ROOT / "models" / "small").glob("*")]
     if not target.exists() or max(p.stat().st_mtime for p in sources) > target.stat().st_mtime:
         subprocess.run(["bash", str(ROOT / "build.sh")], check=True, capture_output=True)
     return target

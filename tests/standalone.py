@@ -12,6 +12,10 @@ their descendants (found through /proc, by parent pid and by marker), and nothin
 
 Everything binds to 127.0.0.1 (SPARK_LOCAL_IP and --host): the master's RPC and web UI ports and each worker's web
 UI port are free loopback ports picked here; worker and executor RPC ports are chosen by Spark.
+
+`gpus=[["0", "1"], ["2", "3"]]` gives the workers fake GPUs for Spark's resource scheduling: each worker slot gets a
+discovery script that reports its addresses (there is no GPU behind them), passed to the worker JVM as
+`-Dspark.worker.resource.gpu.*` in SPARK_WORKER_OPTS. Applications that ask for no GPU are scheduled as before.
 """
 
 from __future__ import annotations
@@ -165,12 +169,15 @@ class StandaloneCluster:
     """A Spark master and `workers` workers (each `cores` cores, `memory` for executors) on 127.0.0.1."""
 
     def __init__(self, workers: int = 2, memory: str = "2g", cores: int = 1, base_dir: str | Path | None = None,
-                 startup_timeout: float = 120.0):
+                 startup_timeout: float = 120.0, gpus: list[list[str]] | None = None):
         if workers < 1:
             raise ValueError("a cluster needs at least one worker")
+        if gpus is not None and len(gpus) != workers:
+            raise ValueError(f"gpus names the fake GPU addresses of each of the {workers} workers, got {len(gpus)}")
         if not SPARK_CLASS.exists() or SPARK_HOME is None:
             raise ClusterError(f"{SPARK_CLASS} or pyspark in {ROOT / '.venv'} is missing: run ./build.sh first")
         self.workers, self.memory, self.cores, self.startup_timeout = workers, memory, cores, startup_timeout
+        self.gpus = gpus
         self._own_dir = base_dir is None
         self.base_dir = Path(base_dir) if base_dir is not None else Path(tempfile.mkdtemp(prefix="cs-standalone-"))
         self.log_dir = self.base_dir / "logs"
@@ -247,12 +254,13 @@ class StandaloneCluster:
             env.pop(key, None)
         return env
 
-    def _spawn(self, role: str, args: list[str], web_port: int) -> _Daemon:
+    def _spawn(self, role: str, args: list[str], web_port: int, extra_env: dict | None = None) -> _Daemon:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         marker = f"{self.token}/{role}"
         log = self.log_dir / f"{role}.log"
+        env = {**self._env(marker), **(extra_env or {})}
         with open(log, "ab") as out:
-            proc = subprocess.Popen([str(SPARK_CLASS), *args], cwd=self.base_dir, env=self._env(marker),
+            proc = subprocess.Popen([str(SPARK_CLASS), *args], cwd=self.base_dir, env=env,
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         daemon = _Daemon(role, proc, marker, log, web_port)
@@ -286,11 +294,24 @@ class StandaloneCluster:
         daemon = self._spawn(f"worker-{slot}-{self._generation}", [
             "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", str(self.cores),
             "--memory", self.memory, "--webui-port", str(web_port), "--work-dir", str(work_dir),
-            self.master_url], web_port)
+            self.master_url], web_port, self._gpu_options(slot))
         self._slots[slot] = daemon
         if wait:
             self.wait_for_workers(sum(1 for pid in self.worker_pids() if pid is not None))
         return daemon.pid
+
+    def _gpu_options(self, slot: int) -> dict:
+        """SPARK_WORKER_OPTS giving the worker of `slot` its fake GPUs through a discovery script (none without
+        `gpus`)."""
+        if self.gpus is None:
+            return {}
+        addresses = self.gpus[slot]
+        script = self.base_dir / f"discover-gpus-{slot}.sh"
+        script.write_text("#!/bin/sh\n# fake GPUs for colorspark's cluster tests: no device behind these addresses\n"
+                          f"echo '{json.dumps({'name': 'gpu', 'addresses': addresses})}'\n")
+        script.chmod(0o755)
+        return {"SPARK_WORKER_OPTS": f"-Dspark.worker.resource.gpu.amount={len(addresses)} "
+                                     f"-Dspark.worker.resource.gpu.discoveryScript={script}"}
 
     def ensure_workers(self) -> None:
         """Restart every slot whose worker is not running, then wait until all slots are registered and alive."""
@@ -381,10 +402,10 @@ class StandaloneCluster:
 
 
 @contextlib.contextmanager
-def standalone_cluster(workers: int = 2, memory: str = "2g", cores: int = 1,
-                       base_dir: str | Path | None = None) -> Iterator[StandaloneCluster]:
+def standalone_cluster(workers: int = 2, memory: str = "2g", cores: int = 1, base_dir: str | Path | None = None,
+                       gpus: list[list[str]] | None = None) -> Iterator[StandaloneCluster]:
     """Start a standalone cluster, yield it, and stop exactly its processes on the way out (also on errors)."""
-    cluster = StandaloneCluster(workers=workers, memory=memory, cores=cores, base_dir=base_dir)
+    cluster = StandaloneCluster(workers=workers, memory=memory, cores=cores, base_dir=base_dir, gpus=gpus)
     cluster.start()
     try:
         yield cluster

@@ -5,7 +5,8 @@ Every job is a plain `spark-submit --master spark://127.0.0.1:PORT --properties-
 cluster of two one-core workers from tests/standalone.py. The submissions add only what the tests observe or pin:
 `--total-executor-cores 2` (so the conf's minRegisteredResourcesRatio waits for both executors) and a plain
 (uncompressed, not rolled) event log, from which the tests read which executor, hence which worker, ran each task;
-and, for speed only, the JIT option JVM_OPTS for the short-lived driver and executor JVMs.
+and, for speed only, the JIT option JVM_OPTS for the short-lived driver and executor JVMs. The workers have fake
+GPUs (FAKE_GPUS) for the GPU-scheduling test; the other applications ask for none and are scheduled as without them.
 
     pytest -m cluster tests/test_cluster.py     # the default cluster tests (a few minutes on two cores)
     pytest -m slow tests/test_cluster.py        # only the packed-environment test (runs ./build.sh package)
@@ -21,7 +22,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import imagefactory as factory  # noqa: E402
 import numpy as np
@@ -36,6 +37,9 @@ SPARK_SUBMIT = ROOT / ".venv" / "bin" / "spark-submit"
 STANDALONE_CONF = ROOT / "conf" / "spark-standalone.conf"
 TMP_MARK = ".cs-tmp-"  # colorspark.fs.TMP_MARK (not imported: the tests look at the files from outside)
 WORKERS = 2
+# Fake GPU addresses per worker for Spark's resource scheduling (there is no GPU here). They differ between the
+# workers so that an address also says whose it is.
+FAKE_GPUS = [["0", "1"], ["2", "3"]]
 EXTRA_PHOTOS = 24  # with the zoo's 21 files: 45 inputs for the pipeline
 MANY_PHOTOS = 200  # with the zoo: 221 inputs for the worker-loss tests
 JOB_TIMEOUT = 600
@@ -85,7 +89,7 @@ def _as_uri(arg) -> str:
 class Submission:
     """One spark-submit of a colorspark job against the standalone cluster, in its own process group."""
 
-    def __init__(self, cluster, zip_path: Path, job: str, args: list, workdir: Path, name: str, *,
+    def __init__(self, cluster, zip_path: Path, job: str | Path, args: list, workdir: Path, name: str, *,
                  submit_args: list | None = None, env: dict | None = None):
         wait_idle(cluster)
         self.name, self.cluster = name, cluster
@@ -99,7 +103,7 @@ class Submission:
                    "--conf", "spark.eventLog.compress=false", "--conf", "spark.eventLog.rolling.enabled=false",
                    "--driver-java-options", JVM_OPTS, "--conf", f"spark.executor.extraJavaOptions={JVM_OPTS}",
                    *(submit_args or []),
-                   str(ROOT / "jobs" / f"{job}.py"), *map(_as_uri, args)]
+                   str(job if isinstance(job, Path) else ROOT / "jobs" / f"{job}.py"), *map(_as_uri, args)]
         full_env = dict(os.environ)
         full_env.update({"PYSPARK_PYTHON": str(VENV_PY), "PYSPARK_DRIVER_PYTHON": str(VENV_PY),
                          "SPARK_LOCAL_IP": "127.0.0.1"})
@@ -287,7 +291,7 @@ def check_preprocess_outputs(out: Path, expect: dict) -> dict:
     n_ok = sum(1 for e in expect.values() if e.ok)
     # inputs == ok + errors == the number of files, each with the outcome the image factory expects
     assert (manifest["inputs"], manifest["ok"], manifest["errors"]) == (len(expect), n_ok, len(expect) - n_ok), manifest
-    crops = manifest["train_crops"] + manifest["val_crops"]
+    crops = manifest["train_crops"] + manifest["val_crops"] + manifest["selection_crops"]
     assert crops > 0
     shard_files = sorted(p.name for p in (out / "hdf5").iterdir())
     assert shard_files == sorted(manifest["hdf5_shards"]), "files in hdf5/ differ from the manifest's shard list"
@@ -342,7 +346,8 @@ def many_inputs(tmp_path_factory) -> tuple[Path, dict]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with standalone_cluster(workers=WORKERS, memory="2g", base_dir=tmp_path_factory.mktemp("standalone")) as running:
+    with standalone_cluster(workers=WORKERS, memory="2g", base_dir=tmp_path_factory.mktemp("standalone"),
+                            gpus=FAKE_GPUS) as running:
         yield running
 
 
@@ -406,6 +411,7 @@ def test_train_on_cluster(cluster, trained):
     assert [h["round"] for h in history] == [1]
     assert history[0]["train_loss"] is not None and np.isfinite(history[0]["train_loss"])
     assert (model / "checkpoints" / "round-0001" / "state.json").is_file()
+    assert {d["device"] for d in meta["devices"]} == {"cpu"}  # no GPU asked for, none assigned
     assert_ran_on_both_workers(cluster, sub)
 
 
@@ -415,6 +421,7 @@ def test_colorize_on_cluster(cluster, colorized, zoo_inputs):
     rows = check_colorize_outputs(out, expect)
     python_workers = {r["worker"] for r in rows if r["worker"]}
     assert len(python_workers) >= 2, f"all rows came from the Python worker(s) {python_workers}"
+    assert {r["device"] for r in rows if r["worker"]} == {"cpu"}  # no GPU asked for, none assigned
     assert_ran_on_both_workers(cluster, sub)
 
 
@@ -648,3 +655,103 @@ def test_colorize_with_packed_environment(full_cluster, dist_zip, trained, zoo_i
         for slot in range(cluster.workers):  # the unpacked copies are ~3 GB each
             for folder_ in (cluster.work_dir(slot)).glob("*/*/environment"):
                 shutil.rmtree(folder_, ignore_errors=True)
+
+
+# --- e. GPU scheduling, on the workers' fake GPUs ---------------------------------------------------------------------
+
+GPU_CONF = ["--conf", "spark.executor.resource.gpu.amount=1", "--conf", "spark.task.resource.gpu.amount=1"]
+ASSIGNED_ON_CPU = re.compile(r"cpu \(assigned gpu:(\d+)\)")  # colorspark.devices' record of an address it lacks
+
+
+def executor_gpus(events: list[dict]) -> dict[str, list[str]]:
+    """executor id -> the GPU addresses its worker gave it."""
+    return {e["Executor ID"]: e["Executor Info"].get("Resources", {}).get("gpu", {}).get("addresses", [])
+            for e in events if e["Event"] == "SparkListenerExecutorAdded"}
+
+
+def check_task_devices(sub: Submission, records: list[dict]) -> None:
+    """Each executor got one of its worker's GPUs; every task saw exactly one address, its executor's (a Python
+    worker lives in one executor, so it always sees the same one), and ran on the CPU, as recorded."""
+    given = executor_gpus(sub.events())
+    assert given and all(len(addresses) == 1 for addresses in given.values()), f"{sub.name}: executors got {given}"
+    for executor, addresses in given.items():
+        assert any(addresses[0] in fake for fake in FAKE_GPUS), f"{sub.name}: executor {executor} got {addresses}"
+    seen: dict[str, set] = {}
+    for record in records:
+        match = ASSIGNED_ON_CPU.fullmatch(record["device"] or "")
+        assert match, f"{sub.name}: {record['worker']} recorded device {record['device']!r}"
+        seen.setdefault(record["worker"], set()).add(match.group(1))
+    assert all(len(addresses) == 1 for addresses in seen.values()), f"{sub.name}: addresses per worker {seen}"
+    used = set().union(*seen.values())
+    assert used == {a for addresses in given.values() for a in addresses}, (
+        f"{sub.name}: tasks saw GPUs {sorted(used)}, the executors were given {given}")
+
+
+def test_gpu_scheduled_jobs_pin_each_task_to_its_gpu(full_cluster, dist_zip, preprocessed, tmp_path):
+    """train and colorize asking for one GPU per executor and task, on workers whose discovery scripts report fake
+    GPUs: both complete on the CPU, and colorspark.json / the results and summary.json record each worker's device."""
+    cluster = full_cluster
+    data, _ = preprocessed
+    model = tmp_path / "model"
+    train = Submission(cluster, dist_zip, "train", ["--data", data, "--model-dir", model, "--preset", "tiny",
+                                                    "--rounds", 1, "--workers", 2], tmp_path, "train-gpu",
+                       submit_args=GPU_CONF).check()
+    meta = json.loads((model / "colorspark.json").read_text())
+    check_task_devices(train, meta["devices"])
+    assert json.loads((model / "history.json").read_text())[0]["devices"] == meta["devices"]
+    assert_ran_on_both_workers(cluster, train)
+
+    photos = tmp_path / "photos"
+    expect = _photos(photos, 8, [(96, 64), (80, 96)], seed0=500)
+    out = tmp_path / "colorized"
+    colorize = Submission(cluster, dist_zip, "colorize", ["--input", photos, "--output", out, "--model", model,
+                                                          "--set", "colorize.partitions=4"],
+                          tmp_path, "colorize-gpu", submit_args=GPU_CONF).check()
+    rows = check_colorize_outputs(out, expect)
+    check_task_devices(colorize, rows)
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(d["worker"], d["device"]) for d in summary["devices"]] == sorted({(r["worker"], r["device"])
+                                                                               for r in rows})
+
+
+API_SCRIPT = '''
+import sys
+from pyspark.sql import SparkSession
+import colorspark
+
+spark = SparkSession.builder.appName("colorize-dataframe-worker-loss").getOrCreate()
+images, listed, table = sys.argv[1:4]
+photos = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(images)
+photos.select("path").write.parquet(listed)  # the rows the table must account for
+colorized = colorspark.colorize_dataframe(photos.repartition(6), batch_size=4)  # the shipped model, from the zip
+colorized.select("path", "length", "colorized_jpeg", "status", "error").write.parquet(table)
+spark.stop()
+'''
+
+
+def test_colorize_dataframe_survives_worker_loss(full_cluster, dist_zip, many_inputs, tmp_path):
+    """A user's DataFrame pipeline (binaryFile -> colorize_dataframe -> Parquet) loses a worker mid-transform; the
+    written table still has exactly one row per input."""
+    import pyarrow.parquet as pq
+
+    cluster = full_cluster
+    folder, expect = many_inputs
+    script = tmp_path / "colorize_table.py"
+    script.write_text(API_SCRIPT)
+    listed, table = tmp_path / "listed", tmp_path / "table"
+    sub = Submission(cluster, dist_zip, script, [folder, listed, table], tmp_path, "colorize-dataframe-worker-loss")
+
+    def a_task_committed():
+        return any(table.glob("_temporary/*/task_*/part-*"))
+
+    facts = _kill_victim(cluster, sub, a_task_committed, "the first committed task of the table")
+    sub.check()
+    _check_executor_lost(sub, facts)
+    rows = pq.read_table(table).to_pylist()
+    inputs = pq.read_table(listed).column("path").to_pylist()
+    assert len(inputs) >= MANY_PHOTOS
+    assert sorted(r["path"] for r in rows) == sorted(inputs), "not exactly one table row per input row"
+    for row in rows:
+        ok = expect[Path(unquote(urlparse(row["path"]).path)).relative_to(folder).as_posix()].ok
+        assert (row["status"] == "ok") == ok, (row["path"], row["error"])
+        assert (row["colorized_jpeg"] is not None) == ok

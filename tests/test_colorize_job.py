@@ -13,6 +13,7 @@ import pytest
 from imagefactory import colour_photo, make_image_zoo, write_image
 from PIL import Image
 
+from colorspark import labarrays
 from colorspark.colorspace import rgb_to_l
 from colorspark.decode import decode_image
 from colorspark.metrics import SCORE_KEYS
@@ -69,11 +70,12 @@ def test_outputs_have_the_input_size_exif_included(colorized):
 def test_lab_arrays_keep_the_original_lightness(colorized):
     rows = _results(colorized["out"])
     for rel in ("big colour.png", "gray_photo.jpg", "exif_rotated.jpg", "nested/deeper/inner.png"):
-        lab = np.load(rows[rel]["lab_path"])
+        stored = np.load(rows[rel]["lab_path"])
         rgb = decode_image((colorized["images"] / rel).read_bytes(), max_pixels=10**8, max_bytes=10**8)
-        assert lab.dtype == np.float32 and lab.shape == rgb.shape
-        np.testing.assert_allclose(lab[..., 0], rgb_to_l(rgb), atol=1e-3)
-        assert np.abs(lab[..., 1:]).max() < 128
+        assert stored.dtype == np.uint8 and stored.shape == rgb.shape  # lab8, the default encoding
+        lab = labarrays.decode(stored)
+        np.testing.assert_allclose(lab[..., 0], rgb_to_l(rgb), atol=0.5 / 2.55 + 1e-3)
+        assert stored[..., 1:].min() > 0 and stored[..., 1:].max() < 255  # ab inside the 8-bit range, not clipped
 
 
 def test_colour_inputs_are_scored_against_their_truth(colorized):
@@ -88,6 +90,17 @@ def test_colour_inputs_are_scored_against_their_truth(colorized):
     summary = json.loads((colorized["out"] / "summary.json").read_text())
     assert summary["scored"] == sum(1 for r in rows.values() if r["has_truth"])
     assert summary["mean_scores"]["auc_gray"] is not None
+
+
+def test_summary_and_report_give_the_cast_ratio_of_the_mean_casts(colorized):
+    scored = [r for r in _results(colorized["out"]).values() if r["has_truth"] and r["status"] == "ok"]
+    assert scored and all(r["cast"] >= 0 and r["cast_gray"] >= 0 for r in scored)
+    summary = json.loads((colorized["out"] / "summary.json").read_text())
+    expected = np.mean([r["cast"] for r in scored]) / np.mean([r["cast_gray"] for r in scored])
+    assert summary["cast_ratio"] == pytest.approx(expected, rel=1e-9)
+    html = (colorized["out"] / "report.html").read_text()
+    assert "Colour cast vs the gray baseline" in html and f"{summary['cast_ratio']:.2f}×" in html
+    assert ">Colour cast</th>" in html
 
 
 def test_the_model_is_built_once_per_python_worker(colorized):
@@ -127,26 +140,32 @@ def test_resume_does_no_work(colorized, run_job):
     assert summary["ok"] == 0 and summary["skipped"] == len(before) and summary["model_builds"] == 0
 
 
-@pytest.mark.parametrize("fmt", ["hdf5", "mat"])
-def test_other_lab_formats(fmt, run_job, tmp_path):
+@pytest.mark.parametrize("fmt, encoding", [("hdf5", "float16"), ("mat", "float32"), ("none", "lab8")])
+def test_other_lab_formats(fmt, encoding, run_job, tmp_path):
     for i in range(3):
         write_image(tmp_path / "in" / f"p{i}.png", colour_photo(40 + i, 30, seed=i))
     out = tmp_path / "out"
-    proc = run_job("colorize", "--input", tmp_path / "in", "--output", out, "--lab-format", fmt)
+    proc = run_job("colorize", "--input", tmp_path / "in", "--output", out, "--lab-format", fmt,
+                   "--lab-encoding", encoding, "--set", f"colorize.keep_aspect={str(fmt == 'none').lower()}")
     assert proc.returncode == 0, proc.log
+    rows = _results(out)
     if fmt == "hdf5":
         shards = list((out / "lab").glob("*.h5"))
         names = []
         for shard in shards:
             with h5py.File(shard, "r") as h5:
                 names += list(h5.keys())
-                assert all(h5[n].shape[-1] == 3 for n in h5)
+                assert all(h5[n].shape[-1] == 3 and h5[n].dtype == np.float16 for n in h5)
+                assert {h5[n].attrs["encoding"] for n in h5} == {"float16"}
         assert sorted(names) == ["p0", "p1", "p2"]
-    else:
+    elif fmt == "mat":
         from scipy.io import loadmat
 
         mat = loadmat(out / "lab" / "p1.mat")
-        assert mat["lab"].shape == (30, 41, 3) and mat["L"].shape == (30, 41)
+        assert mat["lab"].shape == (30, 41, 3) and mat["lab"].dtype == np.float32 and mat["encoding"] == "float32"
+    else:
+        assert not (out / "lab").exists() and {r["lab_path"] for r in rows.values()} == {None}
+    assert len(list((out / "jpeg").glob("*.jpg"))) == 3
 
 
 def test_hostile_names_stay_inside_out(run_job, tmp_path):

@@ -221,3 +221,24 @@ def test_every_default_passes_its_own_rule():
     for section, keys in SCHEMA.items():
         for key, (default, rule) in keys.items():
             assert rule is None or rule(default), f"{section}.{key}"
+
+
+def test_held_out_splits_must_leave_a_training_share(tmp_path):
+    """Validation and selection are consecutive shares of one hash range; together they must stay below 1, whether
+    they come from --set, a file, or both."""
+    message = _error(["data.val_fraction=0.5", "data.selection_fraction=0.5"])
+    assert "data.val_fraction + data.selection_fraction must be below 1" in message and "0.5 + 0.5" in message
+    path = tmp_path / "held-out.toml"
+    path.write_text("[data]\nselection_fraction = 0.3\n", encoding="utf-8")
+    assert "data.selection_fraction" in _error(["data.val_fraction=0.7"], path=path)
+    config = load(path, ["data.val_fraction=0.6"])
+    assert (config["data"]["val_fraction"], config["data"]["selection_fraction"]) == (0.6, 0.3)
+
+
+@pytest.mark.parametrize("value", ["1.0", "-0.1", "true"])
+def test_selection_fraction_is_a_fraction(value):
+    assert "data.selection_fraction" in _error([f"data.selection_fraction={value}"])
+
+
+def test_selection_split_can_be_turned_off():
+    assert load(overrides=["data.selection_fraction=0"])["data"]["selection_fraction"] == 0.0

@@ -14,6 +14,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from colorspark.metrics import (
     ab_error_auc,
+    colour_cast,
     colourfulness,
     psnr,
     rebalancing_pixel_weights,
@@ -317,11 +318,78 @@ def test_colourfulness_single_colour_has_only_the_mean_term():
     assert colourfulness(rgb) == pytest.approx(0.3 * math.sqrt(2) * 100, rel=1e-12)
 
 
+# --- colour cast -------------------------------------------------------------------
+
+
+def _plain_cast(ab_true, ab_pred):
+    """The definition in plain float64 numpy: the length of the difference of the two mean ab."""
+    mean_true = np.asarray(ab_true, np.float64).reshape(-1, 2).mean(axis=0)
+    mean_pred = np.asarray(ab_pred, np.float64).reshape(-1, 2).mean(axis=0)
+    return float(np.linalg.norm(mean_true - mean_pred))
+
+
+def test_colour_cast_of_a_uniform_tint_is_its_length():
+    ab_true = _random_ab(np.random.default_rng(30))
+    # Every pixel off by (3, −4): a tint of length 5, whatever the pixels' own errors would say about the AuC.
+    assert colour_cast(ab_true, ab_true + [3.0, -4.0]) == pytest.approx(5.0, abs=1e-12)
+
+
+def test_colour_cast_of_gray_is_the_length_of_the_true_mean():
+    ab_true = np.zeros((4, 6, 2))
+    ab_true[..., 0], ab_true[..., 1] = 6.0, 8.0  # mean (6, 8): length 10
+    ab_true[0, 0] = [-18.0, 32.0]  # moves the mean by (−24, 24) / 24 = (−1, 1): to (5, 9)
+    assert colour_cast(ab_true, np.zeros_like(ab_true)) == pytest.approx(math.hypot(5.0, 9.0), abs=1e-12)
+
+
+def test_colour_cast_of_a_perfect_or_mean_preserving_prediction_is_zero():
+    ab_true = _random_ab(np.random.default_rng(31)).astype(np.float32)
+    assert colour_cast(ab_true, ab_true.copy()) == 0.0
+    # The pixels turned upside down: wrong almost everywhere, right on average, so no cast (the AuC sees the rest).
+    assert colour_cast(ab_true, ab_true[::-1, ::-1]) == pytest.approx(0.0, abs=1e-9)
+    assert ab_error_auc(ab_true, ab_true[::-1, ::-1]) < 0.9
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int8])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_colour_cast_matches_plain_numpy(seed, dtype):
+    rng = np.random.default_rng(40 + seed)
+    shape = [(3, 5, 2), (64, 48, 2), (7, 300, 400, 2)][seed]
+    ab_true = np.clip(rng.normal(5, 40, shape), -128, 127).astype(dtype)
+    ab_pred = np.clip(rng.normal(-3, 20, shape), -128, 127).astype(dtype)
+    assert colour_cast(ab_true, ab_pred) == pytest.approx(_plain_cast(ab_true, ab_pred), abs=1e-6)
+    assert colour_cast(ab_true, np.zeros_like(ab_pred)) == pytest.approx(
+        float(np.linalg.norm(ab_true.reshape(-1, 2).astype(np.float64).mean(axis=0))), abs=1e-6)
+
+
+def test_colour_cast_on_a_photo_matches_plain_numpy_within_1e_6():
+    """float32 Lab of a photo and a strided view of it, as colorize passes them (lab[..., 1:])."""
+    lab = color.rgb2lab(data.coffee()).astype(np.float32)
+    pred = lab.copy()
+    pred[..., 1:] = ndimage.gaussian_filter(lab[..., 1:] * 0.5, sigma=(3, 3, 0)) + [2.0, 9.0]
+    assert abs(colour_cast(lab[..., 1:], pred[..., 1:]) - _plain_cast(lab[..., 1:], pred[..., 1:])) < 1e-6
+
+
+def test_colour_cast_is_nan_for_non_finite_values():
+    ab = np.zeros((3, 4, 2))
+    bad = ab.copy()
+    bad[1, 2, 0] = np.nan
+    assert math.isnan(colour_cast(ab, bad))
+
+
+def test_colour_cast_rejects_bad_inputs():
+    with pytest.raises(ValueError, match="no pixels"):
+        colour_cast(np.zeros((0, 3, 2)), np.zeros((0, 3, 2)))
+    _assert_rejects_shape(lambda: colour_cast(np.zeros((3, 4, 3)), np.zeros((3, 4, 3))), "colour_cast", "ab_true",
+                          (3, 4, 3))
+    _assert_rejects_shape(lambda: colour_cast(np.zeros((3, 4, 2)), np.zeros((3, 5, 2))), "colour_cast", "ab_pred",
+                          (3, 5, 2))
+
+
 # --- score_colorization -----------------------------------------------------------
 
 _SCORE_KEYS = {
     "psnr", "psnr_gray", "ssim", "ssim_gray", "auc", "auc_gray", "auc_rebal",
-    "auc_rebal_gray", "colourfulness", "colourfulness_gray", "colourfulness_truth",
+    "auc_rebal_gray", "colourfulness", "colourfulness_gray", "colourfulness_truth", "cast", "cast_gray",
 }
 
 
@@ -352,6 +420,9 @@ def test_score_colorization_perfect_prediction_beats_gray_baseline():
     assert scores["auc"] == 1.0
     assert scores["auc_rebal"] == 1.0
     assert scores["colourfulness"] == scores["colourfulness_truth"]
+    assert scores["cast"] == 0.0
+    assert scores["cast_gray"] == pytest.approx(_plain_cast(ab_true, np.zeros_like(ab_true)), abs=1e-9)
+    assert scores["cast_gray"] > 1.0  # the cat's photo is warm: gray misses its overall tint
     for metric in ("psnr", "ssim", "auc", "auc_rebal", "colourfulness"):
         assert scores[metric] > scores[metric + "_gray"], metric
     # The rebalanced AuC punishes the gray guess harder: rare colours are
@@ -384,7 +455,17 @@ def test_score_colorization_equals_the_single_metrics():
         "auc_rebal": ab_error_auc(ab_true, ab_pred, weights), "auc_rebal_gray": ab_error_auc(ab_true, zeros, weights),
         "colourfulness": colourfulness(pred), "colourfulness_gray": colourfulness(gray),
         "colourfulness_truth": colourfulness(truth),
+        "cast": colour_cast(ab_true, ab_pred), "cast_gray": colour_cast(ab_true, zeros),
     }
+
+
+def test_score_colorization_cast_of_a_uniform_tint():
+    """The truth plus one tint everywhere: the cast is the tint's length, gray's the length of the true mean."""
+    truth, gray, ab_true = _photo_and_gray()
+    ab_pred = ab_true + [-6.0, 8.0]
+    scores = score_colorization(truth, _render(truth, ab_pred), gray, ab_true, ab_pred, None)
+    assert scores["cast"] == pytest.approx(10.0, abs=1e-9)
+    assert scores["cast_gray"] == pytest.approx(float(np.hypot(*ab_true.reshape(-1, 2).mean(axis=0))), abs=1e-9)
 
 
 # --- against the plain float64 definitions -----------------------------------------
@@ -392,7 +473,7 @@ def test_score_colorization_equals_the_single_metrics():
 # threshold at a time on float64 errors, colourfulness with numpy's two-pass variance. Colorize needs every score
 # within 0.01 of these; the functions document far tighter bounds, which the tolerances below hold them to.
 
-_TOLERANCE = {"psnr": 1e-9, "ssim": _SSIM_TOL, "colourfulness": 1e-9}
+_TOLERANCE = {"psnr": 1e-9, "ssim": _SSIM_TOL, "colourfulness": 1e-9, "cast": 1e-6}
 
 
 def _reference_scores(truth, pred, gray, ab_true, ab_pred, weights):
@@ -420,6 +501,7 @@ def _reference_scores(truth, pred, gray, ab_true, ab_pred, weights):
         "auc_rebal_gray": math.nan if weights is None else auc(zeros, weights),
         "colourfulness": colourful(pred), "colourfulness_gray": colourful(gray),
         "colourfulness_truth": colourful(truth),
+        "cast": _plain_cast(ab_true, ab_pred), "cast_gray": _plain_cast(ab_true, zeros),
     }
 
 

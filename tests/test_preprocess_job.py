@@ -44,7 +44,8 @@ def test_every_input_is_accounted_for(dataset):
     assert manifest["ok"] == len(_ok_paths(expect))
     assert manifest["errors"] == len(expect) - len(_ok_paths(expect))
     assert manifest["ok"] + manifest["errors"] == manifest["inputs"]
-    assert manifest["train"] + manifest["val"] == manifest["ok"]
+    assert manifest["train"] + manifest["val"] + manifest["selection"] == manifest["ok"]
+    assert manifest["train_crops"] + manifest["val_crops"] + manifest["selection_crops"] == manifest["ok"] * CROPS
     assert manifest["colorspark_version"] and manifest["config"]["data"]["crops"] == CROPS
 
 
@@ -70,7 +71,7 @@ def test_parquet_rows_are_compact_and_complete(dataset):
         assert len(r["l"]) == SIZE * SIZE
         assert len(r["ab"]) == (SIZE // 4) ** 2 * 2
         assert len(r["bins"]) == (SIZE // 4) ** 2 * 2
-        assert r["split"] in ("train", "val")
+        assert r["split"] in ("train", "val", "selection")
         bins = np.frombuffer(r["bins"], np.int16)
         assert bins.min() >= 0 and bins.max() < 313
     assert all(sorted(c) == list(range(CROPS)) for c in per_path.values())

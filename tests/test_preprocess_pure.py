@@ -13,6 +13,7 @@ from colorspark import fs
 from colorspark.bins import bin_counts
 from colorspark.config import defaults
 from colorspark.preprocess_tasks import SUMMARY, Staging, process_batches, result_arrow_schema
+from colorspark.splits import split_of
 
 
 def file_batch(files: dict[str, bytes | None]) -> pa.RecordBatch:
@@ -23,7 +24,7 @@ def file_batch(files: dict[str, bytes | None]) -> pa.RecordBatch:
 
 def test_arrow_pass_writes_samples_and_yields_one_row_per_file_and_a_summary(tmp_path):
     config = defaults()
-    config["data"].update(crops=3, val_fraction=0.0)
+    config["data"].update(crops=3, val_fraction=0.0, selection_fraction=0.0)
     for i in range(2):
         write_image(tmp_path / f"photo-{i}.png", colour_photo(90, 70, seed=i))
     files = {f"file:{tmp_path}/photo-0.png": (tmp_path / "photo-0.png").read_bytes(),
@@ -58,7 +59,7 @@ def test_arrow_pass_without_hdf5_writes_parquet_in_bounded_batches(tmp_path, mon
 
     monkeypatch.setattr(tasks, "ARROW_ROWS_PER_BATCH", 4)
     config = defaults()
-    config["data"].update(crops=5, val_fraction=0.0)
+    config["data"].update(crops=5, val_fraction=0.0, selection_fraction=0.0)
     write_image(tmp_path / "a.png", colour_photo(80, 80, seed=3))
     batch = file_batch({f"file:{tmp_path}/a.png": (tmp_path / "a.png").read_bytes()})
     staging = Staging(fs.to_uri(tmp_path / "parquet"), None)
@@ -68,3 +69,31 @@ def test_arrow_pass_without_hdf5_writes_parquet_in_bounded_batches(tmp_path, mon
     part = pq.ParquetFile(tmp_path / "parquet" / "split=train" / "part-00000.parquet")
     assert part.metadata.num_rows == 5 and part.metadata.num_row_groups == 2  # 4 + 1
     assert not (tmp_path / "hdf5").exists()
+
+
+def test_held_out_photos_are_written_apart_and_left_out_of_the_prior(tmp_path):
+    """One photo per split (their keys land there at 0.3 / 0.3): each split gets its own part, and the partition's
+    bin counts, from which the driver makes the prior, are those of the training photo's crops alone."""
+    config = defaults()
+    config["data"].update(crops=2, val_fraction=0.3, selection_fraction=0.3)
+    expected_split = {"held-3.png": "train", "held-6.png": "val", "held-0.png": "selection"}
+    assert {key: split_of(key, 0.3, 0.3) for key in expected_split} == expected_split
+    files = {}
+    for i, name in enumerate(expected_split):
+        write_image(tmp_path / name, colour_photo(80, 72, seed=10 + i))
+        files[f"file:{tmp_path}/{name}"] = (tmp_path / name).read_bytes()
+    staging = Staging(fs.to_uri(tmp_path / "stage" / "parquet"), fs.to_uri(tmp_path / "stage" / "hdf5"))
+
+    rows = pa.Table.from_batches(list(process_batches(0, iter([file_batch(files)]), config, str(tmp_path),
+                                                      staging))).to_pylist()
+    assert {r["key"]: r["split"] for r in rows if r["status"] == "ok"} == expected_split
+    for name, split in expected_split.items():
+        part = pq.read_table(tmp_path / "stage" / "parquet" / f"split={split}" / "part-00000.parquet").to_pylist()
+        assert {r["path"].rsplit("/", 1)[-1] for r in part} == {name} and len(part) == 2
+    train = pq.read_table(tmp_path / "stage" / "parquet" / "split=train").to_pylist()
+    expected = sum(bin_counts(np.frombuffer(s["bins"], np.int16)) for s in train if s["colorful"])
+    summary = [r for r in rows if r["status"] == SUMMARY][0]
+    np.testing.assert_array_equal(np.frombuffer(summary["bins"], np.int64), expected)
+    assert expected.sum() > 0
+    with h5py.File(tmp_path / "stage" / "hdf5" / "part-00000.h5", "r") as h5:
+        assert sorted(h5["split"].asstr()[:].tolist()) == ["selection"] * 2 + ["train"] * 2 + ["val"] * 2

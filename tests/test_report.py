@@ -21,11 +21,11 @@ _DATA_URI = re.compile(
     r'<img src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)" alt="([^"]*)" loading="lazy"'
     r' width="(\d+)" height="(\d+)">'
 )
-_LABELS = ("PSNR", "SSIM", "AuC", "Rebalanced AuC", "Colourfulness", "Colourfulness of the original")
+_LABELS = ("PSNR", "SSIM", "AuC", "Rebalanced AuC", "Colourfulness", "Colourfulness of the original", "Colour cast")
 
 
 def _scores(**overrides):
-    values = (24.5, 22.25, 0.91, 0.88, 0.9, 0.87, 0.61, 0.52, 30.0, 0.5, 41.0)
+    values = (24.5, 22.25, 0.91, 0.88, 0.9, 0.87, 0.61, 0.52, 30.0, 0.5, 41.0, 4.5, 9.04)
     scores = dict(zip(SCORE_KEYS, values, strict=True))
     scores.update(overrides)
     return scores
@@ -78,7 +78,7 @@ def _run_summary(**overrides):
         "inputs": 1503, "ok": 1500, "errors": 2, "skipped": 1, "scored": 1200,
         "mean_scores": _scores(psnr=23.456, ssim=0.87654, auc=0.9123, auc_rebal=None, auc_rebal_gray=None),
         "mean_millis_per_image": 812.34, "seconds": 754.2, "images_per_second": 1.98765,
-        "model": "/models/<run 1>", "colorspark_version": "0.1.0", "model_builds": 2,
+        "model": "/models/<run 1>", "colorspark_version": "0.1.0", "model_builds": 2, "cast_ratio": 0.4978,
     }
     summary.update(overrides)
     return summary
@@ -227,6 +227,7 @@ def test_score_table_puts_colorized_and_gray_side_by_side_with_rounded_values():
         ("Rebalanced AuC", '<td class="better">61.0%</td><td>52.0%</td>'),
         ("Colourfulness", "<td>30.0</td><td>0.5</td>"),  # more colour is not "better" in itself
         ("Colourfulness of the original", '<td colspan="2">41.0</td>'),
+        ("Colour cast", '<td class="better">4.5</td><td>9.0</td>'),  # lower is better: less of a tint than gray
     ]
     # Each label carries its one-line meaning as a tooltip.
     assert re.search(r'<th title="[^"]*decibels[^"]*">PSNR</th>', table)
@@ -235,13 +236,28 @@ def test_score_table_puts_colorized_and_gray_side_by_side_with_rounded_values():
 
 def test_raw_score_keys_are_never_shown_as_labels():
     page = _page(summary=_run_summary())
-    text = _visible_text(page)
+    text = _visible_text(page).replace("Colour cast", "")  # the label holds the word of its key, "cast"
     for key in SCORE_KEYS:
         assert not re.search(rf"\b{key}\b", text), key
     for label in _LABELS:
         assert f">{label}</th>" in page
-    for key in ("inputs", "mean_scores", "mean_millis_per_image", "images_per_second", "colorspark_version"):
+    for key in ("inputs", "mean_scores", "mean_millis_per_image", "images_per_second", "colorspark_version",
+                "cast_ratio"):
         assert key not in text
+
+
+@pytest.mark.parametrize(("cast", "cue"), [(3.0, ' class="better"'), (12.0, ' class="worse"'), (9.04, "")])
+def test_colour_cast_is_better_below_the_gray_baseline(cast, cue):
+    """Unlike the other scores, a smaller cast beats gray: green below gray's, red above, none when equal."""
+    table = re.search(r'<table class="scores">.*?</table>', _page(rows=[_ok_row(cast=cast)])).group(0)
+    assert re.search(rf">Colour cast</th><td{cue}>{cast:.1f}</td><td>9.0</td></tr>", table)
+
+
+def test_summary_header_shows_the_cast_ratio_unless_unknown():
+    tiles = dict(re.findall(r"<dt>([^<]*)</dt><dd[^>]*>([^<]*)</dd>", _page(summary=_run_summary(cast_ratio=1.034))))
+    assert tiles["Colour cast vs the gray baseline"] == "1.03×"
+    missing = dict(re.findall(r"<dt>([^<]*)</dt><dd[^>]*>([^<]*)</dd>", _page(summary=_run_summary(cast_ratio=None))))
+    assert missing["Colour cast vs the gray baseline"] == "–"
 
 
 def test_rows_without_scores_have_no_score_table():
@@ -266,7 +282,7 @@ def test_summary_shows_run_figures_with_names_and_units():
         "Images": "1,503", "Colorized": "1,500", "Failed": "2", "Skipped": "1",
         "Scored against an original": "1,200", "Mean time per image": "812 ms", "Run time": "12 min 34 s",
         "Throughput": "1.99 images/s", "Model": "/models/&lt;run 1&gt;", "colorspark version": "0.1.0",
-        "Model builds": "2",
+        "Model builds": "2", "Colour cast vs the gray baseline": "0.50×",
     }
     assert '<div class="bad"><dt>Failed</dt>' in facts  # failures stand out
 
@@ -334,6 +350,7 @@ def test_sort_controls_offer_every_present_score_by_label():
         # No row has a rebalanced AuC, so there is nothing to sort by.
         ("colourfulness", "Colourfulness, colorized"), ("colourfulness_gray", "Colourfulness, gray baseline"),
         ("colourfulness_truth", "Colourfulness, original"),
+        ("cast", "Colour cast, colorized"), ("cast_gray", "Colour cast, gray baseline"),
     ]
 
 

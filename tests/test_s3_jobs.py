@@ -109,7 +109,7 @@ def test_colorize_on_s3_writes_the_same_images_as_on_local_disk(runs):
     for name in images:
         assert remote[name] == local[name], name
     lab = np.load(io.BytesIO(remote["lab/sub/g0.npy"]))
-    assert lab.shape == (60, 90, 3) and lab.dtype == np.float32
+    assert lab.shape == (60, 90, 3) and lab.dtype == np.uint8  # the default lab8 encoding
     rows = [r for name, data in remote.items() if name.startswith("results/")
             for r in pq.read_table(io.BytesIO(data)).to_pylist()]
     assert sorted((r["relative_path"], r["status"]) for r in rows) == [

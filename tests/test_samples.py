@@ -1,4 +1,4 @@
-"""colorspark.samples: the train/val split, per-image crop streams, crops, and the compact sample encoding."""
+"""colorspark.samples: per-image crop streams, crops, and the compact sample encoding (the split: test_splits.py)."""
 
 from __future__ import annotations
 
@@ -17,37 +17,7 @@ from colorspark.samples import (  # noqa: E402
     encode_crop,
     l_code_to_input,
     random_crops,
-    split_of,
 )
-
-# --- split ------------------------------------------------------------------------------------------------------------
-
-
-def test_split_of_is_deterministic_and_only_train_or_val():
-    keys = [f"dir{i % 7}/photo_{i}.jpg" for i in range(500)]
-    first = [split_of(k, 0.3) for k in keys]
-    assert first == [split_of(k, 0.3) for k in keys]
-    assert set(first) == {"train", "val"}
-
-
-@pytest.mark.parametrize("fraction", [0.1, 0.25, 0.5])
-def test_split_of_matches_val_fraction(fraction):
-    keys = [f"album/{i:05d}.jpg" for i in range(10_000)]
-    share = sum(split_of(k, fraction) == "val" for k in keys) / len(keys)
-    assert abs(share - fraction) <= 0.02
-
-
-def test_split_of_zero_fraction_is_always_train():
-    assert all(split_of(f"x/{i}.png", 0.0) == "train" for i in range(2_000))
-
-
-def test_split_of_is_monotone_in_the_fraction():
-    """Raising val_fraction only moves images from train to val, never back (a larger val set contains the smaller)."""
-    keys = [f"k{i}" for i in range(3_000)]
-    small = {k for k in keys if split_of(k, 0.1) == "val"}
-    large = {k for k in keys if split_of(k, 0.2) == "val"}
-    assert small < large
-
 
 # --- crop streams -----------------------------------------------------------------------------------------------------
 

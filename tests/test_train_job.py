@@ -109,3 +109,32 @@ def test_size_mismatch_is_explained(data, run_job, tmp_path):
     proc = run_job("train", "--data", data, "--model-dir", tmp_path / "v", "--preset", "vgg16")
     assert proc.returncode == 1
     assert "preprocess with --set data.size=224" in proc.log
+
+
+def test_validation_reports_the_colour_cast(trained):
+    entry = trained["history_1"][0]
+    for key in ("val_cast", "val_cast_gray", "val_cast_ratio"):
+        assert entry[key] is not None and np.isfinite(entry[key]) and entry[key] >= 0, key
+    assert entry["val_cast_ratio"] == pytest.approx(entry["val_cast"] / entry["val_cast_gray"])
+    assert "colour cast" in trained["first"]
+
+
+def test_validation_sums_score_the_colour_cast_at_the_output_stride():
+    """Logits that decode to ab (20, 30) everywhere, against a truth tinted by (3, 4) and an exact one."""
+    from colorspark.bins import gamut_centres
+    from colorspark.training import mean_metrics
+    from colorspark.training_tasks import validation_sums
+
+    centre = int(np.flatnonzero((gamut_centres() == [20, 30]).all(axis=1))[0])
+    logits = np.full((2, 4, 4, 313), -1e4, np.float32)
+    logits[..., centre] = 0.0  # softmax puts all weight on one bin: the annealed mean is its centre exactly
+    y = np.empty((2, 4, 4, 2), np.int8)
+    y[0], y[1] = [23, 34], [20, 30]
+    x = np.full((2, 16, 16, 1), 128.0, np.float32)
+    settings = {"prior": np.full(313, 1 / 313), "temperature": 0.38}
+    sums = validation_sums(logits, x, y, settings, lambda target, predicted: 0.0)
+    assert sums["cast"] == pytest.approx(5.0)
+    assert sums["cast_gray"] == pytest.approx(np.hypot(23, 34) + np.hypot(20, 30))
+    means = mean_metrics(sums)
+    assert means["val_cast"] == pytest.approx(2.5)
+    assert means["val_cast_ratio"] == pytest.approx(5.0 / (np.hypot(23, 34) + np.hypot(20, 30)))

@@ -1,0 +1,76 @@
+"""(executors) The DataFrame API's per-partition work: Arrow batches of rows in, the same rows with colour out.
+
+The colorizing itself is `colorizer.colorize_stream`, the code the colorize job runs; this module only turns Arrow
+columns into its input and its outcomes into Arrow columns. Rows keep their order and every other column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from . import labarrays
+from .colorizer import Failed, Rendering, colorize_stream
+from .inference import worker_model
+from .runtime import freeze_imports
+
+ROWS_PER_OUTPUT_BATCH = 32  # decoded images and their JPEGs are held for one output batch at a time
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Names of the input column and of the columns the API adds."""
+    image: str
+    jpeg: str
+    lab: str | None  # None: no Lab column
+    width: str = "width"
+    height: str = "height"
+    status: str = "status"
+    error: str = "error"
+
+    def added(self) -> list[str]:
+        return [name for name in (self.jpeg, self.lab, self.width, self.height, self.status, self.error) if name]
+
+    def arrow_fields(self) -> list[pa.Field]:
+        fields = [pa.field(self.jpeg, pa.binary())]
+        if self.lab:
+            fields.append(pa.field(self.lab, pa.binary()))
+        return fields + [pa.field(self.width, pa.int32()), pa.field(self.height, pa.int32()),
+                         pa.field(self.status, pa.string()), pa.field(self.error, pa.string())]
+
+
+def colorized_columns(images: list, get_model, rendering: Rendering, lab_encoding: str | None) -> dict[str, list]:
+    """One list per added column (keyed jpeg, lab, width, height, status, error) for a list of image bytes."""
+    out: dict[str, list] = {key: [] for key in ("jpeg", "lab", "width", "height", "status", "error")}
+    for _, outcome in colorize_stream(enumerate(images), get_model, rendering):
+        if isinstance(outcome, Failed):
+            values = (None, None, None, None, "error", outcome.error)
+        else:
+            lab = (labarrays.file_bytes(labarrays.encode(outcome.lab, lab_encoding), "npy", lab_encoding)
+                   if lab_encoding else None)
+            values = (outcome.jpeg, lab, outcome.width, outcome.height, "ok", None)
+        for key, value in zip(out, values):
+            out[key].append(value)
+    return out
+
+
+def colorize_arrow(batches: Iterator[pa.RecordBatch], columns: Columns, payload_bc, rendering: Rendering,
+                   lab_encoding: str | None) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body: each input batch comes back in slices, with the added columns after the existing ones."""
+    freeze_imports()
+
+    def get_model():
+        return worker_model(payload_bc.value)
+
+    for batch in batches:
+        for start in range(0, batch.num_rows, ROWS_PER_OUTPUT_BATCH):
+            part = batch.slice(start, ROWS_PER_OUTPUT_BATCH)
+            values = colorized_columns(part.column(columns.image).to_pylist(), get_model, rendering, lab_encoding)
+            if not lab_encoding:
+                del values["lab"]
+            arrays = [pa.array(values[key], type=field.type)
+                      for key, field in zip(values, columns.arrow_fields())]
+            yield pa.RecordBatch.from_arrays([*part.columns, *arrays],
+                                             schema=pa.schema([*part.schema, *columns.arrow_fields()]))

@@ -1,0 +1,261 @@
+"""(executors) Colorizing images in memory: image bytes in, colorized Lab and JPEG out, in input order.
+
+This is the one per-partition code path behind both the colorize job (`colorize_tasks` adds file outputs, scores and
+thumbnails) and the DataFrame API (`api` adds Arrow columns). Per image: decode -> L at the original resolution ->
+L resized to the network's input -> predict, in batches, with the worker's cached model -> annealed-mean ab at 1/4
+of the input -> ab brought up to the original size -> recombined with the original L -> 8-bit RGB -> JPEG.
+Colour inputs are colorized from their L alone; their own ab is kept for scoring. Nothing here raises for one bad
+image: it becomes a `Failed` with a reason, in its place in the output.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .colorspace import lab_to_rgb8, rgb_to_l, rgb_to_lab
+from .decode import DecodeError, decode_image, is_grayscale
+from .inference import predict_ab
+from .samples import L_SCALE
+
+NETWORK_STRIDE = 8  # every preset downsamples by 8 before its last upsampling, so input sides are multiples of 8
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """How images are colorized, apart from the model itself; small and picklable for the tasks.
+
+    `input_size` is the network input's side, or with `keep_aspect` its shorter side: the longer one follows the
+    photo's aspect ratio and is padded up to a multiple of the network's stride, so a panorama is not squashed into
+    a square and a portrait's colour map is not stretched.
+    """
+    temperature: float
+    input_size: int
+    batch_size: int
+    jpeg_quality: int
+    max_pixels: int
+    max_bytes: int
+    keep_aspect: bool = False
+
+    @classmethod
+    def from_config(cls, config: dict, meta: dict, *, temperature: float | None = None,
+                    input_size: int | None = None, keep_aspect: bool | None = None) -> Rendering:
+        """Settings from a run's config and a model's `colorspark.json`; the keyword arguments override both."""
+        settings = config["colorize"]
+        size = int(input_size or settings.get("render_size") or meta["input_size"])
+        if size < NETWORK_STRIDE or size % NETWORK_STRIDE:
+            raise ValueError(f"rendering size must be a positive multiple of {NETWORK_STRIDE}, got {size}")
+        return cls(temperature=float(temperature if temperature is not None else meta["temperature"]),
+                   input_size=size, batch_size=int(settings["batch_size"]),
+                   jpeg_quality=int(config["output"]["jpeg_quality"]),
+                   max_pixels=int(config["limits"]["max_pixels"]), max_bytes=int(config["limits"]["max_bytes"]),
+                   keep_aspect=bool(settings.get("keep_aspect", False) if keep_aspect is None else keep_aspect))
+
+    def network_shape(self, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """((rows, columns) the photo's L is resized to, (rows, columns) of the network input after padding)."""
+        size = self.input_size
+        if not self.keep_aspect:
+            return (size, size), (size, size)
+        if height <= width:
+            content = (size, max(size, round(size * width / height)))
+        else:
+            content = (max(size, round(size * height / width)), size)
+        padded = tuple(-(-side // NETWORK_STRIDE) * NETWORK_STRIDE for side in content)
+        return content, padded
+
+
+@dataclass
+class Colorized:
+    """One colorized image, with what the job needs to write and score it."""
+    rgb_in: np.ndarray              # the decoded input, H×W×3 uint8
+    lab: np.ndarray                 # the colorized image, H×W×3 float32 Lab (the input's own L)
+    rgb: np.ndarray                 # the colorized image, H×W×3 uint8
+    jpeg: bytes
+    ab_true: np.ndarray | None      # the input's own ab where it has colour, else None
+    seconds: float                  # this image's share of the work, batch prediction included
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+    def gray_rgb(self) -> np.ndarray:
+        """The input rendered without colour (L with ab = 0): the gray baseline. A gray input is that already."""
+        if self.ab_true is None:
+            return self.rgb_in
+        lightness = self.lab[..., 0]
+        return lab_to_rgb8(np.stack([lightness, np.zeros_like(lightness), np.zeros_like(lightness)], axis=-1))
+
+
+@dataclass
+class Failed:
+    error: str
+
+
+# --- pure image steps -------------------------------------------------------------------------------------------------
+
+def model_input(l_full: np.ndarray, content: tuple[int, int], padded: tuple[int, int] | None = None) -> np.ndarray:
+    """Full-resolution L -> the network's input of L codes (L·2.55): resized to `content` (rows, columns; Pillow
+    antialiases when shrinking), then padded to `padded` by repeating the last row and column."""
+    image = Image.fromarray(np.ascontiguousarray(l_full, dtype=np.float32), mode="F")
+    x = np.asarray(image.resize((content[1], content[0]), Image.BILINEAR), dtype=np.float32) * L_SCALE
+    if padded and padded != content:
+        x = np.pad(x, ((0, padded[0] - content[0]), (0, padded[1] - content[1])), mode="edge")
+    return x
+
+
+@functools.lru_cache(maxsize=512)
+def _bilinear_weights(n_in: int, n_out: int, used: float) -> np.ndarray:
+    """The n_out×n_in matrix of Pillow's bilinear resize along one axis of the first `used` (of n_in) cells, taken
+    from Pillow itself by resizing the identity: resizing is linear and separable, so upsampling a channel is then
+    two small matrix products."""
+    identity = Image.fromarray(np.eye(n_in, dtype=np.float32), mode="F")
+    return np.asarray(identity.resize((n_in, n_out), Image.BILINEAR, box=(0, 0, n_in, used)), dtype=np.float32)
+
+
+def upsample_ab(ab_small: np.ndarray, width: int, height: int, out: np.ndarray | None = None,
+                used: tuple[float, float] | None = None) -> np.ndarray:
+    """ab at the network's output size -> H×W×2 (into `out` if given), equal to Pillow's bilinear resize of each
+    channel within float rounding, at a fraction of its cost: one product along the rows, then one matrix product
+    for both channels along the columns. `used` (rows, columns) is the part of `ab_small` that covers the photo
+    when the network's input was padded; by default all of it."""
+    h, w = ab_small.shape[:2]
+    used_rows, used_cols = used or (h, w)
+    rows = _bilinear_weights(h, height, float(used_rows))                   # H×h
+    cols = _bilinear_weights(w, width, float(used_cols))                    # W×w
+    along_rows = rows @ np.asarray(ab_small, np.float32).reshape(h, w * 2)  # H×(w·2)
+    channels_first = along_rows.reshape(height, w, 2).transpose(0, 2, 1).reshape(height * 2, w)
+    full = (channels_first @ cols.T).reshape(height, 2, width)              # H×2×W
+    if out is None:
+        out = np.empty((height, width, 2), dtype=np.float32)
+    np.copyto(out, full.transpose(0, 2, 1))
+    return out
+
+
+def recombine(l_full: np.ndarray, ab_small: np.ndarray, used: tuple[float, float] | None = None) -> np.ndarray:
+    """The colorized Lab image: the original full-resolution L with the predicted ab (its `used` part) brought up
+    to its size."""
+    height, width = l_full.shape
+    lab = np.empty((height, width, 3), dtype=np.float32)
+    lab[..., 0] = l_full
+    upsample_ab(ab_small, width, height, out=lab[..., 1:], used=used)
+    return lab
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+# --- the stream ----------------------------------------------------------------------------------------------------
+
+@dataclass
+class _Prepared:
+    rgb_in: np.ndarray
+    l_full: np.ndarray
+    ab_true: np.ndarray | None
+    x: np.ndarray
+    content: tuple[int, int]  # (rows, columns) of `x` that show the photo; the rest is padding
+    seconds: float
+
+
+def _prepare(data, rendering: Rendering) -> _Prepared | Failed:
+    started = time.perf_counter()
+    if isinstance(data, Failed):
+        return data
+    if data is None:
+        return Failed("no image bytes (null)")
+    try:
+        rgb = decode_image(data, max_pixels=rendering.max_pixels, max_bytes=rendering.max_bytes)
+        if is_grayscale(rgb):
+            l_full, ab_true = rgb_to_l(rgb), None
+        else:
+            lab_in = rgb_to_lab(rgb)
+            l_full, ab_true = lab_in[..., 0], lab_in[..., 1:]
+        content, padded = rendering.network_shape(*l_full.shape)
+        x = model_input(l_full, content, padded)
+    except DecodeError as exc:
+        return Failed(str(exc))
+    except Exception as exc:
+        return Failed(f"internal error: {type(exc).__name__}: {exc}")
+    return _Prepared(rgb, l_full, ab_true, x, content, time.perf_counter() - started)
+
+
+def _render(item: _Prepared, ab_small: np.ndarray, rendering: Rendering, predict_share: float) -> Colorized | Failed:
+    started = time.perf_counter()
+    # the network's output cells that cover the photo (the output is smaller than the input by its stride)
+    used = tuple(shown * cells / side for shown, cells, side in zip(item.content, ab_small.shape, item.x.shape))
+    try:
+        lab = recombine(item.l_full, ab_small, used)
+        rgb = lab_to_rgb8(lab)
+        jpeg = encode_jpeg(rgb, rendering.jpeg_quality)
+    except Exception as exc:
+        return Failed(f"rendering failed: {type(exc).__name__}: {exc}")
+    seconds = item.seconds + predict_share + time.perf_counter() - started
+    return Colorized(item.rgb_in, lab, rgb, jpeg, item.ab_true, seconds)
+
+
+def _predict_batch(batch: list[_Prepared], get_model, rendering: Rendering) -> list[Colorized | Failed]:
+    """One network call for images of one input shape, then each image rendered."""
+    started = time.perf_counter()
+    try:
+        ab = predict_ab(get_model(), np.stack([item.x for item in batch]), rendering.temperature)
+    except Exception as exc:  # e.g. out of memory: every image of the batch gets the reason
+        return [Failed(f"prediction failed: {type(exc).__name__}: {exc}")] * len(batch)
+    share = (time.perf_counter() - started) / len(batch)
+    return [_render(item, ab_small, rendering, share) for item, ab_small in zip(batch, ab)]
+
+
+def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], Any],
+                    rendering: Rendering) -> Iterator[tuple[Any, Colorized | Failed]]:
+    """(key, image bytes or None) pairs -> (key, Colorized or Failed) pairs, one per input and in input order.
+
+    A `Failed` in place of the bytes (a file that could not even be read) passes through as that input's outcome.
+    `get_model` is called only once there is something to predict, so a partition of bad files never loads a model.
+
+    Images are predicted in batches of one network input shape (with `keep_aspect` there is one shape per aspect
+    ratio bucket). A batch runs when it is full, or, for the fullest shape, when more than twice `batch_size`
+    decoded images wait, which bounds the memory held; outcomes are released in input order.
+    """
+    outcomes: dict[int, tuple[Any, Colorized | Failed | None]] = {}
+    waiting: dict[tuple, list[tuple[int, _Prepared]]] = {}
+    released = 0
+
+    def run(shape):
+        batch = waiting.pop(shape)
+        for (index, _), outcome in zip(batch, _predict_batch([item for _, item in batch], get_model, rendering)):
+            outcomes[index] = (outcomes[index][0], outcome)
+
+    def release():
+        nonlocal released
+        while released in outcomes and outcomes[released][1] is not None:
+            yield outcomes.pop(released)
+            released += 1
+
+    for index, (key, data) in enumerate(items):
+        item = _prepare(data, rendering)
+        if isinstance(item, Failed):
+            outcomes[index] = (key, item)
+        else:
+            outcomes[index] = (key, None)
+            batch = waiting.setdefault(item.x.shape, [])
+            batch.append((index, item))
+            if len(batch) >= rendering.batch_size:
+                run(item.x.shape)
+            elif sum(len(b) for b in waiting.values()) > 2 * rendering.batch_size:
+                run(max(waiting, key=lambda shape: len(waiting[shape])))
+        yield from release()
+    for shape in list(waiting):
+        run(shape)
+    yield from release()
