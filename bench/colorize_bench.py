@@ -95,17 +95,17 @@ def plain(args) -> dict:
     from colorspark import colorize_tasks as colorize
     from colorspark import config as config_mod
     from colorspark import fs
-    from colorspark.inference import ModelPayload
-    from colorspark.modeldir import load_model_dir
+    from colorspark.colorize import load_model, report_selection
 
     config = config_mod.load(None, args.overrides)
-    model, meta = load_model_dir(args.model)
-    payload = ModelPayload.from_model(model)
+    payload, meta = load_model(args.model)
     root, out = Path(args.input), Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
     k, n = (int(x) for x in args.part.split("/"))
     files = input_files(root)[k::n]
-    plan = colorize.Plan.from_config(config, meta, str(root), fs.to_uri(out))
+    listed = [f"file:{f}" for f in input_files(root)]
+    plan = colorize.Plan.from_config(config, meta, str(root), fs.to_uri(out),
+                                     shown=report_selection(listed, str(root), config))  # as the job chooses
     res = {"threads": args.threads, "images": len(files), "intra": None, "part": args.part}
     if args.sync:  # (c): start together
         Path(args.sync, f"ready-{k}").write_text("1")
@@ -172,6 +172,9 @@ def plain(args) -> dict:
         res["report_error"] = f"{type(exc).__name__}: {exc}"
     res["total_s"] = res["pipeline_s"] + res["results_write_s"] + (res["report_s"] or 0.0)
     if args.extras:
+        from colorspark.modeldir import load_model_dir
+
+        model, _ = load_model_dir(args.model)
         res["flops"] = model_flops(model)
         res["predict"] = predict_rates(model, meta, res["flops"]["total"])
         res["matmul"] = matmul_rates(tf)

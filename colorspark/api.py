@@ -7,8 +7,8 @@ pickling. `pyspark.ml.functions.predict_batch_udf` was the other candidate; it c
 return types are numbers, strings and arrays of numbers) and it wants fixed-shape tensors, so it can carry neither
 the JPEGs nor photos of different sizes.
 
-The model is loaded on the driver, verified and broadcast once per Spark application and model; each Python worker
-builds it once and reuses it for every batch, as the colorize job does.
+The model file is verified on the driver (which needs no TensorFlow for it) and broadcast once per Spark application
+and model; each Python worker builds it once and reuses it for every batch, as the colorize job does.
 """
 
 import functools
@@ -18,8 +18,8 @@ from . import fs, labarrays
 from .api_tasks import Columns, colorize_arrow, colorized_columns
 from .colorizer import Rendering
 from .config import defaults
-from .inference import ModelPayload, worker_model
-from .modeldir import load_model_dir
+from .inference import ModelFile, worker_model
+from .modeldir import read_model_file
 from .shipped import shipped_model_dir
 
 log = logging.getLogger("colorspark.api")
@@ -34,9 +34,8 @@ def _model_broadcast(spark, model: str | None):
     sc = spark.sparkContext
     key = (sc.applicationId, location)
     if key not in _broadcasts:
-        keras_model, meta = load_model_dir(location)
-        payload = ModelPayload.from_model(keras_model, any_input_size=True)
-        _broadcasts[key] = (sc.broadcast(payload), meta)
+        data, meta = read_model_file(location)
+        _broadcasts[key] = (sc.broadcast(ModelFile(data, meta["model_sha256"])), meta)
         log.info("model %s broadcast for colorizing DataFrames", fs.display(location))
     return _broadcasts[key]
 

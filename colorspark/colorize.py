@@ -1,25 +1,28 @@
 """Job 3 (driver): colorize images at their full resolution with broadcast weights; results, summary and a report.
 
-The per-image work is in `colorize_tasks` (executors). The driver checks and broadcasts the model, lists the inputs,
-finds names that collide up to their extension, and afterwards publishes the results, the summary and the report.
-`summary.json` is removed at the start and written last, so its presence means the run is complete.
+The per-image work is in `colorize_tasks` (executors). The driver checks the model (without TensorFlow: it only
+passes the verified file on), lists the inputs and finds names that collide up to their extension, both from
+Spark's file index without running a job, and chooses the inputs the report shows. Then one Spark job colorizes
+everything: each task writes its outputs and its part of the results table, and hands back only a small tally. The
+driver publishes the results and writes the summary and the report. `summary.json` is removed at the start and
+written last, so its presence means the run is complete.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import posixpath
 import time
 
 from . import __version__, fs
-from .colorize_tasks import THUMB_KEYS, Plan, base_row, colorize_partition, result_schema, stem_key
-from .datasets import write_parquet
+from .colorize_tasks import Plan, Tally, base_row, colorize_and_record, result_schema, results_batch, stem_key
+from .datasets import PartWriter, part_files, read_table, write_empty_part
 from .errors import JobError
-from .inference import ModelPayload
+from .inference import ModelFile
 from .listing import Inputs, find_inputs
 from .metrics import SCORE_KEYS
-from .modeldir import load_model_dir
+from .modeldir import read_model_file
+from .paths import relative_output_path
 from .report import render_report
 
 log = logging.getLogger("colorspark.colorize")
@@ -32,26 +35,25 @@ def run(spark, input_path: str, output_dir: str, model_dir: str, config: dict, r
     started = time.time()
     out = fs.to_uri(output_dir)
     inputs = find_inputs(spark, input_path, config["data"]["extensions"])
-    model, meta = load_model(model_dir)
+    model_file, meta = load_model(model_dir)
     start_output(out)
+    listed = inputs.listed()
     plan = Plan.from_config(config, meta, inputs.root, out, resume=resume,
-                            keep_extension=colliding_names(inputs))
-    payload = spark.sparkContext.broadcast(ModelPayload.from_model(model, any_input_size=True))
+                            keep_extension=colliding_names(listed, inputs.root),
+                            shown=report_selection(listed, inputs.root, config))
+    payload = spark.sparkContext.broadcast(model_file)
     builds = spark.sparkContext.accumulator(0)
-    results = colorize_all(spark, inputs, payload, builds, plan, config)
     try:
-        results, n_inputs = account_for_inputs(spark, inputs, results, plan, input_path, config)
+        tally = colorize_all(inputs, payload, builds, plan, config)
+        n_inputs = account_for_inputs(spark, inputs, tally, plan, input_path, config)
         log.info("%d input files processed; the model was built %d time(s) across the Python workers",
                  n_inputs, builds.value)
-        publish_results(results, out, plan)
-        summary = {**summarize(results, time.time() - started, model_dir), "model_builds": builds.value,
-                   "devices": [r.asDict() for r in results.where("device IS NOT NULL").select("worker", "device")
-                               .distinct().orderBy("worker", "device").collect()]}
-        log_failures(results)
-        fs.write_bytes(fs.join(out, "report.html"), make_report(results, summary, n_inputs, inputs.root, out, config))
+        publish_results(out, plan)
+        summary = summarize(tally, time.time() - started, model_dir, builds.value)
+        log_failures(tally)
+        fs.write_bytes(fs.join(out, "report.html"), make_report(tally, summary, n_inputs, inputs.root, out, config))
         fs.write_json(fs.join(out, SUMMARY), summary)
     finally:
-        results.unpersist()
         payload.destroy()
     finish_output(out, plan)
     log.info("%d ok, %d failed, %d skipped; %.1f images/s; report: %s", summary["ok"], summary["errors"],
@@ -62,11 +64,11 @@ def run(spark, input_path: str, output_dir: str, model_dir: str, config: dict, r
     return summary
 
 
-def load_model(model_dir: str):
-    model, meta = load_model_dir(model_dir)
+def load_model(model_dir: str) -> tuple[ModelFile, dict]:
+    data, meta = read_model_file(model_dir)
     log.info("model %s: preset %s, %d px input, trained %s rounds", fs.display(model_dir),
              meta["settings"].get("preset"), meta["input_size"], meta.get("rounds_done"))
-    return model, meta
+    return ModelFile(data, meta["model_sha256"]), meta
 
 
 def start_output(out: str) -> None:
@@ -76,87 +78,96 @@ def start_output(out: str) -> None:
     fs.sweep_temp_files(out)
 
 
-def colliding_names(inputs: Inputs) -> frozenset:
-    """Inputs whose relative path without extension is another input's too: their outputs keep the extension."""
-    root = inputs.root
-    collisions = (inputs.frame.select("path").rdd.map(lambda r: (stem_key(r.path, root), r.path)).groupByKey()
-                  .flatMap(lambda kv: list(kv[1]) if len(kv[1]) > 1 else []).collect())
+def colliding_names(listed: list[str], root: str) -> frozenset:
+    """Relative paths of inputs whose name without extension is another input's too: their outputs keep the
+    extension."""
+    by_stem: dict[str, list[str]] = {}
+    for path in listed:
+        by_stem.setdefault(stem_key(path, root), []).append(relative_output_path(path, root))
+    collisions = frozenset(rel for group in by_stem.values() if len(group) > 1 for rel in group)
     if collisions:
         log.info("%d inputs share a name up to the extension; their outputs keep the original extension "
                  "(e.g. photo.png.jpg)", len(collisions))
-    return frozenset(collisions)
+    return collisions
 
 
-def colorize_all(spark, inputs: Inputs, payload, builds, plan: Plan, config: dict):
-    """The colorizing pass, cached: one result row per scanned input file."""
-    from pyspark import StorageLevel
+def report_selection(listed: list[str], root: str, config: dict) -> frozenset:
+    """The inputs the report shows (the first `output.report_max_images` by relative path): only they get
+    thumbnails, so the tasks spend nothing on the rest."""
+    return frozenset(sorted(relative_output_path(path, root) for path in listed)
+                     [:config["output"]["report_max_images"]])
 
+
+def colorize_all(inputs: Inputs, payload, builds, plan: Plan, config: dict) -> Tally:
+    """The colorizing pass, the job's only Spark job: all partitions' tallies, merged."""
     files = inputs.frame
     if config["colorize"]["partitions"]:
         files = files.repartition(config["colorize"]["partitions"])
     log.info("colorizing images under %s into %s", inputs.root, fs.display(plan.out_dir))
-    rows = files.rdd.mapPartitionsWithIndex(lambda i, part: colorize_partition(i, part, payload, builds, plan))
-    return spark.createDataFrame(rows, result_schema()).persist(StorageLevel.MEMORY_AND_DISK)
+    tallies = files.rdd.mapPartitionsWithIndex(
+        lambda index, rows: colorize_and_record(index, rows, payload, builds, plan)).collect()
+    total = Tally()
+    for tally in tallies:
+        total.merge(tally)
+    return total
 
 
-def account_for_inputs(spark, inputs: Inputs, results, plan: Plan, input_path: str, config: dict):
-    """(results with an error row for each file Spark's scan dropped, number of inputs); runs the pass."""
-    n_inputs = results.count()
-    missing = inputs.unscanned(spark, results.select("relative_path"))
-    if missing:
-        results = results.unionByName(spark.createDataFrame(
-            [{**base_row(path, plan), "status": "error", "error": reason, "worker": None}
-             for path, _, reason in missing], result_schema()))
-        n_inputs += len(missing)
-    if n_inputs == 0:
+def account_for_inputs(spark, inputs: Inputs, tally: Tally, plan: Plan, input_path: str, config: dict) -> int:
+    """The number of inputs, after an error row was added for each file Spark's scan dropped."""
+    listed = len(inputs.listed())
+    if tally.rows < listed:
+        seen = {key for file in part_files(fs.join(plan.staging, "results"))
+                for key in read_table(file, columns=["relative_path"]).column("relative_path").to_pylist()}
+        rows = [{**base_row(path, plan), "status": "error", "error": reason, "worker": None, "device": None}
+                for path, _, reason in inputs.unscanned(spark, seen)]
+        with PartWriter(fs.join(plan.staging, "results", "part-unscanned.parquet")) as writer:
+            writer.write(results_batch(rows))
+        for row in rows:
+            tally.add(row, plan)
+    if tally.rows == 0:
         raise JobError(f"no image files (extensions {', '.join(config['data']['extensions'])}) under "
                        f"{fs.display(input_path)}")
-    return results, n_inputs
+    return tally.rows
 
 
-def publish_results(results, out: str, plan: Plan) -> None:
-    """OUT/results: staged, then made visible in one step where the filesystem allows it."""
-    staging = fs.join(out, f"{fs.STAGING_MARK}{plan.run_id}")
-    write_parquet(results.drop(*THUMB_KEYS), fs.join(staging, "results"))
-    fs.publish(staging, out, ["results"])
+def publish_results(out: str, plan: Plan) -> None:
+    """OUT/results: staged by the tasks, then made visible in one step where the filesystem allows it. A run
+    without rows still gets one empty part, so that readers find the table's columns."""
+    results = fs.join(plan.staging, "results")
+    if not part_files(results):
+        write_empty_part(results, result_schema())
+    fs.publish(plan.staging, out, ["results"])
 
 
-def summarize(results, seconds: float, model_dir: str) -> dict:
-    """Counts by status and mean scores of the images that had a colour truth.
+def summarize(tally: Tally, seconds: float, model_dir: str, model_builds: int) -> dict:
+    """Counts by status, mean scores of the images that had a colour truth, and the devices the workers used.
 
     `cast_ratio` is the mean colour cast over the gray baseline's (a ratio of means, so photos with a strong true
     tint weigh in more than near-neutral ones, whose per-image ratio would be noise): below 1 the colorizer got
     the photos' overall colour closer than leaving them gray; None without a scored image or a gray cast."""
-    from pyspark.sql import functions as F
-
-    counts = {r["status"]: r["n"] for r in results.groupBy("status").agg(F.count("*").alias("n")).collect()}
-    scored = results.where("has_truth AND status = 'ok'")
-    # PSNR of a perfect prediction is infinite; average finite values only.
-    means = scored.agg(F.count("*").alias("scored"), *[
-        F.avg(F.when(~F.isnan(F.col(k)) & (F.abs(F.col(k)) != float("inf")), F.col(k))).alias(k)
-        for k in SCORE_KEYS]).collect()[0].asDict()
-    timing = results.where("status = 'ok'").agg(F.avg("millis").alias("mean_millis")).collect()[0]
-    n_ok = counts.get("ok", 0)
-    mean_scores = {k: (None if v is None or math.isnan(v) else v) for k, v in means.items() if k != "scored"}
+    sums = tally.score_sums
+    mean_scores = {key: sums[key][0] / sums[key][1] if sums.get(key, [0, 0])[1] else None for key in SCORE_KEYS}
     cast, cast_gray = mean_scores["cast"], mean_scores["cast_gray"]
-    return {"inputs": sum(counts.values()), "ok": n_ok, "errors": counts.get("error", 0),
-            "skipped": counts.get("skipped", 0), "scored": means["scored"], "mean_scores": mean_scores,
-            "cast_ratio": cast / cast_gray if cast is not None and cast_gray else None,
-            "mean_millis_per_image": timing["mean_millis"], "seconds": round(seconds, 2),
-            "images_per_second": round(n_ok / seconds, 3) if seconds > 0 else None,
-            "model": fs.display(model_dir), "colorspark_version": __version__}
+    n_ok = tally.counts.get("ok", 0)
+    return {"inputs": tally.rows, "ok": n_ok, "errors": tally.counts.get("error", 0),
+            "skipped": tally.counts.get("skipped", 0), "scored": sums.get("scored", [0, 0])[1],
+            "mean_scores": mean_scores, "cast_ratio": cast / cast_gray if cast is not None and cast_gray else None,
+            "mean_millis_per_image": tally.millis[0] / tally.millis[1] if tally.millis[1] else None,
+            "seconds": round(seconds, 2), "images_per_second": round(n_ok / seconds, 3) if seconds > 0 else None,
+            "model": fs.display(model_dir), "colorspark_version": __version__, "model_builds": model_builds,
+            "devices": [{"worker": worker, "device": device} for worker, device in sorted(tally.devices)]}
 
 
-def log_failures(results) -> None:
-    for row in results.where("status = 'error'").select("path", "error").limit(20).collect():
-        log.info("  failed: %s: %s", row["path"], row["error"])
+def log_failures(tally: Tally) -> None:
+    for path, error in tally.failures:
+        log.info("  failed: %s: %s", path, error)
 
 
-def make_report(results, summary: dict, n_inputs: int, root: str, out: str, config: dict) -> bytes:
-    shown = results.orderBy("relative_path").limit(config["output"]["report_max_images"]).toLocalIterator()
+def make_report(tally: Tally, summary: dict, n_inputs: int, root: str, out: str, config: dict) -> bytes:
+    shown = sorted(tally.shown, key=lambda row: row["relative_path"])[:config["output"]["report_max_images"]]
     jpeg_folder = fs.display(fs.join(out, "jpeg")) + "/"  # report.html links each JPEG relative to itself
     rows = [{**row, "jpeg_href": "jpeg/" + row["jpeg_path"][len(jpeg_folder):]
-             if (row["jpeg_path"] or "").startswith(jpeg_folder) else None} for row in (r.asDict() for r in shown)]
+             if (row["jpeg_path"] or "").startswith(jpeg_folder) else None} for row in shown]
     html = render_report(rows, summary, total_rows=n_inputs,
                          title=f"colorspark: {posixpath.basename(root.rstrip('/')) or root}")
     return html.encode("utf-8")
@@ -172,4 +183,3 @@ def finish_output(out: str, plan: Plan) -> None:
     swept = fs.sweep_temp_files(out)
     if swept:
         log.info("removed %d temporary files left by interrupted tasks", swept)
-

@@ -7,14 +7,16 @@ the report's thumbnails, and yields exactly one result row per input file, whate
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import fs, labarrays
 from .colorizer import Colorized, Failed, Rendering, colorize_stream
+from .datasets import PartWriter, part_name
 from .decode import DecodeError
 from .inference import worker_model, worker_name
 from .listing import read_content
@@ -24,6 +26,7 @@ from .runtime import freeze_imports
 from .thumbnails import make_thumbnail
 
 THUMB_KEYS = ("thumb_input", "thumb_color", "thumb_truth")
+RESULT_ROWS_PER_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -37,23 +40,30 @@ class Plan:
     resume: bool
     thumb_size: int
     prior: tuple
-    keep_extension: frozenset  # inputs whose name without extension collides with another input's
+    keep_extension: frozenset  # relative paths of inputs whose name without extension is another input's too
+    shown: frozenset  # relative paths of the inputs the report shows: only these get thumbnails
     run_id: str
 
     @classmethod
     def from_config(cls, config: dict, meta: dict, root: str, out_dir: str, *, resume: bool = False,
-                    keep_extension: frozenset = frozenset(), run_id: str | None = None) -> Plan:
+                    keep_extension: frozenset = frozenset(), shown: frozenset = frozenset(),
+                    run_id: str | None = None) -> Plan:
         """The plan for a run with `config`, a model's `colorspark.json` (`meta`) and the output folder's URI."""
         return cls(root=root, out_dir=out_dir, rendering=Rendering.from_config(config, meta),
                    lab_format=config["output"]["lab_format"], lab_encoding=config["output"]["lab_encoding"],
                    resume=resume, thumb_size=config["output"]["thumb_size"], prior=tuple(meta["prior"]),
-                   keep_extension=keep_extension, run_id=run_id or uuid.uuid4().hex[:8])
+                   keep_extension=keep_extension, shown=shown, run_id=run_id or uuid.uuid4().hex[:8])
+
+    @property
+    def staging(self) -> str:
+        """Where this run's results are staged until the driver publishes them."""
+        return fs.join(self.out_dir, f"{fs.STAGING_MARK}{self.run_id}")
 
 
 def output_names(path: str, plan: Plan) -> tuple[str, str]:
     """(jpeg, lab) paths relative to OUT/jpeg and OUT/lab for one input."""
     rel = relative_output_path(path, plan.root)
-    stem = rel if path in plan.keep_extension else replace_with_extension(rel, "")
+    stem = rel if rel in plan.keep_extension else replace_with_extension(rel, "")
     return stem + ".jpg", stem + labarrays.FILE_EXTENSIONS.get(plan.lab_format, "")
 
 
@@ -91,14 +101,18 @@ def _write_outputs(row: dict, image: Colorized, plan: Plan, h5lab) -> None:
 
 
 def _score_and_thumbnails(row: dict, image: Colorized, plan: Plan) -> None:
-    gray = image.gray_rgb()
-    gray_thumb = gray if image.ab_true is not None else gray[..., 0]  # one channel is a third of the work
-    row.update(thumb_input=make_thumbnail(gray_thumb, plan.thumb_size),
-               thumb_color=make_thumbnail(image.rgb, plan.thumb_size))
+    """Scores for a colour input; thumbnails for the inputs the report shows."""
+    shown = row["relative_path"] in plan.shown
+    gray = image.gray_rgb() if shown or image.ab_true is not None else None
+    if shown:
+        gray_thumb = gray if image.ab_true is not None else gray[..., 0]  # one channel is a third of the work
+        row.update(thumb_input=make_thumbnail(gray_thumb, plan.thumb_size),
+                   thumb_color=make_thumbnail(image.rgb, plan.thumb_size))
     if image.ab_true is not None:
         weights = rebalancing_pixel_weights(image.ab_true, np.asarray(plan.prior))
         row.update(score_colorization(image.rgb_in, image.rgb, gray, image.ab_true, image.lab[..., 1:], weights))
-        row["thumb_truth"] = make_thumbnail(image.rgb_in, plan.thumb_size)
+        if shown:
+            row["thumb_truth"] = make_thumbnail(image.rgb_in, plan.thumb_size)
 
 
 def result_row(row: dict, outcome: Colorized | Failed, plan: Plan, h5lab) -> dict:
@@ -161,12 +175,85 @@ def _outputs_exist(path: str, plan: Plan) -> str | None:
 
 
 def result_schema():
-    from pyspark.sql.types import BinaryType, BooleanType, DoubleType, IntegerType, StringType, StructField, StructType
-    fields = [StructField(name, StringType(), True) for name in
-              ("path", "relative_path", "status", "error", "jpeg_path", "lab_path")]
-    fields += [StructField("width", IntegerType(), True), StructField("height", IntegerType(), True),
-               StructField("millis", DoubleType(), True), StructField("has_truth", BooleanType(), True),
-               StructField("worker", StringType(), True), StructField("device", StringType(), True)]
-    fields += [StructField(key, DoubleType(), True) for key in SCORE_KEYS]
-    fields += [StructField(key, BinaryType(), True) for key in THUMB_KEYS]
-    return StructType(fields)
+    """The results table (OUT/results): one row per input, without the report's thumbnails."""
+    import pyarrow as pa
+
+    text = ("path", "relative_path", "status", "error", "jpeg_path", "lab_path")
+    return pa.schema([*(pa.field(name, pa.string()) for name in text), pa.field("width", pa.int32()),
+                      pa.field("height", pa.int32()), pa.field("millis", pa.float64()),
+                      pa.field("has_truth", pa.bool_()), pa.field("worker", pa.string()),
+                      pa.field("device", pa.string()), *(pa.field(key, pa.float64()) for key in SCORE_KEYS)])
+
+
+@dataclass
+class Tally:
+    """What the driver needs from a partition besides its results file: counts, score sums, the rows the report
+    shows (with thumbnails) and the first failures. Partitions' tallies add up with `merge`."""
+    rows: int = 0
+    counts: dict = field(default_factory=dict)
+    score_sums: dict = field(default_factory=dict)  # key -> [sum, count] over scored rows, finite values only
+    millis: list = field(default_factory=lambda: [0.0, 0])
+    devices: set = field(default_factory=set)
+    shown: list = field(default_factory=list)
+    failures: list = field(default_factory=list)
+
+    MAX_FAILURES = 20
+
+    def add(self, row: dict, plan: Plan) -> None:
+        self.rows += 1
+        self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
+        if row["status"] == "ok":
+            if row["millis"] is not None:
+                self.millis[0] += row["millis"]
+                self.millis[1] += 1
+            if row["has_truth"]:
+                self.score_sums.setdefault("scored", [0.0, 0])[1] += 1
+                for key in SCORE_KEYS:
+                    value = row[key]
+                    if value is not None and math.isfinite(value):  # a perfect PSNR is infinite: left out
+                        total = self.score_sums.setdefault(key, [0.0, 0])
+                        total[0] += value
+                        total[1] += 1
+        if row["device"] is not None:
+            self.devices.add((row["worker"], row["device"]))
+        if row["relative_path"] in plan.shown:
+            self.shown.append(row)
+        if row["status"] == "error" and len(self.failures) < self.MAX_FAILURES:
+            self.failures.append((row["path"], row["error"]))
+
+    def merge(self, other: Tally) -> Tally:
+        self.rows += other.rows
+        for status, n in other.counts.items():
+            self.counts[status] = self.counts.get(status, 0) + n
+        for key, (total, n) in other.score_sums.items():
+            mine = self.score_sums.setdefault(key, [0.0, 0])
+            mine[0] += total
+            mine[1] += n
+        self.millis = [self.millis[0] + other.millis[0], self.millis[1] + other.millis[1]]
+        self.devices |= other.devices
+        self.shown += other.shown
+        self.failures += other.failures[:max(0, self.MAX_FAILURES - len(self.failures))]
+        return self
+
+
+def results_batch(rows: list[dict]):
+    """Result rows as one Arrow batch of the results table (thumbnails left out)."""
+    import pyarrow as pa
+
+    schema = result_schema()
+    return pa.RecordBatch.from_pylist([{name: row[name] for name in schema.names} for row in rows], schema=schema)
+
+
+def colorize_and_record(index: int, rows, payload_bc, builds, plan: Plan):
+    """The colorize pass of one partition: its results written as one Parquet part into the staging folder (a
+    retried task writes the same part again), and only its `Tally` returned to the driver."""
+    tally, pending = Tally(), []
+    with PartWriter(fs.join(plan.staging, "results", part_name(index))) as writer:
+        for row in colorize_partition(index, rows, payload_bc, builds, plan):
+            tally.add(row, plan)
+            pending.append(row)
+            if len(pending) >= RESULT_ROWS_PER_BATCH:
+                writer.write(results_batch(pending))
+                pending.clear()
+        writer.write(results_batch(pending))
+    yield tally

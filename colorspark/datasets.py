@@ -63,15 +63,22 @@ def write_parquet(frame, uri: str) -> int:
 
     A DataFrame without rows still gets one (empty) part, so that readers find its schema.
     """
-    import pyarrow.parquet as pq
     from pyspark.sql.pandas.types import to_arrow_schema
 
     parts = frame.mapInArrow(lambda batches: _write_partition(batches, uri), "file string, rows long").collect()
     rows = sum(p["rows"] for p in parts)
     if rows == 0:
-        with fs.local_file_for(fs.join(uri, part_name(0)), ".parquet") as local:
-            pq.write_table(to_arrow_schema(frame.schema).empty_table(), local)
+        write_empty_part(uri, to_arrow_schema(frame.schema))
     return rows
+
+
+def write_empty_part(uri: str, schema) -> None:
+    """An empty part file under the dataset folder `uri`, so that readers of a dataset without rows find its
+    columns."""
+    import pyarrow.parquet as pq
+
+    with fs.local_file_for(fs.join(uri, part_name(0)), ".parquet") as local:
+        pq.write_table(schema.empty_table(), local)
 
 
 def read_table(uri: str, columns: list[str] | None = None):

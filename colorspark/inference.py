@@ -1,11 +1,12 @@
 """Running a trained network on the executors.
 
-The driver broadcasts one `ModelPayload` (architecture JSON + weights). Each Python worker keeps the Keras model it
-built in a module-level cache keyed by the architecture, so the model is built once per worker process and reused by
-every task and batch that process runs; new weights for the same architecture (the next training round) are set in
-place without rebuilding. Before the first build TensorFlow is pinned to the GPUs Spark assigned the task
-(colorspark/devices.py). Elephas's own `predict` is not used: it rebuilds the model per partition and fails on
-empty partitions.
+The driver broadcasts one payload: for training's validation a `ModelPayload` (architecture JSON + weights, made
+from the model in training), for colorizing a `ModelFile` (the verified .keras bytes, so the driver needs no
+TensorFlow). Each Python worker keeps the Keras model it built in a module-level cache, so the model is built once
+per worker process and reused by every task and batch that process runs; new weights for the same architecture
+(the next training round) are set in place without rebuilding. Before the first build TensorFlow is pinned to the
+GPUs Spark assigned the task (colorspark/devices.py). Elephas's own `predict` is not used: it rebuilds the model per
+partition and fails on empty partitions.
 """
 
 from __future__ import annotations
@@ -29,31 +30,59 @@ class ModelPayload:
     weights_key: str
 
     @classmethod
-    def from_model(cls, model, any_input_size: bool = False) -> ModelPayload:
-        """With `any_input_size` the executors build the network with a free input height and width
-        (`model.any_size_architecture`), to render at other sizes than the training crops'."""
+    def from_model(cls, model) -> ModelPayload:
         weights = model.get_weights()
         digest = hashlib.sha256()
         for w in weights:
             digest.update(np.ascontiguousarray(w).tobytes())
-        architecture = model.to_json()
-        if any_input_size:
-            from .model import any_size_architecture
+        return cls(model.to_json(), weights, digest.hexdigest())
 
-            architecture = any_size_architecture(architecture)
-        return cls(architecture, weights, digest.hexdigest())
+
+@dataclass
+class ModelFile:
+    """A verified .keras archive's bytes (`modeldir.read_model_file`): what colorize broadcasts, so that its driver
+    never imports TensorFlow. Each Python worker loads it once, in Keras safe mode (embedded code is refused), with
+    the input's height and width left free when `any_input_size`."""
+    data: bytes
+    sha256: str
+    any_input_size: bool = True
+
+    def build(self):
+        import tempfile
+
+        import keras
+
+        from .losses import custom_objects
+
+        with tempfile.NamedTemporaryFile(suffix=".keras") as archive:
+            archive.write(self.data)
+            archive.flush()
+            model = keras.saving.load_model(archive.name, custom_objects=custom_objects(), compile=False,
+                                            safe_mode=True)
+        if not self.any_input_size:
+            return model
+        from .model import any_size_architecture
+
+        resizable = keras.models.model_from_json(any_size_architecture(model.to_json()),
+                                                 custom_objects=custom_objects())
+        resizable.set_weights(model.get_weights())
+        return resizable
 
 
 _cache: dict = {}
 
 
-def worker_model(payload: ModelPayload, builds=None):
-    """The model for `payload` in this worker process: built on first use only, weights refreshed when they change.
+def worker_model(payload: ModelPayload | ModelFile, builds=None):
+    """The model for `payload` in this worker process: built on first use only; for a `ModelPayload` with a known
+    architecture, new weights (the next training round) are set in place.
 
     `builds` (a Spark accumulator) counts actual builds, so tests and logs can show one build per worker.
     """
-    arch_key = hashlib.sha256(payload.architecture.encode()).hexdigest()
-    if _cache.get("arch_key") != arch_key:
+    if isinstance(payload, ModelFile):
+        key = ("file", payload.sha256, payload.any_input_size)
+    else:
+        key = ("architecture", hashlib.sha256(payload.architecture.encode()).hexdigest())
+    if _cache.get("key") != key:
         import_tensorflow(task_cpus())
         pin_task_devices()
         import keras
@@ -61,11 +90,12 @@ def worker_model(payload: ModelPayload, builds=None):
         from .losses import custom_objects
 
         _cache.clear()
-        _cache["model"] = keras.models.model_from_json(payload.architecture, custom_objects=custom_objects())
-        _cache["arch_key"] = arch_key
+        _cache["model"] = (payload.build() if isinstance(payload, ModelFile) else
+                           keras.models.model_from_json(payload.architecture, custom_objects=custom_objects()))
+        _cache["key"] = key
         if builds is not None:
             builds.add(1)
-    if _cache.get("weights_key") != payload.weights_key:
+    if isinstance(payload, ModelPayload) and _cache.get("weights_key") != payload.weights_key:
         _cache["model"].set_weights(payload.weights)
         _cache["weights_key"] = payload.weights_key
     return _cache["model"]

@@ -7,9 +7,9 @@ cluster without connector jars still works; the `content` column is then null an
 
 Spark's `binaryFile` scan silently drops zero-length files, and with `spark.sql.files.ignoreCorruptFiles` (which
 colorspark sets so that one file Hadoop cannot open, e.g. one with ':' in its name, does not fail the whole job) it
-drops unreadable ones too. The jobs therefore compare the scan with the file index (`DataFrame.inputFiles()`) and
-give each dropped file its own error row. Names starting with '.' or '_' are hidden from Spark's listing altogether
-(its convention for metadata files) and are not inputs.
+drops unreadable ones too. The jobs therefore compare the scan with the file index (`DataFrame.inputFiles()`, which
+is on the driver) and give each dropped file its own error row. Names starting with '.' or '_' are hidden from
+Spark's listing altogether (its convention for metadata files) and are not inputs.
 """
 
 from __future__ import annotations
@@ -38,14 +38,36 @@ def _hadoop_path(spark, path: str):
 @dataclass
 class Inputs:
     """The input files of a job: `frame` has the columns (path, content); `root` is what output names are made
-    relative to; `via_hadoop` says whether Spark's binaryFile source listed them (and may have dropped some)."""
+    relative to; `via_hadoop` says whether Spark's binaryFile source listed them (and may have dropped some);
+    `paths` holds the driver's own listing where it made one."""
     frame: object
     root: str
     via_hadoop: bool
+    paths: list[str] | None = None
 
-    def unscanned(self, spark, seen_keys) -> list[tuple[str, str, str]]:
-        """(path, relative key, reason) of listed files that produced no row (see `unscanned_files`)."""
-        return unscanned_files(spark, self.frame, seen_keys, self.root) if self.via_hadoop else []
+    def listed(self) -> list[str]:
+        """Every listed input file's path, without running a Spark job (binaryFile's file index is on the driver)."""
+        if self.paths is not None:
+            return list(self.paths)
+        return [_listed_path(uri) for uri in self.frame.inputFiles()]
+
+    def unscanned(self, spark, seen_keys: set[str]) -> list[tuple[str, str, str]]:
+        """(path, relative key, reason) of listed files whose relative key (`relative_output_path`) is not among
+        `seen_keys`: the ones Spark's scan dropped. Only binaryFile drops files."""
+        if not self.via_hadoop:
+            return []
+        missing = []
+        for uri in self.frame.inputFiles():
+            path = _listed_path(uri)
+            key = relative_output_path(path, self.root)
+            if key not in seen_keys:
+                missing.append((path, key, _why_unscanned(spark, uri)))
+        return missing
+
+
+def _listed_path(uri: str) -> str:
+    """A file index URI (encoded, file:///) as the `path` column spells it."""
+    return unquote(uri).replace("file:///", "file:/", 1)
 
 
 def hadoop_serves(spark, location: str) -> bool:
@@ -73,7 +95,8 @@ def find_inputs(spark, input_path: str, extensions: list[str]) -> Inputs:
     fs.check_location(base + root, what="--input", cluster=False, output=False)
     if not fs.exists(base + root):
         raise JobError(f"input path {fs.display(input_path)} does not exist")
-    return Inputs(_arrow_listing(spark, input_path, extensions), root, False)
+    frame, paths = _arrow_listing(spark, input_path, extensions)
+    return Inputs(frame, root, False, paths)
 
 
 def _root_uri(input_path: str) -> tuple[str, str]:
@@ -92,7 +115,8 @@ def list_images(spark, input_path: str, extensions: list[str]):
 
 
 def _arrow_listing(spark, input_path: str, extensions: list[str]):
-    """(path, content = null) rows of the wanted files below the input, listed through the storage layer and spread
+    """((path, content = null) rows, their paths) of the wanted files below the input, listed through the storage
+    layer; the rows are spread
     over partitions sized as binaryFile sizes them: each file counts its length plus Spark's `openCostInBytes`, and a
     partition holds at most `maxPartitionBytes` of that, with at least one partition per core."""
     from pyspark.sql.types import BinaryType, StringType, StructField, StructType
@@ -115,7 +139,8 @@ def _arrow_listing(spark, input_path: str, extensions: list[str]):
     by_size = math.ceil(weighted / sql_conf.filesMaxPartitionBytes())
     slices = max(1, min(len(wanted), max(sc.defaultParallelism, by_size)))
     schema = StructType([StructField("path", StringType(), False), StructField("content", BinaryType(), True)])
-    return spark.createDataFrame(sc.parallelize([(uri, None) for uri, _ in wanted], slices), schema)
+    frame = spark.createDataFrame(sc.parallelize([(uri, None) for uri, _ in wanted], slices), schema)
+    return frame, [uri for uri, _ in wanted]
 
 
 def read_content(path: str, content) -> bytes:
@@ -127,25 +152,6 @@ def read_content(path: str, content) -> bytes:
         return fs.read_bytes(path)
     except OSError as exc:
         raise DecodeError(f"could not read the file: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
-
-
-def unscanned_files(spark, files, seen_keys, root: str) -> list[tuple[str, str, str]]:
-    """(path, relative key, reason) of listed files that produced no row.
-
-    `seen_keys` is a one-column DataFrame of the relative keys (`relative_output_path`) that did produce rows.
-    """
-    from pyspark.sql.types import StringType, StructField, StructType
-
-    listed = []
-    for uri in files.inputFiles():
-        path = unquote(uri).replace("file:///", "file:/", 1)  # inputFiles() gives encoded URIs
-        listed.append((uri, path, relative_output_path(path, root)))
-    if not listed:
-        return []
-    schema = StructType([StructField(n, StringType()) for n in ("uri", "path", "key")])
-    frame = spark.createDataFrame(listed, schema)
-    missing = frame.join(seen_keys.withColumnRenamed(seen_keys.columns[0], "key"), "key", "left_anti").collect()
-    return [(r["path"], r["key"], _why_unscanned(spark, r["uri"])) for r in missing]
 
 
 def _why_unscanned(spark, uri: str) -> str:

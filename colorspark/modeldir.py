@@ -73,6 +73,29 @@ def load_model_file(uri: str, expected_sha256: str | None):
                              f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
 
 
+def read_model_file(model_dir: str) -> tuple[bytes, dict]:
+    """(model.keras bytes, colorspark.json) of a model directory, the bytes checked against the recorded SHA-256,
+    without TensorFlow: colorize's driver only passes the model on, and the executors load it in Keras safe mode."""
+    import hashlib
+    import zipfile
+
+    model_dir = fs.to_uri(model_dir)
+    meta = read_meta(model_dir)
+    uri = fs.join(model_dir, MODEL_FILE)
+    if not fs.is_file(uri):
+        raise ModelError(f"{fs.display(uri)} is missing")
+    data = fs.read_bytes(uri)
+    if hashlib.sha256(data).hexdigest() != meta["model_sha256"]:
+        raise ModelError(f"{fs.display(uri)} does not match the SHA-256 recorded for it: the file was changed or "
+                         "replaced after training; refusing to load it")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            archive.getinfo("config.json")
+    except (zipfile.BadZipFile, KeyError):
+        raise ModelError(f"{fs.display(uri)} is not a loadable colorspark model: not a Keras archive") from None
+    return data, meta
+
+
 def write_model_dir(model_dir: str, model, meta: dict, history: list[dict]) -> None:
     """Final outputs of a training run; colorspark.json last, so it only ever describes a complete model file."""
     meta = {**meta, "format": FORMAT_VERSION, "model_file": MODEL_FILE,

@@ -98,7 +98,7 @@ def partition_summaries(results) -> tuple[list[str], np.ndarray]:
 def add_unscanned(spark, inputs: Inputs, results):
     """The per-file rows, plus an error row for each file that Spark's scan dropped (empty, unreadable)."""
     files = results.where(f"status != '{SUMMARY}'")
-    missing = inputs.unscanned(spark, files.select("key"))
+    missing = inputs.unscanned(spark, {row["key"] for row in files.select("key").collect()})
     if not missing:
         return files
     rows = [(path, key, "error", reason, None, None, None, None) for path, key, reason in missing]
