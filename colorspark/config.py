@@ -121,7 +121,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "batch_size": (8, _positive),
         "partitions": (0, _non_negative),
         "render_size": (0, lambda v: v == 0 or _multiple_of_8(v)),
-        "keep_aspect": (False, None),
+        "keep_aspect": (True, None),
     },
 }
 
