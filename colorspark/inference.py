@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import sys
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,10 +107,34 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+_forward_passes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def forward_pass(model):
+    """The model's forward pass as one TensorFlow graph for inputs of any batch size, height and width.
+
+    Keras's `predict_on_batch` traces a graph per new input shape, and photos rendered at their own aspect ratio
+    come in many shapes: those traces cost more than the network itself (bench/colorize_bench.py). One graph with
+    free dimensions is traced once per model. Anything that is not a Keras model (a test's stand-in) is called
+    through its `predict_on_batch`.
+    """
+    keras = sys.modules.get("keras")
+    if keras is None or not isinstance(model, keras.Model):
+        return model.predict_on_batch
+    if model not in _forward_passes:
+        import tensorflow as tf
+
+        held = weakref.ref(model)  # the cache must not keep its own key alive
+        graph = tf.function(lambda x: held()(x, training=False),
+                            input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
+        _forward_passes[model] = lambda x: graph(x).numpy()
+    return _forward_passes[model]
+
+
 def predict_ab(model, l_codes: np.ndarray, temperature: float) -> np.ndarray:
-    """Batch of L codes (N×S×S or N×S×S×1, L·2.55) -> annealed-mean ab at 1/4 resolution (N×S/4×S/4×2)."""
+    """Batch of L codes (N×H×W or N×H×W×1, L·2.55) -> annealed-mean ab at 1/4 resolution (N×H/4×W/4×2)."""
     x = np.asarray(l_codes, dtype=np.float32)
     if x.ndim == 3:
         x = x[..., None]
-    logits = np.asarray(model.predict_on_batch(x))
+    logits = np.asarray(forward_pass(model)(x))
     return annealed_mean(logits, temperature)
