@@ -237,12 +237,14 @@ def photo_files(photos: Path = PHOTOS) -> list[Path]:
 
 
 def _convert_one(job):
-    src, dst, gray, max_side, quality = job
+    src, dst, gray, max_side, quality, scale = job
     from PIL import Image, ImageOps
 
     with Image.open(src) as im:
         im = ImageOps.exif_transpose(im)
         im = im.convert("L" if gray else "RGB")
+        if scale != 1.0:
+            im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS)
         if max_side and max(im.size) > max_side:
             im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
         tmp = dst.with_name(".tmp-" + dst.name)
@@ -252,20 +254,23 @@ def _convert_one(job):
 
 
 def replicate(dst: Path, count: int, subdirs: int = 4, gray: bool = False, max_side: int = 0, quality: int = 90,
-              photos: Path = PHOTOS, processes: int = 2, colour_every: int = 0, log=print) -> list[Path]:
-    """`count` distinct files under dst/sub-XX/ made from the shared photos (copies, or gray/downscaled versions;
-    with gray and colour_every=k, every k-th file stays in colour).
+              photos: Path = PHOTOS, processes: int = 2, colour_every: int = 0, scale: float = 1.0,
+              log=print) -> list[Path]:
+    """`count` distinct files under dst/sub-XX/ made from the shared photos (copies, or gray/rescaled versions;
+    with gray and colour_every=k, every k-th file stays in colour; `scale` resizes each photo by that factor, e.g.
+    to reach a pixel count the shared photos do not have).
 
     Reuses an existing replica set with the same recipe (a stamp file records it)."""
     dst = Path(dst)
     recipe = {"count": count, "subdirs": subdirs, "gray": gray, "max_side": max_side, "quality": quality,
-              "photos": str(photos), "colour_every": colour_every}
+              "photos": str(photos), "colour_every": colour_every, "scale": scale}
     stamp = dst / ".recipe.json"
     src = photo_files(photos)
     plan = []
+    converted = gray or max_side or scale != 1.0
     for i in range(count):
         s = src[i % len(src)]
-        name = f"{s.stem}-r{i // len(src):03d}{'.jpg' if (gray or max_side) else s.suffix.lower()}"
+        name = f"{s.stem}-r{i // len(src):03d}{'.jpg' if converted else s.suffix.lower()}"
         plan.append((s, dst / f"sub-{i % subdirs:02d}" / name))
     if stamp.is_file() and json.loads(stamp.read_text()) == recipe and all(p.is_file() for _, p in plan):
         return [p for _, p in plan]
@@ -274,11 +279,11 @@ def replicate(dst: Path, count: int, subdirs: int = 4, gray: bool = False, max_s
     for k in range(subdirs):
         (dst / f"sub-{k:02d}").mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    if gray or max_side:
+    if converted:
         import multiprocessing as mp
 
         with mp.get_context("fork").Pool(processes) as pool:
-            jobs = [(s, d, gray and not (colour_every and i % colour_every == 0), max_side, quality)
+            jobs = [(s, d, gray and not (colour_every and i % colour_every == 0), max_side, quality, scale)
                     for i, (s, d) in enumerate(plan)]
             for _ in pool.imap_unordered(_convert_one, jobs, 64):
                 pass
