@@ -340,6 +340,23 @@ def spark_submit(script: Path | str, script_args: list[str], *, master: str = "l
     return rc, time.time() - t0
 
 
+def timed_user_run(cmd: list[str], log_path: Path) -> tuple[float, dict]:
+    """Run a job's spark-submit command line from the repository root as a user does (PYSPARK_PYTHON set, colorspark
+    only through --py-files), timed from launch to exit with the CPU use of the run; exits with the log's tail when
+    it fails. Returns (seconds, CPU record)."""
+    env = {**os.environ, "PYSPARK_PYTHON": str(PY)}
+    env.pop("PYTHONPATH", None)
+    monitor = CpuMonitor().start()
+    started = time.time()
+    with open(log_path, "w") as fh:
+        rc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
+    seconds = time.time() - started
+    cpu = monitor.stop()
+    if rc != 0:
+        raise SystemExit(f"spark-submit failed (exit {rc}); log tail:\n{tail(log_path, 40)}")
+    return seconds, cpu
+
+
 def tail(path: Path, lines: int = 30) -> str:
     with contextlib.suppress(OSError):
         return "".join(open(path, errors="replace").readlines()[-lines:])

@@ -63,17 +63,7 @@ def run_spark(work: Path, zip_path: Path, input_dir: Path, args, tag: str) -> di
     out = work / "spark-out"
     shutil.rmtree(out, ignore_errors=True)
     cmd = spark_cmd(zip_path, input_dir, out, args.model, args.overrides)
-    env = {**os.environ, "PYSPARK_PYTHON": str(C.PY)}
-    env.pop("PYTHONPATH", None)
-    log = work / f"spark-{tag}.log"
-    mon = C.CpuMonitor().start()
-    t0 = time.time()
-    with open(log, "w") as fh:
-        rc = subprocess.run(cmd, cwd=C.ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
-    seconds = time.time() - t0
-    cpu = mon.stop()
-    if rc != 0:
-        raise SystemExit(f"spark-submit failed (exit {rc}); log tail:\n{C.tail(log, 40)}")
+    seconds, cpu = C.timed_user_run(cmd, work / f"spark-{tag}.log")
     summary = json.loads((out / "summary.json").read_text())
     jpegs = sum(1 for _ in (out / "jpeg").rglob("*.jpg"))
     if jpegs != summary["ok"]:

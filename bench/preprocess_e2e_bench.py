@@ -68,17 +68,7 @@ def run_spark(work: Path, zip_path: Path, input_dir: Path, tag: str) -> dict:
     out = work / "spark-out"
     shutil.rmtree(out, ignore_errors=True)
     cmd = spark_cmd(zip_path, input_dir, out)
-    env = {**os.environ, "PYSPARK_PYTHON": str(C.PY)}
-    env.pop("PYTHONPATH", None)  # the job finds colorspark through --py-files alone
-    log = work / f"spark-{tag}.log"
-    mon = C.CpuMonitor().start()
-    t0 = time.time()
-    with open(log, "w") as fh:
-        rc = subprocess.run(cmd, cwd=C.ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
-    seconds = time.time() - t0
-    cpu = mon.stop()
-    if rc != 0:
-        raise SystemExit(f"spark-submit failed (exit {rc}); log tail:\n{C.tail(log, 40)}")
+    seconds, cpu = C.timed_user_run(cmd, work / f"spark-{tag}.log")
     manifest = json.loads((out / "manifest.json").read_text())
     rows = parquet_rows(out / "parquet")
     if rows != manifest["train_crops"] + manifest["val_crops"]:
