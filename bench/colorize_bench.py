@@ -50,6 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--master", default="local[2]")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="config override for all runs")
     p.add_argument("--no-pool", action="store_true", help="skip the 2-process reference (c)")
+    p.add_argument("--scales", default="1.96,3.92", help="also time (b) gray on the photos scaled by these factors "
+                                                        "(default: about 0.5 and 2 MP); empty: none")
     p.add_argument("--keep-outputs", action="store_true", help="keep the colorized outputs (several GB)")
     p.add_argument("--no-wait", action="store_true")
     p.add_argument("--max-load", type=float, default=0.5)
@@ -176,7 +178,9 @@ def plain(args) -> dict:
 
         model, _ = load_model_dir(args.model)
         res["flops"] = model_flops(model)
-        res["predict"] = predict_rates(model, meta, res["flops"]["total"])
+        size = int(meta["input_size"])  # the training size, and the aspect-kept shape most of these photos get
+        res["predict"] = predict_rates(payload.build(), res["flops"]["total"], size,
+                                       [(size, size), (size, size * 3 // 2)])
         res["matmul"] = matmul_rates(tf)
     return res
 
@@ -240,25 +244,32 @@ def model_flops(model) -> dict:
             "input": [int(d) for d in model.input.shape[1:]], "output": [int(d) for d in model.output.shape[1:]]}
 
 
-def predict_rates(model, meta, flops) -> dict:
+def predict_rates(model, flops_at_input: float, input_size: int, shapes) -> dict:
+    """Median ms per image and GFLOP/s of the forward pass colorize runs (`inference.forward_pass`), per input shape
+    and batch size. The network is convolutional, so its FLOPs scale with the input's pixels."""
     import numpy as np
 
-    size = int(meta["input_size"])
-    out = {}
+    from colorspark.inference import forward_pass
+
+    forward = forward_pass(model)
     rng = np.random.default_rng(0)
-    for batch in (1, 8, 32, 128):
-        x = (rng.random((batch, size, size, 1)) * 255).astype(np.float32)
-        for _ in range(3):
-            model.predict_on_batch(x)
-        reps = max(5, int(256 / batch))
-        times = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            np.asarray(model.predict_on_batch(x))
-            times.append(time.perf_counter() - t0)
-        dt = sorted(times)[len(times) // 2]  # median
-        out[batch] = {"ms_per_batch": dt * 1000, "ms_per_image": dt / batch * 1000,
-                      "gflops": flops * batch / dt / 1e9}
+    out = {}
+    for height, width in shapes:
+        flops = flops_at_input * height * width / input_size ** 2
+        rates = {}
+        for batch in (1, 8, 32, 128):
+            x = (rng.random((batch, height, width, 1)) * 255).astype(np.float32)
+            for _ in range(3):
+                forward(x)
+            times = []
+            for _ in range(max(5, int(256 / batch))):
+                t0 = time.perf_counter()
+                forward(x)
+                times.append(time.perf_counter() - t0)
+            dt = sorted(times)[len(times) // 2]  # median
+            rates[batch] = {"ms_per_batch": dt * 1000, "ms_per_image": dt / batch * 1000,
+                            "gflops": flops * batch / dt / 1e9}
+        out[f"{height}x{width}"] = rates
     return out
 
 
@@ -392,6 +403,16 @@ def main():
         C.settle(skip=args.no_wait, log=C.say)
         pool = pool2(args, "gray", gray_dir)
         C.say(f"[bench] (c) 2 processes x 1 thread gray: {pool['ips']:.2f} img/s")
+    scaled = []
+    for scale in (float(x) for x in args.scales.split(",") if x):
+        folder = work / f"gray-x{scale:g}"
+        C.replicate(folder, max(8, int(320 / scale ** 2)), args.subdirs, gray=True, scale=scale,
+                    photos=Path(args.photos), log=C.say)
+        C.settle(skip=args.no_wait, log=C.say)
+        run = run_plain(args, f"gray-x{scale:g}", folder, 2)
+        scaled.append({"scale": scale, **{k: run[k] for k in ("images", "pipeline_s", "mean_millis", "breakdown")}})
+        C.say(f"[bench] (b) plain gray x{scale:g}: {run['pipeline_s'] / run['images'] * 1000:.1f} ms per image at "
+              f"{run['breakdown']['mean_megapixels']:.2f} MP")
     if not args.keep_outputs:
         shutil.rmtree(work / "plain-out", ignore_errors=True)
 
@@ -403,6 +424,7 @@ def main():
     C.say("[bench] ratios (a)/(b): " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()) + " (target >= 0.85)")
     result = {"args": vars(args), "machine": info, "idle": idle, "spark": spark, "spark_cpu": spark_cpu,
               "submit_s": submit_s, "b_gray": b_gray, "b_colour": b_colour, "pool": pool, "ratios": ratios,
+              "scaled": scaled,
               "model_meta": {k: meta.get(k) for k in ("settings", "rounds_done", "model_sha256", "input_size")}}
     C.write_json(work / "result.json", result)
     if not args.no_md:
@@ -482,13 +504,21 @@ def render_md(args, info, idle, cmd, res) -> str:
              + f"; plain (b): {b_gray['mean_millis']:.1f} ms gray"
              + (f", {b_colour['mean_millis']:.1f} ms colour" if b_colour else "") + ".\n")
 
+    if res.get("scaled"):
+        L.append("### Per-image cost against pixel count (plain process (b), gray, TF 2 threads)\n")
+        sets = [(1.0, b_gray["images"], b_gray["pipeline_s"], b_gray["breakdown"]["mean_megapixels"])]
+        sets += [(r["scale"], r["images"], r["pipeline_s"], r["breakdown"]["mean_megapixels"]) for r in res["scaled"]]
+        L.append(C.md_table(["photos scaled by", "images", "mean MP", "ms per image", "ms per MP"],
+                            [[f"{scale:g}", n, f"{mp:.2f}", f"{sec / n * 1000:.1f}", f"{sec / n * 1000 / mp:.1f}"]
+                             for scale, n, sec, mp in sets]))
+        L.append("")
+
     fl = b_gray.get("flops")
     if fl:
         mf = fl["total"] / 1e6
         pr = b_gray["predict"]
         mm_rate = b_gray["matmul"]
         predict_batch = cfg["colorize"]["batch_size"]
-        predict_gflops = pr.get(str(predict_batch), pr.get(predict_batch, {})).get("gflops", float("nan"))
         L.append("### Model cost vs. the machine's limit\n")
         L.append(f"- model FLOPs per image ({'×'.join(map(str, fl['input']))} input → "
                  f"{'×'.join(map(str, fl['output']))} logits): **{mf:.0f} MFLOP** (2·k²·Cin·Cout·H·W per "
@@ -496,11 +526,12 @@ def render_md(args, info, idle, cmd, res) -> str:
                  f"{fl['annealed_mean'] / 1e6:.1f} MFLOP for the annealed mean")
         L.append(f"- measured float32 matmul (2048², 2 threads, best of 10): TensorFlow {mm_rate['tf']:.1f} GFLOP/s, "
                  f"NumPy {mm_rate['numpy']:.1f} GFLOP/s")
-        L.append("- `model.predict_on_batch` (TF 2 threads, median): " + "; ".join(
-            f"batch {b}: {v['ms_per_image']:.2f} ms/image = {v['gflops']:.1f} GFLOP/s" for b, v in pr.items())
-                 + f" → at colorize's batch {predict_batch} predict runs at "
-                 f"{predict_gflops / mm_rate['tf']:.0%} "
-                 f"of the matmul rate")
+        for shape, rates in pr.items():
+            at_batch = rates.get(str(predict_batch), rates.get(predict_batch, {})).get("gflops", float("nan"))
+            L.append(f"- forward pass at {shape.replace('x', '×')} (`inference.forward_pass`, TF 2 threads, median): "
+                     + "; ".join(f"batch {b}: {v['ms_per_image']:.2f} ms/image = {v['gflops']:.1f} GFLOP/s"
+                                 for b, v in rates.items())
+                     + f" → at colorize's batch {predict_batch}: {at_batch / mm_rate['tf']:.0%} of the matmul rate")
         L.append(C.md_table(["layer", "kind", "kernel", "Cin", "Cout", "H×W", "MFLOP"],
                             [r[:6] + [f"{r[6] / 1e6:.1f}"] for r in fl["layers"]]))
         L.append("")

@@ -214,7 +214,7 @@ def load_splits(spark, data_dir: str, manifest: dict, config: dict):
 
     train_cfg = config["train"]
     train_rdd = load_split(spark, data_dir, "train", train_cfg["source"], manifest["size"])
-    train_rdd = train_rdd.repartition(train_cfg["workers"]).persist(StorageLevel.MEMORY_AND_DISK)
+    train_rdd = deal_evenly(train_rdd, train_cfg["workers"]).persist(StorageLevel.MEMORY_AND_DISK)
     sizes = check_partitions(train_rdd, train_cfg["batch_size"])
     val_rdd = load_split(spark, data_dir, "val", train_cfg["source"], manifest["size"])
     val_rdd = val_rdd.repartition(max(1, spark.sparkContext.defaultParallelism)).persist(StorageLevel.MEMORY_AND_DISK)
@@ -225,6 +225,15 @@ def load_splits(spark, data_dir: str, manifest: dict, config: dict):
              sum(sizes), len(sizes), sizes, min(n_val, train_cfg["max_val_rows"]), train_cfg["mode"],
              config["train"]["preset"])
     return train_rdd, val_rdd, sizes
+
+
+def deal_evenly(rdd, parts: int):
+    """`rdd` in `parts` partitions whose sizes differ by at most one row, one per Elephas worker.
+
+    Spark's `repartition` deals rows round robin from a random start in each input partition, so with few rows per
+    input partition a worker can end up with too few to train on, or none.
+    """
+    return rdd.zipWithIndex().map(lambda pair: (pair[1] % parts, pair[0])).partitionBy(parts, lambda key: key).values()
 
 
 def start_or_resume(model_dir: str, settings: dict, resume: bool):
