@@ -1,9 +1,13 @@
-"""Score a trained model's checkpoints on the validation split at several annealed-mean temperatures.
+"""Score a trained model's checkpoints on the selection split at several annealed-mean temperatures.
 
     .venv/bin/python bench/tune_temperature.py --model MODEL_DIR --data PREPROCESS_OUT [--temperatures 0.2,0.38,1]
+        [--split selection]
 
-Reads the val split with pyarrow (no Spark), runs each checkpoint once, and decodes its logits at every temperature
-with the same metric code the training job uses (colorspark.training_tasks.validation_sums). Prints a Markdown table.
+Choosing a checkpoint and a temperature is tuning, so it reads the selection split (never trained on, and not the
+validation split whose figures are reported); --split val is there for data preprocessed before the selection split
+existed. Reads the split with pyarrow (no Spark), runs each checkpoint once, and decodes its logits at every
+temperature with the same metric code the training job uses (colorspark.training_tasks.validation_sums). Prints a
+Markdown table.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ from colorspark.training import mean_metrics  # noqa: E402
 from colorspark.training_tasks import VAL_KEYS, loss_from_settings, validation_sums  # noqa: E402
 
 
-def val_rows(data: Path, size: int):
+def split_rows(data: Path, size: int, split: str):
     import pyarrow.parquet as pq
 
-    table = pq.read_table(data / "parquet" / "split=val", filters=[("colorful", "=", True)])
+    table = pq.read_table(data / "parquet" / f"split={split}", filters=[("colorful", "=", True)])
     x = np.stack([np.frombuffer(v, np.uint8).reshape(size, size, 1) for v in table["l"].to_pylist()]).astype(
         np.float32)
     y = np.stack([np.frombuffer(v, np.int8).reshape(size // 4, size // 4, 2) for v in table["ab"].to_pylist()])
@@ -37,10 +41,11 @@ def main() -> None:
     p.add_argument("--model", required=True, type=Path, help="model dir (with checkpoints/)")
     p.add_argument("--data", required=True, type=Path, help="preprocess output the model was trained on")
     p.add_argument("--temperatures", default="0.2,0.38,0.5,0.7,1.0")
+    p.add_argument("--split", default="selection", choices=["selection", "val"])
     p.add_argument("--every", type=int, default=1, help="score every Nth checkpoint (the last is always scored)")
     args = p.parse_args()
     meta = json.loads((args.model / "colorspark.json").read_text())
-    x, y = val_rows(args.data, meta["input_size"])
+    x, y = split_rows(args.data, meta["input_size"], args.split)
     settings = {"class_weights": meta["class_weights"], "prior": meta["prior"], "neighbours": 10, "sigma": 5.0,
                 "gray_chroma": meta["config"]["data"]["gray_chroma"]}
     loss_fn = loss_from_settings(settings)
