@@ -28,7 +28,7 @@ _broadcasts: dict = {}
 
 
 def _model_broadcast(spark, model: str | None):
-    """(broadcast ModelPayload, colorspark.json) for a model directory, or for the shipped model; one broadcast per
+    """(broadcast ModelFile, colorspark.json) for a model directory, or for the shipped model; one broadcast per
     Spark application and model location."""
     location = fs.to_uri(model or shipped_model_dir())
     sc = spark.sparkContext
@@ -81,6 +81,8 @@ def colorize_dataframe(df, image_col: str = "content", model: str | None = None,
     The added columns are `output_col` (binary JPEG), `lab_col` (binary), ``width``, ``height`` (int), ``status``
     (``ok`` or ``error``) and ``error`` (the reason, for null, empty or undecodable bytes).
     """
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import from_arrow_schema
     from pyspark.sql.types import BinaryType, StructType
 
     if image_col not in df.columns:
@@ -90,23 +92,17 @@ def colorize_dataframe(df, image_col: str = "content", model: str | None = None,
     if lab_col and lab_encoding not in labarrays.ENCODINGS:
         raise ValueError(f"lab_encoding must be one of {', '.join(labarrays.ENCODINGS)}, got {lab_encoding!r}")
     columns = Columns(image=image_col, jpeg=output_col, lab=lab_col or None)
-    taken = [name for name in columns.added() if name in df.columns]
+    taken = [field.name for _, field in columns.added_fields() if field.name in df.columns]
     if taken:
         raise ValueError(f"the DataFrame already has column(s) {', '.join(taken)}; choose other output names or "
                          "drop them first")
     payload_bc, meta = _model_broadcast(df.sparkSession, model)
     rendering = _rendering(meta, temperature, render_size, batch_size, jpeg_quality, keep_aspect)
     encoding = lab_encoding if lab_col else None
-    schema = StructType.fromJson({"type": "struct", "fields": [
-        *df.schema.jsonValue()["fields"], *_added_fields(columns)]})
+    added = from_arrow_schema(pa.schema([field for _, field in columns.added_fields()]))
+    schema = StructType([*df.schema.fields, *added.fields])
     return df.mapInArrow(functools.partial(colorize_arrow, columns=columns, payload_bc=payload_bc,
                                            rendering=rendering, lab_encoding=encoding), schema)
-
-
-def _added_fields(columns: Columns) -> list[dict]:
-    kinds = {"binary": "binary", "int32": "integer", "string": "string"}
-    return [{"name": f.name, "type": kinds[str(f.type)], "nullable": True, "metadata": {}}
-            for f in columns.arrow_fields()]
 
 
 def register_sql_functions(spark, model: str | None = None, *, name: str = "colorize",

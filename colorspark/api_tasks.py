@@ -30,15 +30,13 @@ class Columns:
     status: str = "status"
     error: str = "error"
 
-    def added(self) -> list[str]:
-        return [name for name in (self.jpeg, self.lab, self.width, self.height, self.status, self.error) if name]
-
-    def arrow_fields(self) -> list[pa.Field]:
-        fields = [pa.field(self.jpeg, pa.binary())]
+    def added_fields(self) -> list[tuple[str, pa.Field]]:
+        """(key of `colorized_columns`, Arrow field) of each added column, in order."""
+        fields = [("jpeg", pa.field(self.jpeg, pa.binary()))]
         if self.lab:
-            fields.append(pa.field(self.lab, pa.binary()))
-        return fields + [pa.field(self.width, pa.int32()), pa.field(self.height, pa.int32()),
-                         pa.field(self.status, pa.string()), pa.field(self.error, pa.string())]
+            fields.append(("lab", pa.field(self.lab, pa.binary())))
+        return fields + [("width", pa.field(self.width, pa.int32())), ("height", pa.field(self.height, pa.int32())),
+                         ("status", pa.field(self.status, pa.string())), ("error", pa.field(self.error, pa.string()))]
 
 
 def colorized_columns(images: list, get_model, rendering: Rendering, lab_encoding: str | None) -> dict[str, list]:
@@ -64,13 +62,11 @@ def colorize_arrow(batches: Iterator[pa.RecordBatch], columns: Columns, payload_
     def get_model():
         return worker_model(payload_bc.value)
 
+    added = columns.added_fields()
     for batch in batches:
+        schema = pa.schema([*batch.schema, *(field for _, field in added)])
         for start in range(0, batch.num_rows, ROWS_PER_OUTPUT_BATCH):
             part = batch.slice(start, ROWS_PER_OUTPUT_BATCH)
             values = colorized_columns(part.column(columns.image).to_pylist(), get_model, rendering, lab_encoding)
-            if not lab_encoding:
-                del values["lab"]
-            arrays = [pa.array(values[key], type=field.type)
-                      for key, field in zip(values, columns.arrow_fields())]
-            yield pa.RecordBatch.from_arrays([*part.columns, *arrays],
-                                             schema=pa.schema([*part.schema, *columns.arrow_fields()]))
+            arrays = [pa.array(values[key], type=field.type) for key, field in added]
+            yield pa.RecordBatch.from_arrays([*part.columns, *arrays], schema=schema)

@@ -17,6 +17,7 @@ import time
 from . import __version__, fs
 from .colorize_tasks import Plan, Tally, base_row, colorize_and_record, result_schema, results_batch, stem_key
 from .datasets import PartWriter, part_files, read_table, write_empty_part
+from .devices import device_records
 from .errors import JobError
 from .inference import ModelFile
 from .listing import Inputs, find_inputs
@@ -45,7 +46,7 @@ def run(spark, input_path: str, output_dir: str, model_dir: str, config: dict, r
     builds = spark.sparkContext.accumulator(0)
     try:
         tally = colorize_all(inputs, payload, builds, plan, config)
-        n_inputs = account_for_inputs(spark, inputs, tally, plan, input_path, config)
+        n_inputs = account_for_inputs(spark, inputs, len(listed), tally, plan, input_path, config)
         log.info("%d input files processed; the model was built %d time(s) across the Python workers",
                  n_inputs, builds.value)
         publish_results(out, plan)
@@ -112,13 +113,14 @@ def colorize_all(inputs: Inputs, payload, builds, plan: Plan, config: dict) -> T
     return total
 
 
-def account_for_inputs(spark, inputs: Inputs, tally: Tally, plan: Plan, input_path: str, config: dict) -> int:
-    """The number of inputs, after an error row was added for each file Spark's scan dropped."""
-    listed = len(inputs.listed())
-    if tally.rows < listed:
+def account_for_inputs(spark, inputs: Inputs, n_listed: int, tally: Tally, plan: Plan, input_path: str,
+                       config: dict) -> int:
+    """The number of inputs, after an error row was added for each of the `n_listed` files that Spark's scan
+    dropped."""
+    if tally.rows < n_listed:
         seen = {key for file in part_files(fs.join(plan.staging, "results"))
                 for key in read_table(file, columns=["relative_path"]).column("relative_path").to_pylist()}
-        rows = [{**base_row(path, plan), "status": "error", "error": reason, "worker": None, "device": None}
+        rows = [{**base_row(path, plan), "status": "error", "error": reason}
                 for path, _, reason in inputs.unscanned(spark, seen)]
         with PartWriter(fs.join(plan.staging, "results", "part-unscanned.parquet")) as writer:
             writer.write(results_batch(rows))
@@ -150,12 +152,12 @@ def summarize(tally: Tally, seconds: float, model_dir: str, model_builds: int) -
     cast, cast_gray = mean_scores["cast"], mean_scores["cast_gray"]
     n_ok = tally.counts.get("ok", 0)
     return {"inputs": tally.rows, "ok": n_ok, "errors": tally.counts.get("error", 0),
-            "skipped": tally.counts.get("skipped", 0), "scored": sums.get("scored", [0, 0])[1],
+            "skipped": tally.counts.get("skipped", 0), "scored": tally.scored,
             "mean_scores": mean_scores, "cast_ratio": cast / cast_gray if cast is not None and cast_gray else None,
             "mean_millis_per_image": tally.millis[0] / tally.millis[1] if tally.millis[1] else None,
             "seconds": round(seconds, 2), "images_per_second": round(n_ok / seconds, 3) if seconds > 0 else None,
             "model": fs.display(model_dir), "colorspark_version": __version__, "model_builds": model_builds,
-            "devices": [{"worker": worker, "device": device} for worker, device in sorted(tally.devices)]}
+            "devices": device_records(tally.devices)}
 
 
 def log_failures(tally: Tally) -> None:

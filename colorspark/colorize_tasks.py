@@ -18,6 +18,7 @@ from . import fs, labarrays
 from .colorizer import Colorized, Failed, Rendering, colorize_stream
 from .datasets import PartWriter, part_name
 from .decode import DecodeError
+from .devices import task_device
 from .inference import worker_model, worker_name
 from .listing import read_content
 from .metrics import SCORE_KEYS, rebalancing_pixel_weights, score_colorization
@@ -72,13 +73,12 @@ def stem_key(path: str, root: str) -> str:
     return replace_with_extension(relative_output_path(path, root), "").casefold()
 
 
-def base_row(path: str, plan: Plan) -> dict:
-    from .devices import task_device
-
+def base_row(path: str, plan: Plan, worker: str | None = None, device: str | None = None) -> dict:
+    """A result row before its outcome is known; `worker` and `device` say where its task ran (None for rows the
+    driver makes)."""
     return {"path": path, "relative_path": relative_output_path(path, plan.root), "status": "ok", "error": None,
             "jpeg_path": None, "lab_path": None, "width": None, "height": None, "millis": None, "has_truth": False,
-            "worker": worker_name(), "device": task_device(), **dict.fromkeys(SCORE_KEYS),
-            **dict.fromkeys(THUMB_KEYS)}
+            "worker": worker, "device": device, **dict.fromkeys(SCORE_KEYS), **dict.fromkeys(THUMB_KEYS)}
 
 
 def _write_outputs(row: dict, image: Colorized, plan: Plan, h5lab) -> None:
@@ -137,6 +137,7 @@ def result_row(row: dict, outcome: Colorized | Failed, plan: Plan, h5lab) -> dic
 def colorize_partition(index: int, rows, payload_bc, builds, plan: Plan):
     """mapPartitionsWithIndex body over (path, content) rows: one result row per input file, whatever happens."""
     freeze_imports()
+    where = {"worker": worker_name(), "device": task_device()}  # the same for every row of the task
     h5lab = (labarrays.Hdf5LabFile(fs.join(plan.out_dir, "lab", f"part-{plan.run_id}-{index:05d}.h5"),
                                    plan.lab_encoding) if plan.lab_format == "hdf5" else None)
     skipped: list[dict] = []
@@ -144,8 +145,8 @@ def colorize_partition(index: int, rows, payload_bc, builds, plan: Plan):
     def to_colorize():
         for path, content in rows:
             if plan.resume and (done := _outputs_exist(path, plan)):
-                skipped.append({**base_row(path, plan), "status": "skipped", "error": "outputs exist (--resume)",
-                                "jpeg_path": done})
+                skipped.append({**base_row(path, plan, **where), "status": "skipped",
+                                "error": "outputs exist (--resume)", "jpeg_path": done})
                 continue
             try:
                 yield path, read_content(path, content)
@@ -158,7 +159,7 @@ def colorize_partition(index: int, rows, payload_bc, builds, plan: Plan):
                                              plan.rendering):
             yield from skipped
             skipped.clear()
-            yield result_row(base_row(path, plan), outcome, plan, h5lab)
+            yield result_row(base_row(path, plan, **where), outcome, plan, h5lab)
         yield from skipped
         failed = False
     finally:
@@ -191,6 +192,7 @@ class Tally:
     shows (with thumbnails) and the first failures. Partitions' tallies add up with `merge`."""
     rows: int = 0
     counts: dict = field(default_factory=dict)
+    scored: int = 0  # ok rows with a colour truth
     score_sums: dict = field(default_factory=dict)  # key -> [sum, count] over scored rows, finite values only
     millis: list = field(default_factory=lambda: [0.0, 0])
     devices: set = field(default_factory=set)
@@ -207,7 +209,7 @@ class Tally:
                 self.millis[0] += row["millis"]
                 self.millis[1] += 1
             if row["has_truth"]:
-                self.score_sums.setdefault("scored", [0.0, 0])[1] += 1
+                self.scored += 1
                 for key in SCORE_KEYS:
                     value = row[key]
                     if value is not None and math.isfinite(value):  # a perfect PSNR is infinite: left out
@@ -223,6 +225,7 @@ class Tally:
 
     def merge(self, other: Tally) -> Tally:
         self.rows += other.rows
+        self.scored += other.scored
         for status, n in other.counts.items():
             self.counts[status] = self.counts.get(status, 0) + n
         for key, (total, n) in other.score_sums.items():

@@ -39,6 +39,18 @@ class ModelPayload:
             digest.update(np.ascontiguousarray(w).tobytes())
         return cls(model.to_json(), weights, digest.hexdigest())
 
+    @property
+    def cache_key(self) -> tuple:
+        """What a worker's cached model must match: the architecture (weights are set in place)."""
+        return "architecture", hashlib.sha256(self.architecture.encode()).hexdigest()
+
+    def build(self):
+        import keras
+
+        from .losses import custom_objects
+
+        return keras.models.model_from_json(self.architecture, custom_objects=custom_objects())
+
 
 @dataclass
 class ModelFile:
@@ -48,6 +60,10 @@ class ModelFile:
     data: bytes
     sha256: str
     any_input_size: bool = True
+
+    @property
+    def cache_key(self) -> tuple:
+        return "file", self.sha256, self.any_input_size
 
     def build(self):
         import tempfile
@@ -80,20 +96,12 @@ def worker_model(payload: ModelPayload | ModelFile, builds=None):
 
     `builds` (a Spark accumulator) counts actual builds, so tests and logs can show one build per worker.
     """
-    if isinstance(payload, ModelFile):
-        key = ("file", payload.sha256, payload.any_input_size)
-    else:
-        key = ("architecture", hashlib.sha256(payload.architecture.encode()).hexdigest())
+    key = payload.cache_key
     if _cache.get("key") != key:
         import_tensorflow(task_cpus())
         pin_task_devices()
-        import keras
-
-        from .losses import custom_objects
-
         _cache.clear()
-        _cache["model"] = (payload.build() if isinstance(payload, ModelFile) else
-                           keras.models.model_from_json(payload.architecture, custom_objects=custom_objects()))
+        _cache["model"] = payload.build()
         _cache["key"] = key
         if builds is not None:
             builds.add(1)

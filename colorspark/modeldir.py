@@ -63,14 +63,19 @@ def load_model_file(uri: str, expected_sha256: str | None):
     if not fs.is_file(uri):
         raise ModelError(f"{fs.display(uri)} is missing")
     with fs.local_copy(uri) as local:
-        if expected_sha256 is not None and file_sha256(local) != expected_sha256:
-            raise ModelError(f"{fs.display(uri)} does not match the SHA-256 recorded for it: the file was changed or "
-                             "replaced after training; refusing to load it")
+        if expected_sha256 is not None:
+            _refuse_if_changed(uri, file_sha256(local), expected_sha256)
         try:
             return keras.saving.load_model(local, custom_objects=custom_objects(), compile=False, safe_mode=True)
         except Exception as exc:  # Keras raises ValueError, zipfile/OSError or others for bad archives
             raise ModelError(f"{fs.display(uri)} is not a loadable colorspark model: {type(exc).__name__}: "
                              f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+
+
+def _refuse_if_changed(uri: str, sha256: str, expected_sha256: str) -> None:
+    if sha256 != expected_sha256:
+        raise ModelError(f"{fs.display(uri)} does not match the SHA-256 recorded for it: the file was changed or "
+                         "replaced after training; refusing to load it")
 
 
 def read_model_file(model_dir: str) -> tuple[bytes, dict]:
@@ -85,9 +90,7 @@ def read_model_file(model_dir: str) -> tuple[bytes, dict]:
     if not fs.is_file(uri):
         raise ModelError(f"{fs.display(uri)} is missing")
     data = fs.read_bytes(uri)
-    if hashlib.sha256(data).hexdigest() != meta["model_sha256"]:
-        raise ModelError(f"{fs.display(uri)} does not match the SHA-256 recorded for it: the file was changed or "
-                         "replaced after training; refusing to load it")
+    _refuse_if_changed(uri, hashlib.sha256(data).hexdigest(), meta["model_sha256"])
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             archive.getinfo("config.json")
