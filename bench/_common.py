@@ -515,7 +515,7 @@ average seen before the run and the CPU time other processes used while each pha
 """
 
 
-SECTION_ORDER = ["preprocess", "preprocess-e2e", "train", "colorize", "colorize-api", "colorize-e2e", "load"]
+SECTION_ORDER = ["preprocess", "preprocess-e2e", "train", "scaling", "colorize", "colorize-api", "colorize-e2e", "load"]
 
 
 def md_update(key: str, body: str) -> Path:

@@ -5,8 +5,8 @@ Preprocesses a dataset once (the shared photos, data.crops=4 at 64 px, via jobs/
 (default: small and tiny):
   (a) Spark: `colorspark.training.run` (Elephas SparkModel, synchronous, 2 workers, 1 TF thread each) for --rounds
       rounds x 1 epoch in a spark-submit driver, timed after the session is up; samples/s from its per-round
-      fit_seconds. Then --instr-rounds more rounds through the same Elephas path with an instrumented worker that splits
-      each round into Spark overhead, weight broadcast/collect/averaging and the TensorFlow work inside the tasks.
+      fit_seconds. Each round's history entry splits the fit into the workers' set-up, reading and training seconds,
+      the Spark jobs, and the driver's broadcast and averaging.
   (b) Plain Python: the same network (colorspark.model.build_model, Adam + RebalancedSoftCrossEntropy), the same
       colourful training crops (read from the Parquet output), batch 16, `model.fit` for --rounds epochs with
       TensorFlow at intra=2, inter=1 threads. Also, as a reference, the same at 1 thread.
@@ -14,8 +14,7 @@ Preprocesses a dataset once (the shared photos, data.crops=4 at 64 px, via jobs/
 Writes its section of BENCHMARKS.md unless --no-md. Waits for an idle machine unless --no-wait.
 
 Example:     .venv/bin/python bench/train_bench.py
-Quick check: .venv/bin/python bench/train_bench.py --presets tiny --images 40 --rounds 1 --instr-rounds 1 \\
-                 --no-wait --no-md
+Quick check: .venv/bin/python bench/train_bench.py --presets tiny --images 40 --rounds 1 --no-wait --no-md
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--presets", default="small,tiny", help="comma-separated presets (default small,tiny)")
     p.add_argument("--rounds", type=int, default=2, help="rounds of 1 epoch for (a), epochs for (b) (default 2)")
-    p.add_argument("--instr-rounds", type=int, default=2, help="instrumented Elephas rounds (default 2; 0 = none)")
     p.add_argument("--crops", type=int, default=4, help="data.crops of the preprocessed dataset (default 4)")
     p.add_argument("--images", type=int, default=0, help="use only this many photos (0 = all; for quick checks)")
     p.add_argument("--photos", default=str(C.PHOTOS))
@@ -178,13 +176,11 @@ def main():
         res = {"preset": preset}
         model_dir = work / f"model-{preset}"
         shutil.rmtree(model_dir, ignore_errors=True)
-        shutil.rmtree(str(model_dir) + "-instrumented", ignore_errors=True)
-        res["spark"], elog, res["spark_cpu"], res["submit_s"] = C.driver_phase(
+        res["spark"], _, res["spark_cpu"], res["submit_s"] = C.driver_phase(
             C.BENCH / "train_driver.py",
             ["--data", str(data), "--model-dir", str(model_dir), "--rounds", str(args.rounds),
-             "--instr-rounds", str(args.instr_rounds), "--set", f"train.preset={preset}"],
+             "--set", f"train.preset={preset}"],
             work=work, tag=f"-{preset}", master=args.master, zip_path=zip_path)
-        add_event_figures(res, elog)
         hist = res["spark"]["real"]["history"]
         fit = sum(h["fit_seconds"] for h in hist)
         samples = sum(h["samples"] for h in hist)
@@ -218,23 +214,6 @@ def main():
     if not args.no_md:
         C.md_update(KEY, render_md(args, info, idle, cmd, manifest, data, results))
         C.say(f"[bench] updated {C.BENCHMARKS_MD}")
-
-
-def add_event_figures(res, elog):
-    """Per instrumented round: task-level Spark metrics of the Elephas job (deserialisation, result size...)."""
-    inst = res["spark"].get("instrumented")
-    if not inst:
-        return
-    for r in inst["rounds"]:
-        jobs = C.jobs_between(elog, r["job_start"], r["job_end"])
-        stats = {"tasks": 0, "deser_s": 0.0, "result_ser_s": 0.0, "result_bytes": 0, "run_s": 0.0, "gc_s": 0.0,
-                 "task_wall_s": 0.0, "getting_result_s": 0.0, "jobs": len(jobs)}
-        for st in C.job_stages(elog, jobs):
-            for k in stats:
-                if k in st and k != "tasks":
-                    stats[k] += st[k]
-            stats["tasks"] += st["tasks"]
-        r["events"] = stats
 
 
 def _mean(xs):
@@ -273,82 +252,29 @@ def render_md(args, info, idle, cmd, manifest, data, results) -> str:
                  f"(first step incl. tracing {r['single']['first_step_s'][0]:.2f} s)")
     L.append("")
     for preset, r in results.items():
-        inst = r["spark"].get("instrumented")
-        if not inst:
-            continue
-        L.append(f"### Where an Elephas round goes — `{preset}` ({len(inst['rounds'])} instrumented rounds, "
-                 f"means; weights {inst['weights_bytes'] / 1e6:.2f} MB, "
-                 f"pickled {inst['weights_pickled_bytes'] / 1e6:.2f} MB; partitions {inst['sizes']} rows)\n")
-        rr = inst["rounds"]
-        fit = _mean([x["fit_s"] for x in rr])
-        tasks = [t for x in rr for t in x["tasks"]]
-        slow = [max(x["tasks"], key=lambda t: t["t_end"] - t["t_start"]) for x in rr if x["tasks"]]
-        job = _mean([x["job_s"] for x in rr])
-        task_wall = _mean([t["t_end"] - t["t_start"] for t in slow])
-        def tmean(k, pool=slow):
-            return _mean([t[k] for t in pool])
-        driver_other = _mean([x["pre_broadcast_s"] + x["post_s"] - x["rebroadcast_s"] for x in rr])
-        rows = [
-            ["driver: SparkModel() (model_to_dict) before fit", f"{_mean([x['construct_s'] for x in rr]):.2f}"],
-            ["driver: master compile, optimizer/model serialisation, set_weights", f"{driver_other:.2f}"],
-            ["driver: weight broadcast ×2 (before the job, and Elephas's unused re-broadcast after)",
-             f"{_mean([x['broadcast_s'] + x['rebroadcast_s'] for x in rr]):.2f}"],
-            ["Spark job (mapPartitions(train).collect), of which:", f"{job:.2f}"],
-            ["  · Spark overhead: scheduling, task launch, closure deserialisation, result (deltas) transfer "
-             "= job − slowest task's train()", f"{job - task_wall:.2f}"],
-            ["  · task: build model from JSON + compile", f"{tmean('build_compile_s'):.2f}"],
-            ["  · task: broadcast fetch + set_weights", f"{tmean('bcast_value_s') + tmean('set_weights_s'):.2f}"],
-            ["  · task: materialise the partition (unpickle rows, np.asarray)", f"{tmean('data_s'):.2f}"],
-            ["  · task: fit, first step (tf.function tracing + graph build)", f"{tmean('first_step_s'):.2f}"],
-            ["  · task: fit, remaining steps", f"{tmean('later_steps_s'):.2f}"],
-            ["  · task: fit, last step → fit() returns",
-             f"{tmean('fit_s') - tmean('first_step_s') - tmean('later_steps_s'):.2f}"],
-            ["  · task: get_weights + deltas", f"{tmean('get_weights_s') + tmean('deltas_s'):.2f}"],
-            ["driver: averaging the deltas", f"{_mean([x['average_s'] for x in rr]):.3f}"],
-            ["**round total (Elephas fit)**", f"**{fit:.2f}**"],
-        ]
-        L.append(C.md_table(["part of a round (slowest task shown)", "seconds"], rows))
-        ev = [x.get("events") for x in rr if x.get("events")]
-        steps = _mean([t["steps"] for t in tasks])
-        step_ms = _mean([t["later_steps_s"] / max(1, t["steps"] - 1) * 1000 for t in tasks if t["later_steps_s"]])
-        single = r["single"]
-        steady = single["epoch_s"][-1] - (single["first_step_s"][-1] or 0)
-        single_step_ms = steady / max(1, -(-single["samples"] // 16) - 1) * 1000
-        L.append(f"\nTasks: {len(tasks)} ({_mean([t['rows'] for t in tasks]):.0f} rows, {steps:.0f} steps each); "
-                 f"TF threads in the workers: intra {sorted({t['intra'] for t in tasks})}, inter "
-                 f"{sorted({t['inter'] for t in tasks})} "
-                 f"(TF_NUM_INTRAOP_THREADS={sorted({str(t['env_intra']) for t in tasks})}); "
-                 f"CPU used during fit per worker: {_mean([t['fit_cpu_s'] / t['fit_s'] for t in tasks]):.2f} cores. "
-                 f"Steady step: {step_ms:.0f} ms per batch of 16 per worker (two in parallel) vs. "
-                 f"{single_step_ms:.0f} ms in (b) (2 threads, one batch at a time).")
-        fixed = tmean("first_step_s") + (tmean("fit_s") - tmean("first_step_s") - tmean("later_steps_s")) \
-            + tmean("build_compile_s")
-        overhead = fit - tmean("later_steps_s")
-        samples = _mean([x["samples"] for x in rr])
-        proj = samples / max(fit - fixed, 1e-9)
-        b_steady = single["samples"] / steady if steady > 0 else float("nan")
-        spark_round_s = job - task_wall + _mean([x["broadcast_s"] + x["rebroadcast_s"] + x["average_s"] for x in rr])
-        L.append(f"\n**Reading:** of a {fit:.1f} s round only {tmean('later_steps_s'):.1f} s are training steps; "
-                 f"{overhead:.1f} s ({overhead / fit:.0%}) is fixed per-round cost, almost all of it in the workers: "
-                 f"Elephas's SparkWorker rebuilds the model from JSON and recompiles it for every epoch, so every round"
-                 f" pays the first-step tf.function tracing ({tmean('first_step_s'):.1f} s) again, plus "
-                 f"{tmean('fit_s') - tmean('first_step_s') - tmean('later_steps_s'):.1f} s between the last step and "
-                 f"the return of fit() (not seen in a plain process that keeps its model; in a standalone test, fit() "
-                 f"of a freshly built model sometimes spent ~2.5 s there), while (b) pays its tracing once per run. "
-                 f"Spark itself (scheduling, task start, {inst['weights_bytes'] / 1e6:.1f}"
-                 f" MB weight broadcast, {2 * inst['weights_bytes'] / 1e6:.1f} MB of deltas collected and averaged) "
-                 f"costs {spark_round_s:.2f}"
-                 f" s per round. Without the per-round rebuild (a model kept compiled in each Python worker), a round "
-                 f"would take ≈ {fit - fixed:.1f} s = {proj:.0f} samples/s, against (b)'s steady "
-                 f"{b_steady:.0f} samples/s (2 threads) — the 2 single-threaded workers scale better than 2 TF threads "
-                 f"in one process ((b') 1 thread: {r.get('b1_sps', float('nan')):.0f} samples/s incl. tracing).")
-        if ev:
-            L.append(f" Spark task metrics per round: {_mean([e['tasks'] for e in ev]):.0f} tasks, executor "
-                     f"deserialisation {_mean([e['deser_s'] for e in ev]):.2f} s, result serialisation "
-                     f"{_mean([e['result_ser_s'] for e in ev]):.2f} s, results "
-                     f"{_mean([e['result_bytes'] for e in ev]) / 1e6:.1f} MB, "
-                     f"JVM GC {_mean([e['gc_s'] for e in ev]):.2f} s.")
-        L.append("")
+        hist = r["spark"]["real"]["history"]
+        n = len(hist)
+        fit = _mean([h["fit_seconds"] for h in hist])
+        workers = len(hist[0].get("devices", [])) or 2
+        split = {k: sum(h[k] for h in hist) / n for k in ("setup_seconds", "read_seconds", "train_seconds",
+                                                        "job_seconds", "driver_seconds")}
+        tasks_wall = (split["setup_seconds"] + split["read_seconds"] + split["train_seconds"]) / 2
+        L.append(f"### Where an Elephas round goes — `{preset}` (means over {n} rounds; "
+                 f"{hist[0]['syncs']} average(s) per round, model builds in all rounds: "
+                 f"{sum(h['model_builds'] for h in hist)}, on {workers} Python workers)\n")
+        L.append(C.md_table(["part of a round", "seconds"], [
+            ["workers: training steps (train_on_batch), over the 2 cores", f"{split['train_seconds'] / 2:.2f}"],
+            ["workers: set-up (model build on first use, weights and optimizer state set), over the 2 cores",
+             f"{split['setup_seconds'] / 2:.2f}"],
+            ["workers: reading their window of the cached partition, over the 2 cores",
+             f"{split['read_seconds'] / 2:.2f}"],
+            ["Spark: job and task start, closures, results (deltas and state) = jobs − the above",
+             f"{split['job_seconds'] - tasks_wall:.2f}"],
+            ["driver: broadcast of weights and state, averaging", f"{split['driver_seconds']:.2f}"],
+            ["**fit**", f"**{fit:.2f}**"]]))
+        L.append(f"\nOverhead (fit − training steps): {fit - split['train_seconds'] / 2:.2f} s per round, against "
+                 "about 16 s per round for `small` (49 %) when Elephas's own worker rebuilt and re-traced the model "
+                 "for every fit (this section, 2026-11-26).\n")
     return "\n".join(L)
 
 

@@ -3,7 +3,8 @@
 This is the one per-partition code path behind both the colorize job (`colorize_tasks` adds file outputs, scores and
 thumbnails) and the DataFrame API (`api` adds Arrow columns). Per image: decode -> L at the original resolution ->
 L resized to the network's input -> predict, in batches, with the worker's cached model -> annealed-mean ab at 1/4
-of the input -> ab brought up to the original size -> recombined with the original L -> 8-bit RGB -> JPEG.
+of the input -> ab brought up to the original size (bilinearly, or with `upsample = "guided"` edge-aware, guided by
+the full-resolution L) -> recombined with the original L -> 8-bit RGB -> JPEG.
 Colour inputs are colorized from their L alone; their own ab is kept for scoring. Nothing here raises for one bad
 image: it becomes a `Failed` with a reason, in its place in the output.
 """
@@ -26,6 +27,7 @@ from .inference import predict_ab
 from .samples import L_SCALE
 
 NETWORK_STRIDE = 8  # every preset downsamples by 8 before its last upsampling, so input sides are multiples of 8
+UPSAMPLING = ("bilinear", "guided")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ class Rendering:
     `input_size` is the network input's side, or with `keep_aspect` its shorter side: the longer one follows the
     photo's aspect ratio and is padded up to a multiple of the network's stride, so a panorama is not squashed into
     a square and a portrait's colour map is not stretched.
+
+    `upsample` is how ab comes up from the network's output to the photo's size: "bilinear", or "guided" (bilinear
+    plus L's detail times the local slope of ab on L, fitted as the guided filter does in windows of
+    `guided_radius` output cells with `guided_eps` in (L/100)²; see `guided_ab`).
     """
     temperature: float
     input_size: int
@@ -43,6 +49,9 @@ class Rendering:
     max_pixels: int
     max_bytes: int
     keep_aspect: bool = False
+    upsample: str = "bilinear"
+    guided_radius: int = 1
+    guided_eps: float = 5e-3
 
     @classmethod
     def from_config(cls, config: dict, meta: dict, *, temperature: float | None = None,
@@ -52,11 +61,19 @@ class Rendering:
         size = int(input_size or settings.get("render_size") or meta["input_size"])
         if size < NETWORK_STRIDE or size % NETWORK_STRIDE:
             raise ValueError(f"rendering size must be a positive multiple of {NETWORK_STRIDE}, got {size}")
+        upsample = str(settings.get("upsample", cls.upsample))
+        radius = int(settings.get("guided_radius", cls.guided_radius))
+        eps = float(settings.get("guided_eps", cls.guided_eps))
+        if upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {upsample!r}")
+        if radius < 1 or not eps > 0:
+            raise ValueError(f"guided_radius must be >= 1 and guided_eps > 0, got {radius} and {eps}")
         return cls(temperature=float(temperature if temperature is not None else meta["temperature"]),
                    input_size=size, batch_size=int(settings["batch_size"]),
                    jpeg_quality=int(config["output"]["jpeg_quality"]),
                    max_pixels=int(config["limits"]["max_pixels"]), max_bytes=int(config["limits"]["max_bytes"]),
-                   keep_aspect=bool(settings.get("keep_aspect", False) if keep_aspect is None else keep_aspect))
+                   keep_aspect=bool(settings.get("keep_aspect", False) if keep_aspect is None else keep_aspect),
+                   upsample=upsample, guided_radius=radius, guided_eps=eps)
 
     def network_shape(self, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """((rows, columns) the photo's L is resized to, (rows, columns) of the network input after padding)."""
@@ -142,13 +159,59 @@ def upsample_ab(ab_small: np.ndarray, width: int, height: int, out: np.ndarray |
     return out
 
 
-def recombine(l_full: np.ndarray, ab_small: np.ndarray, used: tuple[float, float] | None = None) -> np.ndarray:
+def guided_ab(l_full: np.ndarray, ab_small: np.ndarray, used: tuple[float, float] | None, radius: int,
+              eps: float) -> np.ndarray:
+    """ab brought up to L's size so that colour changes where L changes: the bilinear ab plus L's detail within each
+    cell times the local slope of ab on L, q = up(ab) + up(ā)·(L/100 − up(L̄)).
+
+    The slope is the guided filter's (He, Sun and Tang 2010; `guided.linear_coefficients`): L is reduced to the
+    network's output grid (each cell's mean L, `used` as in `upsample_ab`), ab ≈ a·L̄ + b is fitted in every window
+    of (2·radius+1)² cells, a = cov(L̄, ab) / (var(L̄) + eps), averaged over the windows holding a cell, and brought
+    up bilinearly like ab itself. This is the fast guided filter's form (He and Sun 2015: coefficients at low
+    resolution, applied to the full-resolution guide) with the offset left to the network's own cell values: where L
+    holds no more detail than its cell means brought up bilinearly the result is the bilinear one exactly, and no
+    cell's colour is smoothed into its neighbours (the filter proper is a smoother, and it blurred ab more than it
+    sharpened it; see `guided.guided_filter`).
+    `radius` is in output cells, whatever the photo's size; `eps` is in (L/100)²: a window whose cells' mean L
+    varies by much less than √eps (e.g. 0.07 for 5e-3, 7 L) gets a small slope and stays bilinear.
+
+    The result is clipped to the range of the predicted cells, per channel: where the fit extrapolates (a thin dark
+    line in a bright cell) no colour comes out more extreme than the network predicted somewhere in the photo."""
+    from .guided import area_weights, linear_coefficients
+
+    height, width = l_full.shape
+    h, w = ab_small.shape[:2]
+    used_rows, used_cols = used or (h, w)
+    rows, cols = min(h, int(np.ceil(used_rows - 1e-6))), min(w, int(np.ceil(used_cols - 1e-6)))  # cells shown
+    guide = np.asarray(l_full, np.float32) / 100.0
+    guide_small = area_weights(height, rows, float(used_rows)) @ guide @ area_weights(width, cols, float(used_cols)).T
+    shown = np.asarray(ab_small, np.float32)[:rows, :cols]
+    slopes, _ = linear_coefficients(guide_small, shown, radius, eps)
+    up_rows = _bilinear_weights(rows, height, float(used_rows))  # upsample_ab's weights, one channel at a time
+    up_cols_t = _bilinear_weights(cols, width, float(used_cols)).T
+    detail = guide - (up_rows @ guide_small) @ up_cols_t
+    ab_full = upsample_ab(ab_small, width, height, used=used)
+    low, high = shown.min(axis=(0, 1)), shown.max(axis=(0, 1))
+    for c in range(2):  # per channel: contiguous products, and a clip with scalar bounds (a broadcast one is slow)
+        channel = ab_full[..., c]
+        channel += ((up_rows @ slopes[..., c]) @ up_cols_t) * detail
+        np.clip(channel, low[c], high[c], out=channel)
+    return ab_full
+
+
+def recombine(l_full: np.ndarray, ab_small: np.ndarray, used: tuple[float, float] | None = None, *,
+              upsample: str = "bilinear", radius: int = 1, eps: float = 5e-3) -> np.ndarray:
     """The colorized Lab image: the original full-resolution L with the predicted ab (its `used` part) brought up
-    to its size."""
+    to its size, bilinearly or, with `upsample="guided"`, edge-aware (`guided_ab` with `radius` and `eps`)."""
     height, width = l_full.shape
     lab = np.empty((height, width, 3), dtype=np.float32)
     lab[..., 0] = l_full
-    upsample_ab(ab_small, width, height, out=lab[..., 1:], used=used)
+    if upsample == "bilinear":
+        upsample_ab(ab_small, width, height, out=lab[..., 1:], used=used)
+    elif upsample == "guided":  # on a contiguous H×W×2 array: per-channel work on lab's strided view costs 2× more
+        lab[..., 1:] = guided_ab(l_full, ab_small, used, radius, eps)
+    else:
+        raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {upsample!r}")
     return lab
 
 
@@ -197,7 +260,8 @@ def _render(item: _Prepared, ab_small: np.ndarray, rendering: Rendering, predict
     # the network's output cells that cover the photo (the output is smaller than the input by its stride)
     used = tuple(shown * cells / side for shown, cells, side in zip(item.content, ab_small.shape, item.x.shape))
     try:
-        lab = recombine(item.l_full, ab_small, used)
+        lab = recombine(item.l_full, ab_small, used, upsample=rendering.upsample, radius=rendering.guided_radius,
+                        eps=rendering.guided_eps)
         rgb = lab_to_rgb8(lab)
         jpeg = encode_jpeg(rgb, rendering.jpeg_quality)
     except Exception as exc:

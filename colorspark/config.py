@@ -105,6 +105,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "learning_rate": (3e-4, _positive),
         "lr_schedule": ("constant", _one_of("constant", "cosine")),
         "workers": (2, _positive),
+        "sync_every": (0, _non_negative),
+        "optimizer_state": ("averaged", _one_of("averaged", "reset")),
         "mode": ("synchronous", _one_of("synchronous", "asynchronous", "hogwild")),
         "source": ("parquet", _one_of("parquet", "hdf5")),
         "port": (4000, lambda v: 1024 <= v <= 65535),
@@ -122,6 +124,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "partitions": (0, _non_negative),
         "render_size": (0, lambda v: v == 0 or _multiple_of_8(v)),
         "keep_aspect": (True, None),
+        "upsample": ("bilinear", _one_of("bilinear", "guided")),
+        "guided_radius": (1, _positive),
+        "guided_eps": (0.005, _positive),
     },
 }
 

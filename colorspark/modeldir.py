@@ -12,10 +12,13 @@ both carry the model file's hash, so a reader never takes a half-written model o
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
 import re
+
+import numpy as np
 
 from . import fs
 from .errors import JobError
@@ -25,6 +28,7 @@ log = logging.getLogger("colorspark.model")
 MODEL_FILE = "model.keras"
 META_FILE = "colorspark.json"
 STATE_FILE = "state.json"
+OPTIMIZER_FILE = "optimizer.npz"
 FORMAT_VERSION = 1
 _ROUND_DIR = re.compile(r"^round-(\d{4,})$")
 
@@ -43,8 +47,6 @@ def save_model_file(model, uri: str) -> str:
 
 def file_sha256(path) -> str:
     """SHA-256 of a local file (models are hashed where Keras writes or reads them, on local disk)."""
-    import hashlib
-
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -81,7 +83,6 @@ def _refuse_if_changed(uri: str, sha256: str, expected_sha256: str) -> None:
 def read_model_file(model_dir: str) -> tuple[bytes, dict]:
     """(model.keras bytes, colorspark.json) of a model directory, the bytes checked against the recorded SHA-256,
     without TensorFlow: colorize's driver only passes the model on, and the executors load it in Keras safe mode."""
-    import hashlib
     import zipfile
 
     model_dir = fs.to_uri(model_dir)
@@ -139,18 +140,36 @@ def checkpoint_dir(model_dir: str, round_number: int) -> str:
     return fs.join(model_dir, "checkpoints", f"round-{round_number:04d}")
 
 
-def write_checkpoint(model_dir: str, round_number: int, model, state: dict) -> str:
-    """checkpoints/round-NNNN/{model.keras, state.json}: the model first, then the state that names its hash, so
-    the state's presence means a complete checkpoint."""
+def write_checkpoint(model_dir: str, round_number: int, model, state: dict,
+                     optimizer: list[np.ndarray] | None = None) -> str:
+    """checkpoints/round-NNNN/{model.keras, optimizer.npz, state.json}: the model and the optimizer's state arrays
+    first, then the state that names their hashes, so the state's presence means a complete checkpoint."""
     folder = checkpoint_dir(model_dir, round_number)
     fs.delete(fs.join(folder, STATE_FILE))
-    sha = save_model_file(model, fs.join(folder, MODEL_FILE))
-    fs.write_json(fs.join(folder, STATE_FILE), {**state, "round": round_number, "model_sha256": sha})
+    hashes = {"model_sha256": save_model_file(model, fs.join(folder, MODEL_FILE))}
+    if optimizer is not None:
+        buffer = io.BytesIO()
+        np.savez(buffer, *optimizer)
+        fs.write_bytes(fs.join(folder, OPTIMIZER_FILE), buffer.getvalue())
+        hashes["optimizer_sha256"] = hashlib.sha256(buffer.getvalue()).hexdigest()
+    fs.write_json(fs.join(folder, STATE_FILE), {**state, "round": round_number, **hashes})
     return folder
 
 
+def _read_optimizer(folder: str, state: dict) -> list[np.ndarray] | None:
+    """The checkpoint's optimizer state arrays, in order, or None when it has none (written before they were kept)."""
+    if "optimizer_sha256" not in state:
+        return None
+    uri = fs.join(folder, OPTIMIZER_FILE)
+    data = fs.read_bytes(uri)
+    _refuse_if_changed(uri, hashlib.sha256(data).hexdigest(), state["optimizer_sha256"])
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        return [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+
+
 def latest_checkpoint(model_dir: str):
-    """(round, model, state) of the newest checkpoint that verifies, or None; corrupt ones are reported and skipped."""
+    """(round, model, state, optimizer state arrays or None) of the newest checkpoint that verifies, or None; corrupt
+    ones are reported and skipped."""
     root = fs.join(model_dir, "checkpoints")
     rounds = sorted((int(m.group(1)), fs.join(root, name)) for name in fs.children(root)
                     if (m := _ROUND_DIR.match(name)))
@@ -160,10 +179,11 @@ def latest_checkpoint(model_dir: str):
             if state.get("round") != number:
                 raise ModelError(f"{fs.display(fs.join(folder, STATE_FILE))} says round {state.get('round')!r}")
             model = load_model_file(fs.join(folder, MODEL_FILE), state.get("model_sha256"))
+            optimizer = _read_optimizer(folder, state)
         except (OSError, ValueError, ModelError) as exc:
             log.warning("checkpoint %s is unusable (%s); trying the previous one", fs.basename(folder), exc)
             continue
-        return number, model, state
+        return number, model, state, optimizer
     return None
 
 

@@ -1,9 +1,10 @@
 """Job 2 (driver): train the colorization network with Elephas on the preprocessed samples.
 
-A round is one Elephas `fit` call of `epochs_per_round` epochs (in synchronous mode the workers' weight deltas are
-averaged after every epoch; Elephas rebuilds the optimizer per epoch, so Adam's moments restart each time). After
-each round the validation split is scored on the executors with the broadcast weights, a log line is printed and an
-atomic checkpoint is written; `--resume` continues from the newest checkpoint that verifies.
+A round is one Elephas `fit` call of `epochs_per_round` epochs, then validation on the executors with the broadcast
+weights, a log line and an atomic checkpoint; `--resume` continues from the newest checkpoint that verifies. In
+synchronous mode the fit averages the workers' weights every `train.sync_every` batches and carries the averaged
+optimizer state from one average to the next (`colorspark/averaging.py`); the asynchronous modes run Elephas's
+parameter server as it comes.
 """
 
 from __future__ import annotations
@@ -112,22 +113,29 @@ def round_learning_rate(base: float, schedule: str, round_number: int, rounds: i
 
 
 def compile_for_training(model, settings: dict, learning_rate: float):
+    """Compile once per run with a built optimizer, so that its state exists from the start, can be averaged across
+    workers, checkpointed and restored; each round then only sets the learning rate."""
     import keras
 
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_from_settings(settings))
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
-def elephas_model(spark, model, config: dict):
+def elephas_model(spark, model, config: dict, sizes: list[int], round_number: int):
     """A fresh Elephas model per round (the asynchronous parameter-server process can only be started once)."""
-    from elephas.spark_model import AsynchronousSparkModel, SparkModel
+    from elephas.spark_model import AsynchronousSparkModel
 
+    from .averaging import AveragingSparkModel
     from .losses import custom_objects
 
     mode = config["train"]["mode"]
     batch = config["train"]["batch_size"]
     if mode == "synchronous":
-        return SparkModel(model, custom_objects=custom_objects(), batch_size=batch)
+        return AveragingSparkModel(model, custom_objects=custom_objects(), batch_size=batch,
+                                   sync_every=config["train"]["sync_every"],
+                                   carry_optimizer=config["train"]["optimizer_state"] == "averaged", sizes=sizes,
+                                   seed=config["data"]["seed"] * 100_003 + round_number)
     # Elephas binds its parameter server to SPARK_LOCAL_IP (else this host's address): pin it to the driver address
     # while the model is made, and leave the process's environment as it was.
     driver_host = spark.sparkContext.getConf().get("spark.driver.host", "127.0.0.1")
@@ -153,15 +161,20 @@ def _environment(**values: str):
                 os.environ[key] = value
 
 
-def _fit_quietly(spark_model, rdd, config: dict):
-    """One Elephas fit; its progress prints go to the debug log instead of stdout."""
+def _fit_quietly(spark_model, rdd, config: dict) -> dict:
+    """One Elephas fit; its progress prints go to the debug log instead of stdout. Returns the round's training loss
+    and, for the synchronous mode, its averaging record (`averaging.round_summary`)."""
+    from .averaging import AveragingSparkModel, round_summary
+
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         spark_model.fit(rdd, epochs=config["train"]["epochs_per_round"], batch_size=config["train"]["batch_size"],
                         verbose=0, validation_split=0.0)
     log.debug(out.getvalue())
+    if isinstance(spark_model, AveragingSparkModel):
+        return round_summary(spark_model.syncs)
     losses = [h["loss"][-1] for h in getattr(spark_model, "training_histories", []) if h and h.get("loss")]
-    return float(np.mean(losses[-config["train"]["workers"]:])) if losses else None
+    return {"train_loss": float(np.mean(losses[-config["train"]["workers"]:])) if losses else None}
 
 
 def run(spark, data_dir: str, model_dir: str, config: dict, resume: bool = False) -> dict:
@@ -169,19 +182,20 @@ def run(spark, data_dir: str, model_dir: str, config: dict, resume: bool = False
     from .runtime import import_tensorflow
 
     import_tensorflow(int(spark.sparkContext.getConf().get("spark.task.cpus", "1")))
+    from .averaging_worker import optimizer_state  # imports Elephas, and with it TensorFlow: after the line above
+
     manifest = read_manifest(data_dir)
     settings = model_settings(config)
     check_input_size(manifest, settings, data_dir)
     loss_settings = loss_and_metric_settings(data_dir, config)
     train_rdd, val_rdd, sizes = load_splits(spark, data_dir, manifest, config)
     try:
-        model, history = start_or_resume(model_dir, settings, resume)
-        compile_for_training(model, loss_settings, config["train"]["learning_rate"])
+        model, history = start_or_resume(model_dir, settings, loss_settings, config, resume)
         log.info("network: %s, %d parameters", model.name, model.count_params())
         for round_number in range(len(history) + 1, config["train"]["rounds"] + 1):
-            history.append(train_round(spark, model, train_rdd, val_rdd, round_number, sum(sizes), loss_settings,
-                                       config))
-            write_checkpoint(model_dir, round_number, model, {"history": history, "settings": settings})
+            history.append(train_round(spark, model, train_rdd, val_rdd, round_number, sizes, loss_settings, config))
+            write_checkpoint(model_dir, round_number, model, {"history": history, "settings": settings},
+                             optimizer_state(model.optimizer))
             log_round(history, config["train"]["rounds"])
     finally:
         train_rdd.unpersist()
@@ -236,33 +250,42 @@ def deal_evenly(rdd, parts: int):
     return rdd.zipWithIndex().map(lambda pair: (pair[1] % parts, pair[0])).partitionBy(parts, lambda key: key).values()
 
 
-def start_or_resume(model_dir: str, settings: dict, resume: bool):
-    """(model, history so far): the newest checkpoint that verifies with --resume, else a new network."""
+def start_or_resume(model_dir: str, settings: dict, loss_settings: dict, config: dict, resume: bool):
+    """(compiled model, history so far): the newest checkpoint that verifies with --resume, with its optimizer state
+    when the checkpoint has one; else a new network."""
+    from .averaging_worker import set_optimizer_state
+
     found = latest_checkpoint(model_dir) if resume else None
     if found:
-        done, model, state = found
+        done, model, state, saved_optimizer = found
         log.info("resuming after round %d from %s", done, fs.display(checkpoint_dir(model_dir, done)))
+        compile_for_training(model, loss_settings, config["train"]["learning_rate"])
+        if saved_optimizer is not None:
+            set_optimizer_state(model.optimizer, saved_optimizer)
+        else:
+            log.info("the checkpoint has no optimizer state: the optimizer starts afresh")
         return model, state.get("history", [])[:done]
     if resume:
         log.info("no usable checkpoint in %s: starting from scratch", fs.display(model_dir))
-    return build_model(settings), []
+    return compile_for_training(build_model(settings), loss_settings, config["train"]["learning_rate"]), []
 
 
-def train_round(spark, model, train_rdd, val_rdd, round_number: int, n_train: int, loss_settings: dict,
+def train_round(spark, model, train_rdd, val_rdd, round_number: int, sizes: list[int], loss_settings: dict,
                 config: dict) -> dict:
     """One Elephas fit at this round's learning rate, then validation; returns the round's history entry."""
     train_cfg = config["train"]
     started = time.time()
     learning_rate = round_learning_rate(train_cfg["learning_rate"], train_cfg["lr_schedule"], round_number,
                                         train_cfg["rounds"])
-    compile_for_training(model, loss_settings, learning_rate)
+    model.optimizer.learning_rate.assign(learning_rate)
     devices = device_accumulator(spark.sparkContext)
-    train_loss = _fit_quietly(elephas_model(spark, model, config), pinned_partitions(train_rdd, devices), config)
+    fit = _fit_quietly(elephas_model(spark, model, config, sizes, round_number),
+                       pinned_partitions(train_rdd, devices), config)
     fit_seconds = time.time() - started
     metrics = evaluate(spark, model, val_rdd, loss_settings)
-    return {"round": round_number, "learning_rate": learning_rate, "train_loss": train_loss, **metrics,
+    return {"round": round_number, "learning_rate": learning_rate, **fit, **metrics,
             "seconds": round(time.time() - started, 2), "fit_seconds": round(fit_seconds, 2),
-            "samples": n_train * train_cfg["epochs_per_round"], "devices": device_records(devices.value)}
+            "samples": sum(sizes) * train_cfg["epochs_per_round"], "devices": device_records(devices.value)}
 
 
 def log_round(history: list[dict], rounds: int) -> None:

@@ -9,8 +9,19 @@ import pytest
 from imagefactory import colour_photo
 from PIL import Image
 
+from colorspark import config
 from colorspark.bins import gamut_centres
-from colorspark.colorizer import Colorized, Failed, Rendering, colorize_stream, model_input, recombine, upsample_ab
+from colorspark.colorizer import (
+    Colorized,
+    Failed,
+    Rendering,
+    colorize_stream,
+    guided_ab,
+    model_input,
+    recombine,
+    upsample_ab,
+)
+from colorspark.guided import area_weights
 
 CONFIG = {"colorize": {"batch_size": 2}, "output": {"jpeg_quality": 90},
           "limits": {"max_pixels": 10_000_000, "max_bytes": 10_000_000}}
@@ -155,3 +166,117 @@ def test_keep_aspect_batches_by_shape_and_keeps_the_input_order():
     assert [(o.width, o.height) for _, o in out] == sizes
     assert sorted(model.batches) == sorted([(2, 16, 32, 1), (2, 32, 16, 1), (1, 16, 32, 1), (1, 16, 16, 1),
                                             (1, 16, 64, 1)])
+
+
+# --- edge-aware upsampling (colorize.upsample = "guided") -------------------------------------------------------------
+
+def _step_photo(height=60, width=90, edge=37, dark=25.0, bright=75.0):
+    """L with one sharp vertical edge that does not fall on a cell boundary, and the two colours it separates."""
+    l_full = np.where(np.arange(width)[None, :] < edge, dark, bright).repeat(height, axis=0).astype(np.float32)
+    truth = np.zeros((height, width, 2), np.float32)
+    truth[:, :edge] = (45.0, 30.0)
+    truth[:, edge:] = (-20.0, -35.0)
+    return l_full, truth
+
+
+def _cells(image: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Each cell's mean of an H×W×C image on a rows×cols grid (what a perfect coarse prediction would hold)."""
+    row_w, col_w = area_weights(image.shape[0], rows, float(rows)), area_weights(image.shape[1], cols, float(cols))
+    return np.stack([row_w @ image[..., c] @ col_w.T for c in range(image.shape[2])], axis=-1)
+
+
+def test_bilinear_stays_exactly_what_it_was():
+    rng = np.random.default_rng(5)
+    l_full = rng.uniform(0, 100, (33, 47)).astype(np.float32)
+    ab_small = rng.uniform(-80, 80, (8, 12, 2)).astype(np.float32)
+    for used in (None, (8, 11.5)):
+        lab = recombine(l_full, ab_small, used)
+        np.testing.assert_array_equal(lab[..., 1:], upsample_ab(ab_small, 47, 33, used=used))
+        np.testing.assert_array_equal(recombine(l_full, ab_small, used, upsample="bilinear"), lab)
+    assert Rendering.from_config(CONFIG, META).upsample == "bilinear"
+    assert config.defaults()["colorize"]["upsample"] == "bilinear"
+
+
+def test_guided_keeps_colour_on_its_side_of_a_sharp_edge():
+    l_full, truth = _step_photo()
+    ab_small = _cells(truth, 6, 9)  # cells of 10×10 px; the edge crosses the fourth column of cells
+    bilinear = recombine(l_full, ab_small)[..., 1:]
+    guided = recombine(l_full, ab_small, upsample="guided", radius=1, eps=5e-3)[..., 1:]
+    bilinear_error, guided_error = (np.abs(x - truth).mean() for x in (bilinear, guided))
+    assert guided_error < 0.4 * bilinear_error
+    # colour that crossed the edge: bilinear carries it for a cell on either side, guided hardly at all
+    beside = np.r_[30:37, 37:44]
+    bilinear_bleed, guided_bleed = (np.abs(x[:, beside] - truth[:, beside]) for x in (bilinear, guided))
+    assert bilinear_bleed.max() > 20 and guided_bleed.mean() < 0.4 * bilinear_bleed.mean()
+
+
+def test_guided_is_bilinear_where_the_lightness_is_flat_and_never_leaves_the_predicted_range():
+    rng = np.random.default_rng(6)
+    ab_small = rng.uniform(-60, 60, (6, 8, 2)).astype(np.float32)
+    flat = np.full((30, 41), 55.0, np.float32)
+    np.testing.assert_allclose(recombine(flat, ab_small, (6, 7.5), upsample="guided"),
+                               recombine(flat, ab_small, (6, 7.5)), atol=1e-4)
+    busy = rng.uniform(0, 100, (30, 41)).astype(np.float32)  # lightness unrelated to the cells: the fit extrapolates
+    guided = guided_ab(busy, ab_small, (6, 7.5), 1, 1e-4)
+    shown = ab_small[:, :8]
+    assert (guided >= shown.min(axis=(0, 1)) - 1e-4).all() and (guided <= shown.max(axis=(0, 1)) + 1e-4).all()
+    assert guided.shape == (30, 41, 2) and guided.dtype == np.float32
+
+
+class LightnessModel(OneBinModel):
+    """Paints each output cell by the lightness the network sees there: one bin for bright cells, another for dark."""
+
+    def __init__(self, bright_bin: int, dark_bin: int):
+        super().__init__(bright_bin)
+        self.dark_bin = dark_bin
+
+    def predict_on_batch(self, x):
+        n, h, w = x.shape[:3]
+        cells = x[..., 0].reshape(n, h // 4, 4, w // 4, 4).mean(axis=(2, 4))
+        logits = np.full((n, h // 4, w // 4, 313), -50.0, dtype=np.float32)
+        logits[cells >= 127.5, self.bin_index] = 50.0
+        logits[cells < 127.5, self.dark_bin] = 50.0
+        return logits
+
+
+def test_the_guided_option_reaches_the_colorized_image_and_bleeds_less():
+    centres = gamut_centres()
+    bright_bin = int(np.argmin(np.linalg.norm(centres - (-20, -30), axis=1)))
+    dark_bin = int(np.argmin(np.linalg.norm(centres - (40, 30), axis=1)))
+    rgb = np.full((96, 150, 3), 40, np.uint8)
+    rgb[:, 67:] = 200  # a sharp edge inside a cell of the 8×12.5-cell output (cells of 12 px): the model paints it
+    # all in one colour, so the colour still misses the edge by part of a cell, but far less than bilinear's ramp
+    model = LightnessModel(bright_bin, dark_bin)
+    outcomes = {}
+    for upsample in ("bilinear", "guided"):
+        settings = {**CONFIG, "colorize": {"batch_size": 2, "upsample": upsample, "guided_radius": 1,
+                                           "guided_eps": 0.005}}
+        rendering = Rendering.from_config(settings, META, input_size=32, keep_aspect=True)
+        assert rendering.upsample == upsample
+        [(_, outcomes[upsample])] = colorize_stream([("edge", _png(rgb))], lambda: model, rendering)
+    ideal = np.where((np.arange(150) < 67)[None, :, None], centres[dark_bin], centres[bright_bin])
+    errors = {mode: np.abs(out.lab[..., 1:] - ideal).mean() for mode, out in outcomes.items()}
+    assert errors["guided"] < 0.6 * errors["bilinear"]
+    assert outcomes["guided"].jpeg != outcomes["bilinear"].jpeg
+    np.testing.assert_array_equal(outcomes["guided"].lab[..., 0], outcomes["bilinear"].lab[..., 0])
+
+
+@pytest.mark.parametrize("override, message", [("colorize.upsample=nearest", "one of bilinear, guided"),
+                                               ("colorize.guided_radius=0", "> 0"),
+                                               ("colorize.guided_radius=1.5", "an integer"),
+                                               ("colorize.guided_eps=0", "> 0"),
+                                               ("colorize.guided_eps=-0.01", "> 0")])
+def test_bad_upsampling_settings_are_config_errors(override, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.load(overrides=[override])
+
+
+def test_upsampling_settings_travel_in_the_rendering():
+    settings = config.load(overrides=["colorize.upsample=guided", "colorize.guided_radius=2",
+                                      "colorize.guided_eps=0.02"])
+    rendering = Rendering.from_config(settings, META)
+    assert (rendering.upsample, rendering.guided_radius, rendering.guided_eps) == ("guided", 2, 0.02)
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        Rendering.from_config({**CONFIG, "colorize": {"batch_size": 2, "upsample": "bicubic"}}, META)
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        recombine(np.zeros((4, 4), np.float32), np.zeros((1, 1, 2), np.float32), upsample="bicubic")

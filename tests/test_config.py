@@ -174,8 +174,11 @@ def test_wrong_type(override, key):
     ("model.depth=[2, 2, 3]", "model.depth"),
     ("model.input_size=100", "model.input_size"),
     ("data.extensions=[]", "data.extensions"),
+    ("train.sync_every=-1", "train.sync_every"),
+    ("train.optimizer_state=kept", "train.optimizer_state"),
 ], ids=["size-60", "size-8", "val-1", "val-negative", "lr-0", "preset", "formats-empty", "formats-unknown",
-        "lab-png", "jpeg-quality", "port", "lambda-0", "depth-len", "input-size", "extensions-empty"])
+        "lab-png", "jpeg-quality", "port", "lambda-0", "depth-len", "input-size", "extensions-empty", "sync-negative",
+        "optimizer-state"])
 def test_out_of_range(override, key):
     message = _error([override])
     assert key in message

@@ -98,12 +98,27 @@ def test_checkpoints_fall_back_past_corrupt_ones(tmp_path, caplog):
     keras_file = tmp_path / "checkpoints" / "round-0002" / "model.keras"
     keras_file.write_bytes(keras_file.read_bytes()[:100])
     with caplog.at_level(logging.WARNING, logger="colorspark.model"):
-        number, loaded, state = modeldir.latest_checkpoint(tmp_path)
-    assert number == 1 and [h["round"] for h in state["history"]] == [1]
+        number, loaded, state, optimizer = modeldir.latest_checkpoint(tmp_path)
+    assert number == 1 and [h["round"] for h in state["history"]] == [1] and optimizer is None
     assert "round-0003 is unusable" in caplog.text and "round-0002 is unusable" in caplog.text
     np.testing.assert_array_equal(loaded.get_weights()[0], model.get_weights()[0])
     assert all(zipfile.is_zipfile(p / "model.keras") for p in (tmp_path / "checkpoints").iterdir()
                if p.name == "round-0001")
+
+
+def test_checkpoint_keeps_the_optimizer_state_and_refuses_a_changed_one(tmp_path, caplog):
+    model = _tiny()
+    state = [np.array(7, np.int64), np.arange(6, dtype=np.float32).reshape(2, 3)]
+    modeldir.write_checkpoint(tmp_path, 1, model, {"history": [{"round": 1}]}, state)
+    modeldir.write_checkpoint(tmp_path, 2, model, {"history": [{"round": 1}, {"round": 2}]}, state)
+    number, _, _, restored = modeldir.latest_checkpoint(tmp_path)
+    assert number == 2 and len(restored) == 2 and restored[0].dtype == np.int64
+    np.testing.assert_array_equal(restored[1], state[1])
+    stored = tmp_path / "checkpoints" / "round-0002" / "optimizer.npz"
+    stored.write_bytes(stored.read_bytes()[:-1] + b"x")
+    with caplog.at_level(logging.WARNING, logger="colorspark.model"):
+        number, _, _, _ = modeldir.latest_checkpoint(tmp_path)
+    assert number == 1 and "round-0002 is unusable" in caplog.text and "SHA-256" in caplog.text
 
 
 def test_no_checkpoint_means_none(tmp_path):

@@ -61,6 +61,15 @@ def test_resume_trains_only_the_missing_round(trained):
     assert sorted(p.name for p in (trained["dir"] / "checkpoints").iterdir()) == ["round-0001", "round-0002"]
 
 
+def test_resume_carries_the_averaged_optimizer_state_on(trained):
+    """Adam's step count goes on from the checkpoint: round 2 ends with twice round 1's steps, not a fresh count."""
+    steps = [int(np.load(trained["dir"] / "checkpoints" / f"round-000{r}" / "optimizer.npz")["arr_0"]) for r in (1, 2)]
+    assert steps[0] > 0 and steps[1] == 2 * steps[0]
+    assert "starts afresh" not in trained["second"]
+    history = json.loads((trained["dir"] / "history.json").read_text())
+    assert all(h["syncs"] >= 1 and h["model_builds"] >= 1 and h["train_seconds"] > 0 for h in history)
+
+
 def test_saved_model_reloads_and_predicts(trained):
     from colorspark.inference import predict_ab
     from colorspark.modeldir import load_model_dir

@@ -1,0 +1,236 @@
+#!/usr/bin/env python
+"""Statistical efficiency of Elephas model averaging: validation loss against samples seen, from 1 to 32 workers.
+
+W workers are W training partitions on local[2]: a round is slower with many of them, but what is measured is how
+far the model gets per sample, which depends on W, on how often the weights are averaged (`train.sync_every`) and on
+whether the optimizer's state is averaged and carried on (`train.optimizer_state`), not on the cores. Every run
+trains the same preset on the same preprocessed photos (../shared/data: photos and corpus) for the same rounds, with
+the same learning-rate schedule; each round is one pass over the training crops, then validation on the same
+validation crops. The reference is W = 1 with the state carried: one uninterrupted Adam over the rows, which is what
+a plain `model.fit` does (tests/test_averaging.py checks that this path gives a plain Adam's weights).
+
+Runs are given as W:SYNC:STATE (SYNC in batches per worker, 0 = once per epoch as Elephas does it; STATE averaged
+or reset, reset being Elephas's own behaviour). All runs share one Spark application (bench/scaling_driver.py).
+
+Writes a table and docs/images/scaling.png, and its section of BENCHMARKS.md unless --no-md.
+
+Example:     .venv/bin/python bench/scaling_bench.py
+Quick check: .venv/bin/python bench/scaling_bench.py --runs 1:0:averaged,4:2:averaged --rounds 2 --images 60 \\
+                 --no-wait --no-md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import _common as C  # noqa: E402
+
+KEY = "scaling"
+ELEPHAS_RUNS = [f"{w}:0:reset" for w in (1, 2, 4, 8, 16, 32)]
+CARRIED_RUNS = [f"{w}:0:averaged" for w in (1, 2, 8, 32)]
+SYNC_RUNS = [f"{w}:{s}:averaged" for w in (8, 32) for s in (4, 1)]
+DEFAULT_RUNS = ",".join(ELEPHAS_RUNS + CARRIED_RUNS + SYNC_RUNS)
+PLOT = C.ROOT / "docs" / "images" / "scaling.png"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", default=DEFAULT_RUNS, help="comma-separated W:SYNC:STATE (default: the full plan)")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--rounds", type=int, default=6, help="rounds of one pass over the training crops (default 6)")
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--schedule", default="cosine", choices=["constant", "cosine"])
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--crops", type=int, default=4, help="data.crops of the preprocessed dataset (default 4)")
+    p.add_argument("--images", type=int, default=0, help="use only this many photos (0 = all; for quick checks)")
+    p.add_argument("--input", default=str(C.PHOTOS.parent), help="photos to preprocess (default ../shared/data)")
+    p.add_argument("--target-workers", type=int, default=8, help="W whose gap to W = 1 the target is about")
+    p.add_argument("--workdir", default="/tmp/colorspark-bench/scaling")
+    p.add_argument("--master", default="local[2]")
+    p.add_argument("--max-load", type=float, default=1.0)
+    p.add_argument("--max-wait", type=float, default=3600)
+    p.add_argument("--no-wait", action="store_true")
+    p.add_argument("--no-md", action="store_true")
+    return p.parse_args(argv)
+
+
+def parse_runs(text: str) -> list[dict]:
+    runs = []
+    for spec in (s.strip() for s in text.split(",") if s.strip()):
+        workers, sync, state = spec.split(":")
+        runs.append({"name": f"W{workers}-sync{sync}-{state}", "workers": int(workers), "sync_every": int(sync),
+                     "optimizer_state": state})
+    return runs
+
+
+def prepare_data(args, work: Path, zip_path: Path) -> Path:
+    source = Path(args.input)
+    if args.images:
+        source = work / f"photos-{args.images}"
+        C.replicate(source, args.images, subdirs=1, log=C.say)
+    data = work / f"data-c{args.crops}-n{args.images or 'all'}"
+    recipe = {"crops": args.crops, "size": 64, "input": str(source)}
+    stamp = data / ".bench-recipe.json"
+    if (data / "manifest.json").is_file() and stamp.is_file() and json.loads(stamp.read_text()) == recipe:
+        return data
+    rc, seconds = C.spark_submit(C.ROOT / "jobs" / "preprocess.py",
+                                 ["--input", str(source), "--output", str(data), "--set", f"data.crops={args.crops}",
+                                  "--format", "parquet"], master=args.master, zip_path=zip_path,
+                                 log_path=work / "preprocess.log", log=C.say)
+    if rc != 0:
+        raise SystemExit(f"preprocess failed:\n{C.tail(work / 'preprocess.log')}")
+    stamp.write_text(json.dumps(recipe))
+    C.say(f"[bench] preprocessed {source} in {seconds:.0f} s -> {data}")
+    return data
+
+
+def overrides(args, run: dict) -> list[str]:
+    return [f"train.preset={args.preset}", f"train.rounds={args.rounds}", f"train.learning_rate={args.learning_rate}",
+            f"train.lr_schedule={args.schedule}", f"train.batch_size={args.batch_size}",
+            f"train.workers={run['workers']}", f"train.sync_every={run['sync_every']}",
+            f"train.optimizer_state={run['optimizer_state']}", "train.max_val_rows=100000"]
+
+
+# --- figures ----------------------------------------------------------------------------------------------------------
+
+def curve(run: dict) -> list[dict]:
+    seen = 0
+    points = []
+    for h in run["history"]:
+        seen += h["samples"]
+        points.append({"samples": seen, "val_loss": h["val_loss"], "auc_rebal": h["val_auc_rebal"],
+                       "auc_rebal_gray": h["val_auc_rebal_gray"]})
+    return points
+
+
+def loss_gaps(run: dict, reference: dict) -> list[float]:
+    """Per round: the run's validation loss over the reference's at the same samples, minus 1."""
+    return [p["val_loss"] / r["val_loss"] - 1 for p, r in zip(curve(run), curve(reference))]
+
+
+def time_split(run: dict) -> dict:
+    """Mean seconds per round: the fit's wall time, and what of it is training (the tasks' train_on_batch time
+    spread over the cores that ran them) against overhead (everything else: task set-up incl. model builds, reading
+    the window, Spark's job and task start, the driver's broadcast and averaging)."""
+    history = run["history"]
+    slots = min(run["workers"], 2)
+    n = len(history)
+    fit = sum(h["fit_seconds"] for h in history) / n
+    train = sum(h["train_seconds"] for h in history) / n / slots
+    return {"fit": fit, "train": train, "overhead": fit - train, "syncs": history[0]["syncs"],
+            "overhead_per_sync": (fit - train) / history[0]["syncs"],
+            "setup": sum(h["setup_seconds"] for h in history) / n / slots,
+            "read": sum(h["read_seconds"] for h in history) / n / slots,
+            "driver": sum(h["driver_seconds"] for h in history) / n,
+            "builds": sum(h["model_builds"] for h in history)}
+
+
+def plot(runs: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    for run in runs:
+        points = curve(run)
+        style = "-" if run["optimizer_state"] == "averaged" else ":"
+        marker = "o" if run["sync_every"] == 0 else "s" if run["sync_every"] > 1 else "^"
+        for ax, key in zip(axes, ("val_loss", "auc_rebal")):
+            ax.plot([p["samples"] for p in points], [p[key] for p in points], style, marker=marker, markersize=3,
+                    label=run["name"], linewidth=2.5 if run["workers"] == 1 else 1.2)
+    gray = curve(runs[0])[0]["auc_rebal_gray"]
+    axes[1].axhline(gray, color="gray", linestyle="--", label="gray baseline")
+    axes[0].set_ylabel("validation loss")
+    axes[1].set_ylabel("rebalanced AuC (validation)")
+    for ax in axes:
+        ax.set_xlabel("training samples seen")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.suptitle("Elephas model averaging: W workers, sync every N batches (0 = per epoch), optimizer state "
+                 "averaged (solid) or reset (dotted)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def render_md(args, info, idle, cmd, manifest, runs: list[dict]) -> str:
+    reference = next(r for r in runs if r["workers"] == 1 and r["optimizer_state"] == "averaged")
+    lines = ["## 2b. Training at scale: Elephas model averaging, 1 to 32 workers (`bench/scaling_bench.py`)\n",
+             C.machine_block(info, idle, cmd),
+             f"- data: jobs/preprocess.py on `{args.input}` ({manifest['inputs']} photos, data.crops={args.crops}, "
+             f"64 px): {manifest['train_crops']} training crops, {manifest['val_crops']} validation crops; colourful "
+             f"ones are trained on and scored\n"
+             f"- every run: preset `{args.preset}`, {args.rounds} rounds of one pass each, batch {args.batch_size}, "
+             f"Adam, learning rate {args.learning_rate} ({args.schedule} schedule over the rounds), on "
+             f"`{args.master}`; W workers = W training partitions; reference: W = 1 with the optimizer state carried "
+             f"(one uninterrupted Adam, i.e. plain `fit`)\n"]
+    header = ["run (W, sync every N batches, optimizer state)"] + [f"{p['samples']:,}" for p in curve(reference)] \
+        + ["final gap to W=1", "rebalanced AuC, last (gray)"]
+    rows = []
+    for run in runs:
+        gaps = loss_gaps(run, reference)
+        points = curve(run)
+        rows.append([f"`{run['name']}`"] + [f"{p['val_loss']:.3f}" for p in points]
+                    + [f"{gaps[-1]:+.1%}", f"{points[-1]['auc_rebal']:.3f} ({points[-1]['auc_rebal_gray']:.3f})"])
+    lines.append("### Validation loss after each round, by samples seen\n")
+    lines.append(C.md_table(header, rows))
+    lines.append(f"\n![validation loss and rebalanced AuC against samples seen](docs/images/{PLOT.name})\n")
+    lines.append("### Time per round: training against overhead (means over the rounds)\n")
+    split_rows = []
+    for run in runs:
+        t = time_split(run)
+        split_rows.append([f"`{run['name']}`", t["syncs"], f"{t['fit']:.1f}", f"{t['train']:.1f}",
+                           f"{t['overhead']:.1f}", f"{t['overhead_per_sync'] * 1000:.0f} ms", f"{t['setup']:.2f}",
+                           f"{t['read']:.2f}", f"{t['driver']:.2f}", t["builds"]])
+    lines.append(C.md_table(["run", "syncs per round", "fit s", "training s", "overhead s", "overhead per sync",
+                             "of which task set-up s", "window read s", "driver broadcast + averaging s",
+                             "model builds (all rounds)"], split_rows))
+    lines.append("\nTraining s = the tasks' train_on_batch seconds over the cores (min(W, 2)); overhead = fit − "
+                 "training: Spark's job and task start, the weights' broadcast and collection, averaging, the "
+                 "tasks' set-up (model build once per Python worker, weights and optimizer state set per sync) and "
+                 "reading their window from the cached partition.\n")
+    targets = [r for r in runs if r["workers"] == args.target_workers and r["optimizer_state"] == "averaged"]
+    if targets:
+        best = min(targets, key=lambda r: abs(loss_gaps(r, reference)[-1]))
+        gap = loss_gaps(best, reference)[-1]
+        lines.append(f"**Target ({args.target_workers} workers within 5 % of single-process fit's validation loss at "
+                     f"the same samples): {'met' if gap <= 0.05 else 'NOT met'}** — `{best['name']}` ends "
+                     f"{gap:+.1%} from W = 1 after {curve(best)[-1]['samples']:,} samples.\n")
+    return "\n".join(lines)
+
+
+def main():
+    args = parse_args()
+    work, idle, info, cmd, zip_path = C.start_bench(args)
+    data = prepare_data(args, work, zip_path)
+    manifest = json.loads((data / "manifest.json").read_text())
+    runs = parse_runs(args.runs)
+    if not any(r["workers"] == 1 and r["optimizer_state"] == "averaged" for r in runs):
+        runs.insert(0, parse_runs("1:0:averaged")[0])
+    plan = work / "runs.json"
+    C.write_json(plan, [{**r, "overrides": overrides(args, r)} for r in runs])
+    result, _, cpu, seconds = C.driver_phase(C.BENCH / "scaling_driver.py",
+                                             ["--data", str(data), "--work", str(work), "--runs", str(plan)],
+                                             work=work, tag="", master=args.master, zip_path=zip_path)
+    C.say(f"[bench] {len(result)} runs in {seconds:.0f} s (other processes: {cpu['foreign_cores']:.2f} cores)")
+    C.write_json(work / "result.json", {"args": vars(args), "machine": info, "idle": idle, "runs": result})
+    reference = next(r for r in result if r["workers"] == 1 and r["optimizer_state"] == "averaged")
+    for run in result:
+        C.say(f"[bench] {run['name']}: val loss {[round(p['val_loss'], 3) for p in curve(run)]}, final gap "
+              f"{loss_gaps(run, reference)[-1]:+.1%}, {time_split(run)['overhead']:.1f} s overhead per round")
+    if not args.no_md:
+        plot(result, PLOT)
+        C.md_update(KEY, render_md(args, info, idle, cmd, manifest, result))
+        C.say(f"[bench] updated {C.BENCHMARKS_MD} and {PLOT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""spark-submit driver of bench/scaling_bench.py: several training runs in one Spark application.
+
+Each run is `colorspark.training.run` (the train job's body) on the same preprocessed data with its own overrides
+(workers, sync period, optimizer state); its history.json gives, per round, the samples seen, the validation loss and
+colour metrics, and where the fit's time went. One application for all runs keeps the JVM and Python-worker start-up
+out of the comparison. Not meant to be run by hand; see `bench/scaling_bench.py --help`.
+"""
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+from colorspark import config as config_mod
+from colorspark import training
+from colorspark.session import build_spark_session, setup_logging
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", required=True)
+    p.add_argument("--work", required=True)
+    p.add_argument("--runs", required=True, help="JSON file: [{name, overrides: [SECTION.KEY=VALUE, ...]}, ...]")
+    p.add_argument("--result", required=True)
+    args = p.parse_args()
+    setup_logging("bench-scaling")
+    spark = build_spark_session("bench-scaling")
+    results = []
+    try:
+        for run in json.loads(Path(args.runs).read_text()):
+            config = config_mod.load(None, run["overrides"])
+            model_dir = Path(args.work) / "models" / run["name"]
+            shutil.rmtree(model_dir, ignore_errors=True)
+            started = time.time()
+            training.run(spark, args.data, str(model_dir), config)
+            history = json.loads((model_dir / "history.json").read_text())
+            results.append({**run, "seconds": time.time() - started, "history": history})
+            print(f"[driver] {run['name']}: {time.time() - started:.0f} s, val loss "
+                  f"{[round(h['val_loss'], 3) for h in history]}", flush=True)
+            Path(args.result).write_text(json.dumps(results, indent=2, default=float))
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    main()
