@@ -5,12 +5,14 @@ W workers are W training partitions on local[2]: a round is slower with many of 
 far the model gets per sample, which depends on W, on how often the weights are averaged (`train.sync_every`) and on
 whether the optimizer's state is averaged and carried on (`train.optimizer_state`), not on the cores. Every run
 trains the same preset on the same preprocessed photos (../shared/data: photos and corpus) for the same rounds, with
-the same learning-rate schedule; each round is one pass over the training crops, then validation on the same
+the same learning-rate schedule, in a Spark application of its own (bench/scaling_driver.py), so that no run inherits
+another's Python workers; each round is one pass over the training crops, then validation on the same
 validation crops. The reference is W = 1 with the state carried: one uninterrupted Adam over the rows, which is what
 a plain `model.fit` does (tests/test_averaging.py checks that this path gives a plain Adam's weights).
 
-Runs are given as W:SYNC:STATE (SYNC in batches per worker, 0 = once per epoch as Elephas does it; STATE averaged
-or reset, reset being Elephas's own behaviour). All runs share one Spark application (bench/scaling_driver.py).
+Runs are given as W:SYNC:STATE[:SCALING] (SYNC in batches per worker, 0 = once per epoch as Elephas does it; STATE
+averaged or reset, reset being Elephas's own behaviour; SCALING the workers' learning-rate rule `train.lr_scaling`,
+none by default, which keeps the schedule the same for every W).
 
 Writes a table and docs/images/scaling.png, and its section of BENCHMARKS.md unless --no-md.
 
@@ -32,10 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import _common as C  # noqa: E402
 
 KEY = "scaling"
-ELEPHAS_RUNS = [f"{w}:0:reset" for w in (1, 2, 4, 8, 16, 32)]
-CARRIED_RUNS = [f"{w}:0:averaged" for w in (1, 2, 8, 32)]
-SYNC_RUNS = [f"{w}:{s}:averaged" for w in (8, 32) for s in (4, 1)]
-DEFAULT_RUNS = ",".join(ELEPHAS_RUNS + CARRIED_RUNS + SYNC_RUNS)
+# the reference, then 8 workers (the target's W) every way, then Elephas's own scheme (per-epoch averages, optimizer
+# reset) and the carried state across W, then 32 workers with the best of the 8-worker settings
+DEFAULT_RUNS = ("1:0:averaged,1:0:reset,8:1:averaged:sqrt,8:4:averaged:sqrt,8:1:averaged:linear,8:1:averaged,"
+                "8:4:averaged,8:0:averaged,8:0:reset,2:0:reset,2:0:averaged,2:4:averaged:sqrt,4:0:reset,16:0:reset,"
+                "32:0:reset,32:0:averaged,32:1:averaged:sqrt")
 PLOT = C.ROOT / "docs" / "images" / "scaling.png"
 
 
@@ -57,15 +60,34 @@ def parse_args(argv=None):
     p.add_argument("--max-wait", type=float, default=3600)
     p.add_argument("--no-wait", action="store_true")
     p.add_argument("--no-md", action="store_true")
+    p.add_argument("--keep", action="store_true",
+                   help="reuse the runs of the last result.json in --workdir made with the same recipe (all options "
+                        "but --runs) and train only the runs it lacks")
     return p.parse_args(argv)
+
+
+RECIPE_KEYS = ("preset", "rounds", "learning_rate", "schedule", "batch_size", "crops", "images", "input", "master")
+
+
+def kept_runs(args, work: Path) -> list[dict]:
+    """Runs of an earlier invocation with the same recipe (--keep), else none."""
+    previous = work / "result.json"
+    if not args.keep or not previous.is_file():
+        return []
+    earlier = json.loads(previous.read_text())
+    if any(earlier["args"].get(k) != getattr(args, k) for k in RECIPE_KEYS):
+        C.say("[bench] --keep: the earlier result.json has another recipe; training every run")
+        return []
+    return [{**r, "measured": r.get("measured", earlier["machine"]["date"])} for r in earlier["runs"]]
 
 
 def parse_runs(text: str) -> list[dict]:
     runs = []
     for spec in (s.strip() for s in text.split(",") if s.strip()):
-        workers, sync, state = spec.split(":")
-        runs.append({"name": f"W{workers}-sync{sync}-{state}", "workers": int(workers), "sync_every": int(sync),
-                     "optimizer_state": state})
+        workers, sync, state, scaling = (spec.split(":") + ["none"])[:4]
+        runs.append({"name": f"W{workers}-sync{sync}-{state}" + (f"-lr{scaling}" if scaling != "none" else ""),
+                     "workers": int(workers), "sync_every": int(sync), "optimizer_state": state,
+                     "lr_scaling": scaling})
     return runs
 
 
@@ -94,7 +116,16 @@ def overrides(args, run: dict) -> list[str]:
     return [f"train.preset={args.preset}", f"train.rounds={args.rounds}", f"train.learning_rate={args.learning_rate}",
             f"train.lr_schedule={args.schedule}", f"train.batch_size={args.batch_size}",
             f"train.workers={run['workers']}", f"train.sync_every={run['sync_every']}",
-            f"train.optimizer_state={run['optimizer_state']}", "train.max_val_rows=100000"]
+            f"train.optimizer_state={run['optimizer_state']}", f"train.lr_scaling={run['lr_scaling']}",
+            "train.max_val_rows=100000"]
+
+
+def _is_reference(run: dict) -> bool:
+    return run["workers"] == 1 and run["optimizer_state"] == "averaged" and run.get("lr_scaling", "none") == "none"
+
+
+def _reference(runs: list[dict]) -> dict:
+    return next(r for r in runs if _is_reference(r))
 
 
 # --- figures ----------------------------------------------------------------------------------------------------------
@@ -162,7 +193,7 @@ def plot(runs: list[dict], path: Path) -> None:
 
 
 def render_md(args, info, idle, cmd, manifest, runs: list[dict]) -> str:
-    reference = next(r for r in runs if r["workers"] == 1 and r["optimizer_state"] == "averaged")
+    reference = _reference(runs)
     lines = ["## 2b. Training at scale: Elephas model averaging, 1 to 32 workers (`bench/scaling_bench.py`)\n",
              C.machine_block(info, idle, cmd),
              f"- data: jobs/preprocess.py on `{args.input}` ({manifest['inputs']} photos, data.crops={args.crops}, "
@@ -171,7 +202,9 @@ def render_md(args, info, idle, cmd, manifest, runs: list[dict]) -> str:
              f"- every run: preset `{args.preset}`, {args.rounds} rounds of one pass each, batch {args.batch_size}, "
              f"Adam, learning rate {args.learning_rate} ({args.schedule} schedule over the rounds), on "
              f"`{args.master}`; W workers = W training partitions; reference: W = 1 with the optimizer state carried "
-             f"(one uninterrupted Adam, i.e. plain `fit`)\n"]
+             f"(one uninterrupted Adam, i.e. plain `fit`)\n",
+             f"- runs measured: {', '.join(sorted({r.get('measured', info['date']) for r in runs}))} (`--keep` reuses "
+             f"the runs of an earlier invocation with the same recipe)\n"]
     header = ["run (W, sync every N batches, optimizer state)"] + [f"{p['samples']:,}" for p in curve(reference)] \
         + ["final gap to W=1", "rebalanced AuC, last (gray)"]
     rows = []
@@ -199,7 +232,7 @@ def render_md(args, info, idle, cmd, manifest, runs: list[dict]) -> str:
                  "reading their window from the cached partition.\n")
     targets = [r for r in runs if r["workers"] == args.target_workers and r["optimizer_state"] == "averaged"]
     if targets:
-        best = min(targets, key=lambda r: abs(loss_gaps(r, reference)[-1]))
+        best = min(targets, key=lambda r: loss_gaps(r, reference)[-1])
         gap = loss_gaps(best, reference)[-1]
         lines.append(f"**Target ({args.target_workers} workers within 5 % of single-process fit's validation loss at "
                      f"the same samples): {'met' if gap <= 0.05 else 'NOT met'}** — `{best['name']}` ends "
@@ -213,16 +246,24 @@ def main():
     data = prepare_data(args, work, zip_path)
     manifest = json.loads((data / "manifest.json").read_text())
     runs = parse_runs(args.runs)
-    if not any(r["workers"] == 1 and r["optimizer_state"] == "averaged" for r in runs):
+    if not any(_is_reference(r) for r in runs):
         runs.insert(0, parse_runs("1:0:averaged")[0])
-    plan = work / "runs.json"
-    C.write_json(plan, [{**r, "overrides": overrides(args, r)} for r in runs])
-    result, _, cpu, seconds = C.driver_phase(C.BENCH / "scaling_driver.py",
-                                             ["--data", str(data), "--work", str(work), "--runs", str(plan)],
-                                             work=work, tag="", master=args.master, zip_path=zip_path)
-    C.say(f"[bench] {len(result)} runs in {seconds:.0f} s (other processes: {cpu['foreign_cores']:.2f} cores)")
-    C.write_json(work / "result.json", {"args": vars(args), "machine": info, "idle": idle, "runs": result})
-    reference = next(r for r in result if r["workers"] == 1 and r["optimizer_state"] == "averaged")
+    kept = {r["name"]: r for r in kept_runs(args, work)}
+    for run in runs:
+        if run["name"] in kept:
+            continue
+        plan = work / f"run-{run['name']}.json"
+        C.write_json(plan, [{**run, "overrides": overrides(args, run)}])
+        trained, _, cpu, seconds = C.driver_phase(C.BENCH / "scaling_driver.py",
+                                                  ["--data", str(data), "--work", str(work), "--runs", str(plan)],
+                                                  work=work, tag=f"-{run['name']}", master=args.master,
+                                                  zip_path=zip_path)
+        C.say(f"[bench] {run['name']}: {seconds:.0f} s (other processes: {cpu['foreign_cores']:.2f} cores)")
+        kept[run["name"]] = {**trained[0], "measured": C.machine_info()["date"], "foreign_cores": cpu["foreign_cores"]}
+        C.write_json(work / "result.json", {"args": vars(args), "machine": info, "idle": idle,
+                                            "runs": list(kept.values())})
+    result = [kept[r["name"]] for r in runs]
+    reference = _reference(result)
     for run in result:
         C.say(f"[bench] {run['name']}: val loss {[round(p['val_loss'], 3) for p in curve(run)]}, final gap "
               f"{loss_gaps(run, reference)[-1]:+.1%}, {time_split(run)['overhead']:.1f} s overhead per round")

@@ -112,6 +112,13 @@ def round_learning_rate(base: float, schedule: str, round_number: int, rounds: i
     return base * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def scaled_learning_rate(base: float, scaling: str, workers: int) -> float:
+    """The rate each of W averaging workers trains at. Averaging W workers' steps moves the weights about as far as
+    one worker's step while it consumes W times the samples, so per sample the average makes less progress than one
+    optimizer would; scaling the rate by √W or W (as for large-batch training) makes up for it."""
+    return base * {"none": 1.0, "sqrt": math.sqrt(workers), "linear": float(workers)}[scaling]
+
+
 def compile_for_training(model, settings: dict, learning_rate: float):
     """Compile once per run with a built optimizer, so that its state exists from the start, can be averaged across
     workers, checkpointed and restored; each round then only sets the learning rate."""
@@ -277,6 +284,8 @@ def train_round(spark, model, train_rdd, val_rdd, round_number: int, sizes: list
     started = time.time()
     learning_rate = round_learning_rate(train_cfg["learning_rate"], train_cfg["lr_schedule"], round_number,
                                         train_cfg["rounds"])
+    if train_cfg["mode"] == "synchronous":
+        learning_rate = scaled_learning_rate(learning_rate, train_cfg["lr_scaling"], len(sizes))
     model.optimizer.learning_rate.assign(learning_rate)
     devices = device_accumulator(spark.sparkContext)
     fit = _fit_quietly(elephas_model(spark, model, config, sizes, round_number),

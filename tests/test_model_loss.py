@@ -310,6 +310,13 @@ def test_custom_objects_names_the_loss():
     assert keras.saving.get_registered_object("colorspark>RebalancedSoftCrossEntropy") is RebalancedSoftCrossEntropy
 
 
+def test_scaled_learning_rate_grows_with_the_workers():
+    from colorspark.training import scaled_learning_rate
+
+    assert [scaled_learning_rate(1e-3, rule, 16) for rule in ("none", "sqrt", "linear")] == \
+        pytest.approx([1e-3, 4e-3, 1.6e-2])
+
+
 def test_round_learning_rate_follows_the_schedule():
     from colorspark.training import COSINE_FLOOR, round_learning_rate
 
