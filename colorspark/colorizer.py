@@ -171,7 +171,7 @@ def guided_ab(l_full: np.ndarray, ab_small: np.ndarray, used: tuple[float, float
     resolution, applied to the full-resolution guide) with the offset left to the network's own cell values: where L
     holds no more detail than its cell means brought up bilinearly the result is the bilinear one exactly, and no
     cell's colour is smoothed into its neighbours (the filter proper is a smoother, and it blurred ab more than it
-    sharpened it; see `guided.guided_filter`).
+    sharpened it; see the model card, "Edge-aware upsampling").
     `radius` is in output cells, whatever the photo's size; `eps` is in (L/100)²: a window whose cells' mean L
     varies by much less than √eps (e.g. 0.07 for 5e-3, 7 L) gets a small slope and stays bilinear.
 

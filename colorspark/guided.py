@@ -56,23 +56,6 @@ def linear_coefficients(guide: np.ndarray, src: np.ndarray, radius: int, eps: fl
     return box_mean(a, radius), box_mean(b, radius)
 
 
-def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    """The guided filter: q = mean(a)·I + mean(b), for `src` H×W or H×W×C and `guide` H×W (values about 0..1).
-
-    `radius` is the window's half side in pixels; `eps` is in the guide's units squared: an edge whose variance in
-    the window is well above eps is kept, one well below it is smoothed like a box filter would.
-
-    colorize does not run this filter on the bilinearly upsampled ab: it is an edge-preserving smoother, and
-    measured on the selection photos, ab of the photos themselves brought down to the network's grid and up again
-    came back further from the truth through it than through bilinear alone (the model card, "Edge-aware
-    upsampling"). `colorizer.guided_ab` uses the same fit, the slopes of `linear_coefficients`, without smoothing.
-    """
-    src = np.asarray(src, dtype=np.float32)
-    mean_a, mean_b = linear_coefficients(guide, src if src.ndim == 3 else src[..., None], radius, eps)
-    out = mean_a * np.asarray(guide, dtype=np.float32)[..., None] + mean_b
-    return out if src.ndim == 3 else out[..., 0]
-
-
 @functools.lru_cache(maxsize=512)
 def area_weights(n: int, cells: int, used: float) -> np.ndarray:
     """cells×n matrix of the mean over each cell of a grid that lays `used` cells (the last maybe partly) over n

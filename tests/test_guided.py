@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from colorspark.guided import area_weights, box_mean, guided_filter, linear_coefficients
+from colorspark.guided import area_weights, box_mean, linear_coefficients
+
+
+def guided_filter(guide, src, radius, eps):
+    """The paper's filter, q = mean(a)·I + mean(b), from colorspark's `linear_coefficients`: what the tests hold
+    against the window-by-window formulas. (colorize uses only the slopes; the model card says why not the filter.)"""
+    src = np.asarray(src, dtype=np.float32)
+    mean_a, mean_b = linear_coefficients(guide, src if src.ndim == 3 else src[..., None], radius, eps)
+    out = mean_a * np.asarray(guide, dtype=np.float32)[..., None] + mean_b
+    return out if src.ndim == 3 else out[..., 0]
 
 
 def _window(shape, k, radius):
