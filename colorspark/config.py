@@ -108,6 +108,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "sync_every": (0, _non_negative),
         "optimizer_state": ("averaged", _one_of("averaged", "reset")),
         "lr_scaling": ("none", _one_of("none", "sqrt", "linear")),
+        "seed": (1, _non_negative),
         "mode": ("synchronous", _one_of("synchronous", "asynchronous", "hogwild")),
         "source": ("parquet", _one_of("parquet", "hdf5")),
         "port": (4000, lambda v: 1024 <= v <= 65535),

@@ -142,7 +142,7 @@ def elephas_model(spark, model, config: dict, sizes: list[int], round_number: in
         return AveragingSparkModel(model, custom_objects=custom_objects(), batch_size=batch,
                                    sync_every=config["train"]["sync_every"],
                                    carry_optimizer=config["train"]["optimizer_state"] == "averaged", sizes=sizes,
-                                   seed=config["data"]["seed"] * 100_003 + round_number)
+                                   seed=config["train"]["seed"] * 100_003 + round_number)
     # Elephas binds its parameter server to SPARK_LOCAL_IP (else this host's address): pin it to the driver address
     # while the model is made, and leave the process's environment as it was.
     driver_host = spark.sparkContext.getConf().get("spark.driver.host", "127.0.0.1")
@@ -274,6 +274,9 @@ def start_or_resume(model_dir: str, settings: dict, loss_settings: dict, config:
         return model, state.get("history", [])[:done]
     if resume:
         log.info("no usable checkpoint in %s: starting from scratch", fs.display(model_dir))
+    import keras
+
+    keras.utils.set_random_seed(config["train"]["seed"])  # the same initial weights for the same settings and seed
     return compile_for_training(build_model(settings), loss_settings, config["train"]["learning_rate"]), []
 
 

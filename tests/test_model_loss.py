@@ -327,3 +327,19 @@ def test_round_learning_rate_follows_the_schedule():
     assert cosine[-1] == pytest.approx(1e-3 * COSINE_FLOOR)
     assert all(a > b for a, b in zip(cosine, cosine[1:]))
     assert round_learning_rate(1e-3, "cosine", 1, 1) == 1e-3
+
+
+def test_a_new_network_starts_from_the_seeded_weights(tmp_path):
+    """train.seed fixes the initial weights, so runs that differ only in how they train start from the same point."""
+    from colorspark.training import start_or_resume
+
+    config = copy.deepcopy(_config("tiny"))
+    loss_settings = {"class_weights": [1.0] * Q, "neighbours": 10, "sigma": 5.0, "gray_chroma": 5.0}
+    starts = []
+    for seed in (1, 1, 2):
+        config["train"]["seed"] = seed
+        model, history = start_or_resume(str(tmp_path), model_settings(config), loss_settings, config, resume=False)
+        starts.append(model.get_weights()[0])
+        assert history == [] and model.optimizer.iterations.numpy() == 0
+    np.testing.assert_array_equal(starts[0], starts[1])
+    assert not np.array_equal(starts[0], starts[2])
