@@ -16,6 +16,7 @@ three things:
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -75,7 +76,7 @@ class AveragingSparkModel(SparkModel):
         model = self._master_network
         optimizer = model.optimizer
         optimizer_config = keras.optimizers.serialize(optimizer)
-        model_json = model.to_json()
+        model_json = architecture_json(model)
         key = spec_key(model_json, optimizer_config, self.master_loss)
         learning_rate = float(np.asarray(optimizer.learning_rate))
         weights = model.get_weights()
@@ -100,6 +101,14 @@ class AveragingSparkModel(SparkModel):
         model.set_weights(weights)
         if self.carry_optimizer and state is not None:
             set_optimizer_state(optimizer, state)
+
+
+def architecture_json(model) -> str:
+    """The model's JSON without its compile settings: they hold the learning rate, which changes from round to round,
+    and the workers compile their copy themselves, so the architecture alone identifies the model they keep."""
+    config = json.loads(model.to_json())
+    config.pop("compile_config", None)
+    return json.dumps(config)
 
 
 def _sync_record(outcomes: list, seconds: float, job_seconds: float) -> dict:

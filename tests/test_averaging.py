@@ -135,6 +135,12 @@ def test_workers_keep_their_model_and_every_window_is_averaged(sc):
     summary = round_summary(spark_model.syncs)
     assert summary["syncs"] == 4 and summary["model_builds"] <= 2 and summary["train_loss"] > 0
     assert summary["train_seconds"] > 0 and summary["job_seconds"] >= 0
+    # the next round, at another learning rate, trains on the models the workers kept
+    spark_model.master_network.optimizer.learning_rate.assign(0.003)
+    next_round = AveragingSparkModel(spark_model.master_network, custom_objects={}, batch_size=4, sync_every=1,
+                                     carry_optimizer=True, sizes=sizes, seed=6)
+    next_round.fit(sc.parallelize(list(zip(x, y)), 4), epochs=1, batch_size=4)
+    assert sum(s["builds"] for s in next_round.syncs) == 0
 
 
 def test_windows_in_the_worker_are_exactly_the_windows_rows():
