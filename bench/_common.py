@@ -340,6 +340,25 @@ def spark_submit(script: Path | str, script_args: list[str], *, master: str = "l
     return rc, time.time() - t0
 
 
+def preprocessed(source: Path, data: Path, crops: int, *, work: Path, master: str, zip_path: Path,
+                 extra_args: tuple[str, ...] = ()) -> Path:
+    """`data`: jobs/preprocess.py's output for the photos in `source` at `crops` crops of 64 px, made once and reused
+    while a stamp file says it was made from the same recipe."""
+    recipe = {"crops": crops, "size": 64, "input": str(source)}
+    stamp = data / ".bench-recipe.json"
+    if (data / "manifest.json").is_file() and stamp.is_file() and json.loads(stamp.read_text()) == recipe:
+        return data
+    rc, seconds = spark_submit(ROOT / "jobs" / "preprocess.py",
+                               ["--input", str(source), "--output", str(data), "--set", f"data.crops={crops}",
+                                "--set", "data.size=64", *extra_args], master=master, zip_path=zip_path,
+                               log_path=work / "preprocess.log", log=say)
+    if rc != 0:
+        raise SystemExit(f"preprocess failed:\n{tail(work / 'preprocess.log')}")
+    stamp.write_text(json.dumps(recipe))
+    say(f"[bench] preprocessed {source} in {seconds:.0f} s -> {data}")
+    return data
+
+
 def timed_user_run(cmd: list[str], log_path: Path) -> tuple[float, dict]:
     """Run a job's spark-submit command line from the repository root as a user does (PYSPARK_PYTHON set, colorspark
     only through --py-files), timed from launch to exit with the CPU use of the run; exits with the log's tail when

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -36,10 +37,11 @@ import _common as C  # noqa: E402
 KEY = "scaling"
 # the reference (W = 1: plain fit) and Elephas's own scheme at W = 1; then 8 workers (the target's W) with shorter sync
 # periods and the learning-rate rules; then Elephas's scheme (per-epoch averages, optimizer reset) and the carried
-# state across W, and the best 8-worker setting at 2 and 32 workers
+# state across W; then the linear rate across W
 DEFAULT_RUNS = ("1:0:averaged,1:0:reset,8:1:averaged:sqrt,8:4:averaged:sqrt,8:1:averaged:linear,8:4:averaged:linear,"
                 "8:16:averaged:linear,8:1:averaged,8:4:averaged,8:0:averaged,8:0:reset,2:0:reset,2:0:averaged,"
-                "2:4:averaged:linear,4:0:reset,16:0:reset,32:0:reset,32:0:averaged,32:1:averaged:linear")
+                "2:4:averaged:linear,4:0:reset,16:0:reset,32:0:reset,32:0:averaged,32:1:averaged:linear,"
+                "2:0:averaged:linear,8:0:averaged:linear,4:4:averaged:linear,16:4:averaged:linear,32:4:averaged:linear")
 PLOT = C.ROOT / "docs" / "images" / "scaling.png"
 
 
@@ -97,20 +99,8 @@ def prepare_data(args, work: Path, zip_path: Path) -> Path:
     if args.images:
         source = work / f"photos-{args.images}"
         C.replicate(source, args.images, subdirs=1, log=C.say)
-    data = work / f"data-c{args.crops}-n{args.images or 'all'}"
-    recipe = {"crops": args.crops, "size": 64, "input": str(source)}
-    stamp = data / ".bench-recipe.json"
-    if (data / "manifest.json").is_file() and stamp.is_file() and json.loads(stamp.read_text()) == recipe:
-        return data
-    rc, seconds = C.spark_submit(C.ROOT / "jobs" / "preprocess.py",
-                                 ["--input", str(source), "--output", str(data), "--set", f"data.crops={args.crops}",
-                                  "--format", "parquet"], master=args.master, zip_path=zip_path,
-                                 log_path=work / "preprocess.log", log=C.say)
-    if rc != 0:
-        raise SystemExit(f"preprocess failed:\n{C.tail(work / 'preprocess.log')}")
-    stamp.write_text(json.dumps(recipe))
-    C.say(f"[bench] preprocessed {source} in {seconds:.0f} s -> {data}")
-    return data
+    return C.preprocessed(source, work / f"data-c{args.crops}-n{args.images or 'all'}", args.crops, work=work,
+                          master=args.master, zip_path=zip_path, extra_args=("--format", "parquet"))
 
 
 def overrides(args, run: dict) -> list[str]:
@@ -169,14 +159,17 @@ def plot(runs: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.2))
+    colours = plt.get_cmap("viridis")
     for run in runs:
         points = curve(run)
-        style = "-" if run["optimizer_state"] == "averaged" else ":"
-        marker = "o" if run["sync_every"] == 0 else "s" if run["sync_every"] > 1 else "^"
+        scaling = run.get("lr_scaling", "none")
+        style = ":" if run["optimizer_state"] == "reset" else {"none": "--", "sqrt": "-.", "linear": "-"}[scaling]
+        marker = {0: "o", 1: "^"}.get(run["sync_every"], "s")
+        colour = "black" if run["workers"] == 1 else colours(math.log2(run["workers"]) / 5.5)
         for ax, key in zip(axes, ("val_loss", "auc_rebal")):
             ax.plot([p["samples"] for p in points], [p[key] for p in points], style, marker=marker, markersize=3,
-                    label=run["name"], linewidth=2.5 if run["workers"] == 1 else 1.2)
+                    color=colour, label=run["name"], linewidth=2.5 if run["workers"] == 1 else 1.2)
     gray = curve(runs[0])[0]["auc_rebal_gray"]
     axes[1].axhline(gray, color="gray", linestyle="--", label="gray baseline")
     axes[0].set_ylabel("validation loss")
@@ -185,8 +178,9 @@ def plot(runs: list[dict], path: Path) -> None:
         ax.set_xlabel("training samples seen")
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7, ncol=2)
-    fig.suptitle("Elephas model averaging: W workers, sync every N batches (0 = per epoch), optimizer state "
-                 "averaged (solid) or reset (dotted)", fontsize=10)
+    fig.suptitle("Elephas model averaging. Colour: W workers (black: 1). Line: optimizer reset (dotted), averaged at "
+                 "the same rate (dashed),\nrate × W (solid) or × √W (dash-dot). Marker: averaged once per pass (o), "
+                 "every batch (^), every N batches (s)", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)

@@ -107,7 +107,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "workers": (2, _positive),
         "sync_every": (0, _non_negative),
         "optimizer_state": ("averaged", _one_of("averaged", "reset")),
-        "lr_scaling": ("none", _one_of("none", "sqrt", "linear")),
+        "lr_scaling": ("linear", _one_of("none", "sqrt", "linear")),
         "seed": (1, _non_negative),
         "mode": ("synchronous", _one_of("synchronous", "asynchronous", "hogwild")),
         "source": ("parquet", _one_of("parquet", "hdf5")),
