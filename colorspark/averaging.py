@@ -16,13 +16,13 @@ three things:
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
 from elephas.spark_model import SparkModel
 
 from .averaging_worker import AveragingWorker, Window, optimizer_state, set_optimizer_state, spec_key
+from .inference import architecture_json
 
 
 def sync_windows(partition_rows: int, epochs: int, batch_size: int, sync_every: int, seed: int) -> list[Window]:
@@ -34,17 +34,18 @@ def sync_windows(partition_rows: int, epochs: int, batch_size: int, sync_every: 
 
 
 def average_outcomes(weights: list[np.ndarray], outcomes: list) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-    """(weights minus the mean delta, mean optimizer state) over the workers that trained in this window; a worker
-    whose window was empty (its stream ended a row early) is left out rather than averaged in as a zero delta. Integer
-    state (the step count) is rounded."""
+    """(weights minus the mean delta, mean optimizer state or None when the workers sent none) over the workers that
+    trained in this window; a worker whose window was empty (its stream ended a row early) is left out rather than
+    averaged in as a zero delta. Integer state (the step count) is rounded."""
     trained = [(deltas, state) for deltas, state, stats in outcomes if stats["rows"]]
     if not trained:
         return weights, None
     new_weights = [w - np.mean([t[0][i] for t in trained], axis=0, dtype=np.float64).astype(w.dtype)
                    for i, w in enumerate(weights)]
     states = [t[1] for t in trained]
-    mean_state = [_mean_like(parts) for parts in zip(*states)]
-    return new_weights, mean_state
+    if any(state is None for state in states):  # the optimizer is reset at every average: nothing to carry
+        return new_weights, None
+    return new_weights, [_mean_like(parts) for parts in zip(*states)]
 
 
 def _mean_like(parts) -> np.ndarray:
@@ -101,14 +102,6 @@ class AveragingSparkModel(SparkModel):
         model.set_weights(weights)
         if self.carry_optimizer and state is not None:
             set_optimizer_state(optimizer, state)
-
-
-def architecture_json(model) -> str:
-    """The model's JSON without its compile settings: they hold the learning rate, which changes from round to round,
-    and the workers compile their copy themselves, so the architecture alone identifies the model they keep."""
-    config = json.loads(model.to_json())
-    config.pop("compile_config", None)
-    return json.dumps(config)
 
 
 def _sync_record(outcomes: list, seconds: float, job_seconds: float) -> dict:

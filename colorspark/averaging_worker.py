@@ -6,7 +6,7 @@ optimizer starts from zero each time, so Adam's moments and bias correction rest
 keeps one compiled model per Python worker process (Spark reuses the process for later tasks) and sets the
 broadcast weights and, when the driver carries it, the averaged optimizer state into it. It trains on one window of
 its partition, so that the driver can average more often than once per epoch, and returns its weight deltas (as
-Elephas's worker does), its optimizer state after the window, and its timings.
+Elephas's worker does), its optimizer state after the window when the driver carries it, and its timings.
 
 A worker's rows are a stream of `epochs` passes over its partition, each pass in its own seeded order; window
 [start, stop) of that stream is what one synchronisation trains on. The driver (`colorspark/averaging.py`) cuts the
@@ -112,7 +112,8 @@ class AveragingWorker(SparkWorker):
                   for i in range(0, len(x), batch)]
         trained = time.perf_counter()
         deltas = [before - after for before, after in zip(weights, model.get_weights())]
-        yield deltas, optimizer_state(model.optimizer), {
+        carried = optimizer_state(model.optimizer) if state is not None else None  # reset: nothing to send back
+        yield deltas, carried, {
             "rows": len(x), "loss_sum": sum(losses), "built": built, "setup_seconds": ready - started,
             "read_seconds": read - ready, "train_seconds": trained - read}
 

@@ -12,6 +12,7 @@ partition and fails on empty partitions.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import sys
@@ -25,9 +26,18 @@ from .devices import pin_task_devices
 from .runtime import import_tensorflow, task_cpus
 
 
+def architecture_json(model) -> str:
+    """The model's JSON without its compile settings. Those hold the optimizer's learning rate, which training
+    changes from round to round; a worker's cached model is keyed by the architecture alone, so that a new rate does
+    not make every Python worker rebuild and re-trace its model."""
+    config = json.loads(model.to_json())
+    config.pop("compile_config", None)
+    return json.dumps(config)
+
+
 @dataclass
 class ModelPayload:
-    architecture: str  # model.to_json()
+    architecture: str  # architecture_json(model)
     weights: list
     weights_key: str
 
@@ -37,7 +47,7 @@ class ModelPayload:
         digest = hashlib.sha256()
         for w in weights:
             digest.update(np.ascontiguousarray(w).tobytes())
-        return cls(model.to_json(), weights, digest.hexdigest())
+        return cls(architecture_json(model), weights, digest.hexdigest())
 
     @property
     def cache_key(self) -> tuple:
