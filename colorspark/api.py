@@ -73,8 +73,8 @@ def colorize_dataframe(df, image_col: str = "content", model: str | None = None,
     temperature, render_size : optional
         The annealed-mean temperature and the network's input side (a multiple of 8); by default the model's own.
     keep_aspect : bool, optional
-        Render at the photo's own aspect ratio, `render_size` being the shorter side; by default as configured
-        (`colorize.keep_aspect`).
+        Render at the photo's own aspect ratio, with about the pixels of a `render_size` square; by default as
+        configured (`colorize.keep_aspect`).
     batch_size, jpeg_quality : int, optional
         Images per network call and JPEG quality; by default those of `conf/colorspark.toml`.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -34,9 +35,9 @@ UPSAMPLING = ("bilinear", "guided")
 class Rendering:
     """How images are colorized, apart from the model itself; small and picklable for the tasks.
 
-    `input_size` is the network input's side, or with `keep_aspect` its shorter side: the longer one follows the
-    photo's aspect ratio and is padded up to a multiple of the network's stride, so a panorama is not squashed into
-    a square and a portrait's colour map is not stretched.
+    `input_size` is the network input's side. With `keep_aspect` the input keeps the photo's aspect ratio instead
+    and about the same area, input_size² pixels (`network_shape`), so a panorama is not squashed into a square, a
+    portrait's colour map is not stretched, and every photo costs the network what a square input costs.
 
     `upsample` is how ab comes up from the network's output to the photo's size: "bilinear", or "guided" (bilinear
     plus L's detail times the local slope of ab on L, fitted as the guided filter does in windows of
@@ -75,17 +76,22 @@ class Rendering:
                    keep_aspect=bool(settings.get("keep_aspect", False) if keep_aspect is None else keep_aspect),
                    upsample=upsample, guided_radius=radius, guided_eps=eps)
 
-    def network_shape(self, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
-        """((rows, columns) the photo's L is resized to, (rows, columns) of the network input after padding)."""
+    def network_shape(self, height: int, width: int) -> tuple[int, int]:
+        """(rows, columns) of the network input that a height×width photo's L is resized to.
+
+        With `keep_aspect`, each side is the square's side times the square root of the aspect ratio (or divided
+        by it), rounded to the nearest multiple of the network's stride: the area stays within about 10 % of
+        input_size² and each side within half a stride of the photo's proportions, so nothing needs padding.
+        Keeping the area rather than the shorter side bounds the cost per photo (a 60×4000 panorama would
+        otherwise be a 64×4272 input, 66 squares' worth) and puts photos of similar shapes into the same batches.
+        """
         size = self.input_size
         if not self.keep_aspect:
-            return (size, size), (size, size)
-        if height <= width:
-            content = (size, max(size, round(size * width / height)))
-        else:
-            content = (max(size, round(size * height / width)), size)
-        padded = tuple(-(-side // NETWORK_STRIDE) * NETWORK_STRIDE for side in content)
-        return content, padded
+            return size, size
+        stretch = math.sqrt(width / height)
+        rows, columns = (max(NETWORK_STRIDE, round(size * factor / NETWORK_STRIDE) * NETWORK_STRIDE)
+                         for factor in (1 / stretch, stretch))
+        return rows, columns
 
 
 @dataclass
@@ -121,35 +127,28 @@ class Failed:
 
 # --- pure image steps -------------------------------------------------------------------------------------------------
 
-def model_input(l_full: np.ndarray, content: tuple[int, int], padded: tuple[int, int] | None = None) -> np.ndarray:
-    """Full-resolution L -> the network's input of L codes (L·2.55): resized to `content` (rows, columns; Pillow
-    antialiases when shrinking), then padded to `padded` by repeating the last row and column."""
+def model_input(l_full: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Full-resolution L -> the network's input of L codes (L·2.55), resized to `shape` (rows, columns; Pillow
+    antialiases when shrinking)."""
     image = Image.fromarray(np.ascontiguousarray(l_full, dtype=np.float32), mode="F")
-    x = np.asarray(image.resize((content[1], content[0]), Image.BILINEAR), dtype=np.float32) * L_SCALE
-    if padded and padded != content:
-        x = np.pad(x, ((0, padded[0] - content[0]), (0, padded[1] - content[1])), mode="edge")
-    return x
+    return np.asarray(image.resize((shape[1], shape[0]), Image.BILINEAR), dtype=np.float32) * L_SCALE
 
 
 @functools.lru_cache(maxsize=512)
-def _bilinear_weights(n_in: int, n_out: int, used: float) -> np.ndarray:
-    """The n_out×n_in matrix of Pillow's bilinear resize along one axis of the first `used` (of n_in) cells, taken
-    from Pillow itself by resizing the identity: resizing is linear and separable, so upsampling a channel is then
-    two small matrix products."""
+def _bilinear_weights(n_in: int, n_out: int) -> np.ndarray:
+    """The n_out×n_in matrix of Pillow's bilinear resize along one axis, taken from Pillow itself by resizing the
+    identity: resizing is linear and separable, so upsampling a channel is then two small matrix products."""
     identity = Image.fromarray(np.eye(n_in, dtype=np.float32), mode="F")
-    return np.asarray(identity.resize((n_in, n_out), Image.BILINEAR, box=(0, 0, n_in, used)), dtype=np.float32)
+    return np.asarray(identity.resize((n_in, n_out), Image.BILINEAR), dtype=np.float32)
 
 
-def upsample_ab(ab_small: np.ndarray, width: int, height: int, out: np.ndarray | None = None,
-                used: tuple[float, float] | None = None) -> np.ndarray:
+def upsample_ab(ab_small: np.ndarray, width: int, height: int, out: np.ndarray | None = None) -> np.ndarray:
     """ab at the network's output size -> H×W×2 (into `out` if given), equal to Pillow's bilinear resize of each
     channel within float rounding, at a fraction of its cost: one product along the rows, then one matrix product
-    for both channels along the columns. `used` (rows, columns) is the part of `ab_small` that covers the photo
-    when the network's input was padded; by default all of it."""
+    for both channels along the columns."""
     h, w = ab_small.shape[:2]
-    used_rows, used_cols = used or (h, w)
-    rows = _bilinear_weights(h, height, float(used_rows))                   # H×h
-    cols = _bilinear_weights(w, width, float(used_cols))                    # W×w
+    rows = _bilinear_weights(h, height)                                     # H×h
+    cols = _bilinear_weights(w, width)                                      # W×w
     along_rows = rows @ np.asarray(ab_small, np.float32).reshape(h, w * 2)  # H×(w·2)
     channels_first = along_rows.reshape(height, w, 2).transpose(0, 2, 1).reshape(height * 2, w)
     full = (channels_first @ cols.T).reshape(height, 2, width)              # H×2×W
@@ -159,13 +158,12 @@ def upsample_ab(ab_small: np.ndarray, width: int, height: int, out: np.ndarray |
     return out
 
 
-def guided_ab(l_full: np.ndarray, ab_small: np.ndarray, used: tuple[float, float] | None, radius: int,
-              eps: float) -> np.ndarray:
+def guided_ab(l_full: np.ndarray, ab_small: np.ndarray, radius: int, eps: float) -> np.ndarray:
     """ab brought up to L's size so that colour changes where L changes: the bilinear ab plus L's detail within each
     cell times the local slope of ab on L, q = up(ab) + up(ā)·(L/100 − up(L̄)).
 
     The slope is the guided filter's (He, Sun and Tang 2010; `guided.linear_coefficients`): L is reduced to the
-    network's output grid (each cell's mean L, `used` as in `upsample_ab`), ab ≈ a·L̄ + b is fitted in every window
+    network's output grid (each cell's mean L), ab ≈ a·L̄ + b is fitted in every window
     of (2·radius+1)² cells, a = cov(L̄, ab) / (var(L̄) + eps), averaged over the windows holding a cell, and brought
     up bilinearly like ab itself. This is the fast guided filter's form (He and Sun 2015: coefficients at low
     resolution, applied to the full-resolution guide) with the offset left to the network's own cell values: where L
@@ -180,18 +178,16 @@ def guided_ab(l_full: np.ndarray, ab_small: np.ndarray, used: tuple[float, float
     from .guided import area_weights, linear_coefficients
 
     height, width = l_full.shape
-    h, w = ab_small.shape[:2]
-    used_rows, used_cols = used or (h, w)
-    rows, cols = min(h, int(np.ceil(used_rows - 1e-6))), min(w, int(np.ceil(used_cols - 1e-6)))  # cells shown
+    rows, cols = ab_small.shape[:2]
     guide = np.asarray(l_full, np.float32) / 100.0
-    guide_small = area_weights(height, rows, float(used_rows)) @ guide @ area_weights(width, cols, float(used_cols)).T
-    shown = np.asarray(ab_small, np.float32)[:rows, :cols]
-    slopes, _ = linear_coefficients(guide_small, shown, radius, eps)
-    up_rows = _bilinear_weights(rows, height, float(used_rows))  # upsample_ab's weights, one channel at a time
-    up_cols_t = _bilinear_weights(cols, width, float(used_cols)).T
+    guide_small = area_weights(height, rows) @ guide @ area_weights(width, cols).T
+    cells = np.asarray(ab_small, np.float32)
+    slopes, _ = linear_coefficients(guide_small, cells, radius, eps)
+    up_rows = _bilinear_weights(rows, height)  # upsample_ab's weights, one channel at a time
+    up_cols_t = _bilinear_weights(cols, width).T
     detail = guide - (up_rows @ guide_small) @ up_cols_t
-    ab_full = upsample_ab(ab_small, width, height, used=used)
-    low, high = shown.min(axis=(0, 1)), shown.max(axis=(0, 1))
+    ab_full = upsample_ab(cells, width, height)
+    low, high = cells.min(axis=(0, 1)), cells.max(axis=(0, 1))
     for c in range(2):  # per channel: contiguous products, and a clip with scalar bounds (a broadcast one is slow)
         channel = ab_full[..., c]
         channel += ((up_rows @ slopes[..., c]) @ up_cols_t) * detail
@@ -199,17 +195,17 @@ def guided_ab(l_full: np.ndarray, ab_small: np.ndarray, used: tuple[float, float
     return ab_full
 
 
-def recombine(l_full: np.ndarray, ab_small: np.ndarray, used: tuple[float, float] | None = None, *,
-              upsample: str = "bilinear", radius: int = 1, eps: float = 5e-3) -> np.ndarray:
-    """The colorized Lab image: the original full-resolution L with the predicted ab (its `used` part) brought up
-    to its size, bilinearly or, with `upsample="guided"`, edge-aware (`guided_ab` with `radius` and `eps`)."""
+def recombine(l_full: np.ndarray, ab_small: np.ndarray, *, upsample: str = "bilinear", radius: int = 1,
+              eps: float = 5e-3) -> np.ndarray:
+    """The colorized Lab image: the original full-resolution L with the predicted ab brought up to its size,
+    bilinearly or, with `upsample="guided"`, edge-aware (`guided_ab` with `radius` and `eps`)."""
     height, width = l_full.shape
     lab = np.empty((height, width, 3), dtype=np.float32)
     lab[..., 0] = l_full
     if upsample == "bilinear":
-        upsample_ab(ab_small, width, height, out=lab[..., 1:], used=used)
+        upsample_ab(ab_small, width, height, out=lab[..., 1:])
     elif upsample == "guided":  # on a contiguous H×W×2 array: per-channel work on lab's strided view costs 2× more
-        lab[..., 1:] = guided_ab(l_full, ab_small, used, radius, eps)
+        lab[..., 1:] = guided_ab(l_full, ab_small, radius, eps)
     else:
         raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {upsample!r}")
     return lab
@@ -229,7 +225,6 @@ class _Prepared:
     l_full: np.ndarray
     ab_true: np.ndarray | None
     x: np.ndarray
-    content: tuple[int, int]  # (rows, columns) of `x` that show the photo; the rest is padding
     seconds: float
 
 
@@ -246,21 +241,18 @@ def _prepare(data, rendering: Rendering) -> _Prepared | Failed:
         else:
             lab_in = rgb_to_lab(rgb)
             l_full, ab_true = lab_in[..., 0], lab_in[..., 1:]
-        content, padded = rendering.network_shape(*l_full.shape)
-        x = model_input(l_full, content, padded)
+        x = model_input(l_full, rendering.network_shape(*l_full.shape))
     except DecodeError as exc:
         return Failed(str(exc))
     except Exception as exc:
         return Failed(f"internal error: {type(exc).__name__}: {exc}")
-    return _Prepared(rgb, l_full, ab_true, x, content, time.perf_counter() - started)
+    return _Prepared(rgb, l_full, ab_true, x, time.perf_counter() - started)
 
 
 def _render(item: _Prepared, ab_small: np.ndarray, rendering: Rendering, predict_share: float) -> Colorized | Failed:
     started = time.perf_counter()
-    # the network's output cells that cover the photo (the output is smaller than the input by its stride)
-    used = tuple(shown * cells / side for shown, cells, side in zip(item.content, ab_small.shape, item.x.shape))
     try:
-        lab = recombine(item.l_full, ab_small, used, upsample=rendering.upsample, radius=rendering.guided_radius,
+        lab = recombine(item.l_full, ab_small, upsample=rendering.upsample, radius=rendering.guided_radius,
                         eps=rendering.guided_eps)
         rgb = lab_to_rgb8(lab)
         jpeg = encode_jpeg(rgb, rendering.jpeg_quality)
@@ -289,8 +281,8 @@ def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], An
     `get_model` is called only once there is something to predict, so a partition of bad files never loads a model.
 
     Images are predicted in batches of one network input shape (with `keep_aspect` there is one shape per aspect
-    ratio bucket). A batch runs when it is full, or, for the fullest shape, when more than twice `batch_size`
-    decoded images wait, which bounds the memory held; outcomes are released in input order.
+    ratio, to the network's stride). A batch runs when it is full, or, for the fullest shape, when more than twice
+    `batch_size` decoded images wait, which bounds the memory held; outcomes are released in input order.
     """
     outcomes: dict[int, tuple[Any, Colorized | Failed | None]] = {}
     waiting: dict[tuple, list[tuple[int, _Prepared]]] = {}

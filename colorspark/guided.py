@@ -57,11 +57,11 @@ def linear_coefficients(guide: np.ndarray, src: np.ndarray, radius: int, eps: fl
 
 
 @functools.lru_cache(maxsize=512)
-def area_weights(n: int, cells: int, used: float) -> np.ndarray:
-    """cells×n matrix of the mean over each cell of a grid that lays `used` cells (the last maybe partly) over n
-    pixels: cell k covers [k, k+1) in cell units, pixel j covers [j, j+1)·used/n, and each row holds the overlaps,
-    normalised. `weights @ x` is x reduced to the cells along that axis."""
-    bounds = np.arange(n + 1) * (used / n)
+def area_weights(n: int, cells: int) -> np.ndarray:
+    """cells×n matrix of the mean over each cell of a grid of `cells` laid over n pixels: cell k covers [k, k+1) in
+    cell units, pixel j covers [j, j+1)·cells/n, and each row holds the overlaps, normalised. `weights @ x` is x
+    reduced to the cells along that axis."""
+    bounds = np.arange(n + 1) * (cells / n)
     lower = np.arange(cells)[:, None]
     overlap = np.clip(np.minimum(bounds[1:], lower + 1) - np.maximum(bounds[:-1], lower), 0.0, None)
     total = overlap.sum(axis=1, keepdims=True)

@@ -32,8 +32,8 @@ class ColorizeTransformer(Transformer, HasInputCol, HasOutputCol, DefaultParamsR
                         typeConverter=TypeConverters.toFloat)
     renderSize = Param(Params._dummy(), "renderSize", "the network's input side (multiple of 8); 0: the model's own",
                        typeConverter=TypeConverters.toInt)
-    keepAspect = Param(Params._dummy(), "keepAspect", "render at the photo's aspect ratio, renderSize being the "
-                       "shorter side", typeConverter=TypeConverters.toBoolean)
+    keepAspect = Param(Params._dummy(), "keepAspect", "render at the photo's aspect ratio, with the "
+                       "pixels of a renderSize square", typeConverter=TypeConverters.toBoolean)
 
     @keyword_only
     def __init__(self, *, inputCol: str = "content", outputCol: str = "colorized_jpeg", model: str = "",

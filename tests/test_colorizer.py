@@ -127,10 +127,7 @@ def test_model_input_is_the_l_code_at_the_rendering_size():
     x = model_input(np.full((30, 50), 40.0, np.float32), (24, 24))
     assert x.shape == (24, 24)
     np.testing.assert_allclose(x, 40.0 * 2.55, rtol=1e-6)
-    ramp = np.tile(np.linspace(0, 100, 50, dtype=np.float32), (30, 1))
-    padded = model_input(ramp, (16, 27), (16, 32))
-    assert padded.shape == (16, 32)
-    np.testing.assert_array_equal(padded[:, 27:], np.repeat(padded[:, 26:27], 5, axis=1))  # the edge, repeated
+    assert model_input(np.full((30, 50), 40.0, np.float32), (16, 32)).shape == (16, 32)
 
 
 def test_rendering_size_must_suit_the_network():
@@ -139,21 +136,22 @@ def test_rendering_size_must_suit_the_network():
         Rendering.from_config(CONFIG, META, input_size=60)
 
 
-def test_keep_aspect_shapes_follow_the_photo():
+def test_keep_aspect_shapes_follow_the_photo_at_the_squares_area():
     square = Rendering.from_config(CONFIG, {**META, "input_size": 64})
-    assert square.network_shape(300, 400) == ((64, 64), (64, 64))
+    assert square.network_shape(300, 400) == (64, 64)
     aspect = Rendering.from_config(CONFIG, {**META, "input_size": 64}, keep_aspect=True)
-    assert aspect.network_shape(300, 400) == ((64, 85), (64, 88))
-    assert aspect.network_shape(400, 300) == ((85, 64), (88, 64))
-    assert aspect.network_shape(60, 4000) == ((64, 4267), (64, 4272))
-    assert aspect.network_shape(64, 64) == ((64, 64), (64, 64))
-
-
-def test_upsampling_of_a_padded_output_uses_only_the_cells_that_show_the_photo():
-    ab_small = np.random.default_rng(3).uniform(-110, 110, (16, 22, 2)).astype(np.float32)
-    expected = np.stack([np.asarray(Image.fromarray(ab_small[..., c], mode="F").resize(
-        (400, 300), Image.BILINEAR, box=(0, 0, 21.25, 16))) for c in range(2)], axis=-1)
-    np.testing.assert_allclose(upsample_ab(ab_small, 400, 300, used=(16, 21.25)), expected, atol=2e-3)
+    assert aspect.network_shape(300, 400) == (56, 72)    # 4:3 -> 55.4 × 73.9, to the stride
+    assert aspect.network_shape(400, 300) == (72, 56)
+    assert aspect.network_shape(1080, 1920) == (48, 88)  # 16:9 -> 48.0 × 85.3
+    assert aspect.network_shape(60, 4000) == (8, 520)    # a panorama costs about one square, not 66
+    assert aspect.network_shape(64, 64) == (64, 64)
+    rng = np.random.default_rng(4)
+    for height, width in rng.integers(100, 5000, (200, 2)):
+        rows, columns = aspect.network_shape(int(height), int(width))
+        assert rows % 8 == 0 and columns % 8 == 0
+        if max(height, width) <= 2 * min(height, width):  # the photos most cameras take: about a square's pixels
+            assert 0.85 < rows * columns / 64 ** 2 < 1.2
+            assert abs(rows / columns - height / width) < 0.15 * height / width
 
 
 def test_keep_aspect_batches_by_shape_and_keeps_the_input_order():
@@ -164,8 +162,8 @@ def test_keep_aspect_batches_by_shape_and_keeps_the_input_order():
     out = list(colorize_stream(items, lambda: model, rendering))
     assert [key for key, _ in out] == list(range(len(sizes)))
     assert [(o.width, o.height) for _, o in out] == sizes
-    assert sorted(model.batches) == sorted([(2, 16, 32, 1), (2, 32, 16, 1), (1, 16, 32, 1), (1, 16, 16, 1),
-                                            (1, 16, 64, 1)])
+    assert sorted(model.batches) == sorted([(2, 16, 24, 1), (2, 24, 16, 1), (1, 16, 24, 1), (1, 16, 16, 1),
+                                            (1, 8, 32, 1)])
 
 
 # --- edge-aware upsampling (colorize.upsample = "guided") -------------------------------------------------------------
@@ -181,7 +179,7 @@ def _step_photo(height=60, width=90, edge=37, dark=25.0, bright=75.0):
 
 def _cells(image: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """Each cell's mean of an H×W×C image on a rows×cols grid (what a perfect coarse prediction would hold)."""
-    row_w, col_w = area_weights(image.shape[0], rows, float(rows)), area_weights(image.shape[1], cols, float(cols))
+    row_w, col_w = area_weights(image.shape[0], rows), area_weights(image.shape[1], cols)
     return np.stack([row_w @ image[..., c] @ col_w.T for c in range(image.shape[2])], axis=-1)
 
 
@@ -189,10 +187,9 @@ def test_bilinear_stays_exactly_what_it_was():
     rng = np.random.default_rng(5)
     l_full = rng.uniform(0, 100, (33, 47)).astype(np.float32)
     ab_small = rng.uniform(-80, 80, (8, 12, 2)).astype(np.float32)
-    for used in (None, (8, 11.5)):
-        lab = recombine(l_full, ab_small, used)
-        np.testing.assert_array_equal(lab[..., 1:], upsample_ab(ab_small, 47, 33, used=used))
-        np.testing.assert_array_equal(recombine(l_full, ab_small, used, upsample="bilinear"), lab)
+    lab = recombine(l_full, ab_small)
+    np.testing.assert_array_equal(lab[..., 1:], upsample_ab(ab_small, 47, 33))
+    np.testing.assert_array_equal(recombine(l_full, ab_small, upsample="bilinear"), lab)
     assert Rendering.from_config(CONFIG, META).upsample == "bilinear"
     assert config.defaults()["colorize"]["upsample"] == "bilinear"
 
@@ -214,12 +211,10 @@ def test_guided_is_bilinear_where_the_lightness_is_flat_and_never_leaves_the_pre
     rng = np.random.default_rng(6)
     ab_small = rng.uniform(-60, 60, (6, 8, 2)).astype(np.float32)
     flat = np.full((30, 41), 55.0, np.float32)
-    np.testing.assert_allclose(recombine(flat, ab_small, (6, 7.5), upsample="guided"),
-                               recombine(flat, ab_small, (6, 7.5)), atol=1e-4)
+    np.testing.assert_allclose(recombine(flat, ab_small, upsample="guided"), recombine(flat, ab_small), atol=1e-4)
     busy = rng.uniform(0, 100, (30, 41)).astype(np.float32)  # lightness unrelated to the cells: the fit extrapolates
-    guided = guided_ab(busy, ab_small, (6, 7.5), 1, 1e-4)
-    shown = ab_small[:, :8]
-    assert (guided >= shown.min(axis=(0, 1)) - 1e-4).all() and (guided <= shown.max(axis=(0, 1)) + 1e-4).all()
+    guided = guided_ab(busy, ab_small, 1, 1e-4)
+    assert (guided >= ab_small.min(axis=(0, 1)) - 1e-4).all() and (guided <= ab_small.max(axis=(0, 1)) + 1e-4).all()
     assert guided.shape == (30, 41, 2) and guided.dtype == np.float32
 
 
@@ -244,7 +239,7 @@ def test_the_guided_option_reaches_the_colorized_image_and_bleeds_less():
     bright_bin = int(np.argmin(np.linalg.norm(centres - (-20, -30), axis=1)))
     dark_bin = int(np.argmin(np.linalg.norm(centres - (40, 30), axis=1)))
     rgb = np.full((96, 150, 3), 40, np.uint8)
-    rgb[:, 67:] = 200  # a sharp edge inside a cell of the 8×12.5-cell output (cells of 12 px): the model paints it
+    rgb[:, 67:] = 200  # a sharp edge inside a cell of the 6×10-cell output (cells of 15-16 px): the model paints it
     # all in one colour, so the colour still misses the edge by part of a cell, but far less than bilinear's ramp
     model = LightnessModel(bright_bin, dark_bin)
     outcomes = {}
