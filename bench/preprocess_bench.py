@@ -37,6 +37,7 @@ import _common as C  # noqa: E402
 
 KEY = "preprocess"
 TARGET = 0.85
+PASS_ACTION = "toArrow"  # the processing pass is the job whose action is `preprocess.process`'s toArrow
 
 
 def parse_args():
@@ -201,9 +202,9 @@ def spark_phase(args, work, zip_path, root, s3):
         r["ips"] = r["ok"] / r["seconds"]
         r["jobs"], r["jobs_wall"] = C.job_table(elog, r["start"], r["end"])
         stages = C.job_stages(elog, [j for j in C.jobs_between(elog, r["start"], r["end"])
-                                     if "partition_summaries" in j["desc"]])
+                                     if PASS_ACTION in j["desc"]])
         r["pass_task_run_s"] = sum(st["run_s"] for st in stages)
-        r["pass_wall_s"] = sum(row[2] for row in r["jobs"] if "partition_summaries" in row[0])
+        r["pass_wall_s"] = sum(row[2] for row in r["jobs"] if PASS_ACTION in row[0])
         r["pass_tasks"] = sum(st["tasks"] for st in stages)
     for d in (spark.get("diagnosis") or {}).get("passes", []):
         stages = C.job_stages(elog, C.jobs_between(elog, d["start"], d["end"]))
@@ -459,8 +460,8 @@ def where_time_goes(res, n_b) -> str:
                    f"{per_task:.0f} ms per task outside the Python body"
                    + (f"; the `gc.collect()` that PySpark runs in the worker after every task takes "
                       f"{diag['gc']['gc_s'] / max(diag['gc']['tasks'], 1) * 1000:.0f} ms" if "gc" in diag else ""))
-    n_other = sum(row[1] for row in warm["jobs"] if "partition_summaries" not in row[0])
-    out.append(f"- {n_other} other Spark jobs (tallies, errors, unscanned-file check): "
+    n_other = sum(row[1] for row in warm["jobs"] if PASS_ACTION not in row[0])
+    out.append(f"- {n_other} other Spark jobs: "
                f"{warm['jobs_wall'] - warm['pass_wall_s']:.1f} s wall")
     out.append(f"- driver-side work between jobs (listing, prior, staging, publishing, manifest): "
                f"{warm['seconds'] - warm['jobs_wall']:.1f} s")

@@ -16,7 +16,7 @@ import time
 
 from . import __version__, fs
 from .colorize_tasks import Plan, Tally, base_row, colorize_and_record, result_schema, results_batch, stem_key
-from .datasets import PartWriter, part_files, read_table, write_empty_part
+from .datasets import PartWriter, part_files, read_table, write_part
 from .devices import device_records
 from .errors import JobError
 from .inference import ModelFile
@@ -137,7 +137,7 @@ def publish_results(out: str, plan: Plan) -> None:
     without rows still gets one empty part, so that readers find the table's columns."""
     results = fs.join(plan.staging, "results")
     if not part_files(results):
-        write_empty_part(results, result_schema())
+        write_part(results, result_schema().empty_table())
     fs.publish(plan.staging, out, ["results"])
 
 

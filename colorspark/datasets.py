@@ -47,38 +47,13 @@ class PartWriter:
         self._stack.__exit__(*exc_info)
 
 
-def _write_partition(batches, uri: str):
-    import pyarrow as pa
-    from pyspark import TaskContext
-
-    name = part_name(TaskContext.get().partitionId())
-    with PartWriter(fs.join(uri, name)) as writer:
-        for batch in batches:
-            writer.write(batch)
-    yield pa.RecordBatch.from_pydict({"file": [name], "rows": [writer.rows]})
-
-
-def write_parquet(frame, uri: str) -> int:
-    """Write a DataFrame as Parquet part files under `uri` from the executors; returns the number of rows.
-
-    A DataFrame without rows still gets one (empty) part, so that readers find its schema.
-    """
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    parts = frame.mapInArrow(lambda batches: _write_partition(batches, uri), "file string, rows long").collect()
-    rows = sum(p["rows"] for p in parts)
-    if rows == 0:
-        write_empty_part(uri, to_arrow_schema(frame.schema))
-    return rows
-
-
-def write_empty_part(uri: str, schema) -> None:
-    """An empty part file under the dataset folder `uri`, so that readers of a dataset without rows find its
-    columns."""
+def write_part(uri: str, table) -> None:
+    """A pyarrow Table as the one part file of the dataset folder `uri` (written by the driver: small tables such as
+    the error rows, or an empty one so that readers of a dataset without rows find its columns)."""
     import pyarrow.parquet as pq
 
     with fs.local_file_for(fs.join(uri, part_name(0)), ".parquet") as local:
-        pq.write_table(schema.empty_table(), local)
+        pq.write_table(table, local)
 
 
 def read_table(uri: str, columns: list[str] | None = None):

@@ -1,9 +1,9 @@
 """Job 1 (driver): images -> compact training samples in Parquet and HDF5, the colour prior and a manifest.
 
 The per-image work runs on the executors (`preprocess_tasks`) in one `mapInArrow` pass that writes the samples into
-a staging folder itself. The driver lists the inputs, accounts for every one of them, writes the errors and the
-prior, and publishes the staged outputs at the end: `manifest.json` is removed first and written last, so its
-presence means the dataset is complete, on every filesystem.
+a staging folder itself; it is the job's only Spark job. From its small result rows the driver accounts for every
+input, writes the errors and the prior, and publishes the staged outputs at the end: `manifest.json` is removed
+first and written last, so its presence means the dataset is complete, on every filesystem.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import time
 import uuid
 
 import numpy as np
+import pyarrow.compute as pc
 
 from . import __version__, fs
 from .bins import gamut_centres, prior_from_counts
-from .datasets import write_parquet
+from .datasets import write_part
 from .errors import JobError
 from .listing import Inputs, find_inputs
 from .preprocess_tasks import SUMMARY, Staging, process_batches, result_ddl
@@ -37,14 +38,11 @@ def run(spark, input_path: str, output_dir: str, config: dict) -> dict:
     inputs = find_inputs(spark, input_path, config["data"]["extensions"])
     staging = start_staging(out)
     results = process(spark, inputs, staging, config)
-    try:
-        shards, counts = partition_summaries(results)
-        results = add_unscanned(spark, inputs, results)
-        tally = count_results(results, input_path, config)
-        write_errors(results, staging)
-        write_prior(prior_from_counts(counts), staging)
-    finally:
-        results.unpersist()
+    shards, counts = partition_summaries(results)
+    files = add_unscanned(spark, inputs, results)
+    tally = count_results(files, input_path, config)
+    write_errors(files, staging)
+    write_prior(prior_from_counts(counts), staging)
     fs.sweep_temp_files(staging)  # a file half-written by a killed task must not be published with the others
     fs.publish(staging, out, OUTPUTS)
     manifest = make_manifest(input_path, config, tally, shards, time.time() - started)
@@ -67,9 +65,14 @@ def start_staging(out: str) -> str:
 
 
 def process(spark, inputs: Inputs, staging: str, config: dict):
-    """The processing pass: one result row per input file plus one summary row per partition, cached, since the
-    driver looks at them several times and the pass writes files."""
-    from pyspark import StorageLevel, TaskContext
+    """The processing pass, the job's one Spark job: the tasks write the samples into `staging`, and the driver gets
+    back, as one Arrow table, one small result row per input file plus one summary row per partition.
+
+    Everything after it (tallies, errors, the unscanned-file check, the prior) works on that table on the driver:
+    each would otherwise be a Spark job of its own over cached results, a few hundred ms each on every run. The
+    table holds about a hundred bytes per input file; the unscanned-file check needs every key on the driver anyway.
+    """
+    from pyspark import TaskContext
 
     formats = config["output"]["formats"]
     targets = Staging(fs.join(staging, "parquet") if "parquet" in formats else None,
@@ -80,40 +83,37 @@ def process(spark, inputs: Inputs, staging: str, config: dict):
     root = inputs.root
     log.info("processing images (extensions: %s) into %s", ", ".join(config["data"]["extensions"]),
              fs.display(staging))
-    results = files.mapInArrow(
+    return files.mapInArrow(
         lambda batches: process_batches(TaskContext.get().partitionId(), batches, config, root, targets),
-        result_ddl())
-    return results.persist(StorageLevel.MEMORY_AND_DISK)
+        result_ddl()).toArrow()
 
 
 def partition_summaries(results) -> tuple[list[str], np.ndarray]:
-    """(HDF5 shard names, bin counts of the colourful train crops) from the partitions' summary rows. This first
-    action runs the processing pass."""
-    rows = results.where(f"status = '{SUMMARY}'").select("path", "crops", "bins").collect()
-    shards = sorted(r["path"] for r in rows if r["crops"])
-    counts = sum((np.frombuffer(r["bins"], np.int64) for r in rows), np.zeros(len(gamut_centres()), np.int64))
+    """(HDF5 shard names, bin counts of the colourful train crops) from the partitions' summary rows."""
+    summaries = results.filter(pc.equal(results["status"], SUMMARY)).select(["path", "crops", "bins"]).to_pylist()
+    shards = sorted(r["path"] for r in summaries if r["crops"])
+    counts = sum((np.frombuffer(r["bins"], np.int64) for r in summaries), np.zeros(len(gamut_centres()), np.int64))
     return shards, counts
 
 
 def add_unscanned(spark, inputs: Inputs, results):
     """The per-file rows, plus an error row for each file that Spark's scan dropped (empty, unreadable)."""
-    files = results.where(f"status != '{SUMMARY}'")
-    missing = inputs.unscanned(spark, {row["key"] for row in files.select("key").collect()})
+    import pyarrow as pa
+
+    files = results.filter(pc.not_equal(results["status"], SUMMARY))
+    missing = inputs.unscanned(spark, set(files["key"].to_pylist()))
     if not missing:
         return files
-    rows = [(path, key, "error", reason, None, None, None, None) for path, key, reason in missing]
-    return files.unionByName(spark.createDataFrame(rows, files.schema))
+    rows = [{"path": path, "key": key, "status": "error", "error": reason} for path, key, reason in missing]
+    return pa.concat_tables([files, pa.Table.from_pylist(rows, schema=files.schema)])
 
 
-def count_results(results, input_path: str, config: dict) -> dict:
+def count_results(files, input_path: str, config: dict) -> dict:
     """Images, crops and colourful crops per split, and how many inputs failed; fails the job if nothing was usable."""
-    from pyspark.sql import functions as F
-
-    rows = results.groupBy("status", "split").agg(
-        F.count("*").alias("images"), F.sum("crops").alias("crops"), F.sum("colorful").alias("colorful")).collect()
-    splits = {r["split"]: (r["images"], r["crops"], r["colorful"]) for r in rows if r["status"] == "ok"}
-    n_ok = sum(images for images, _, _ in splits.values())
-    n_err = sum(r["images"] for r in rows if r["status"] == "error")
+    ok = files.filter(pc.equal(files["status"], "ok"))
+    sums = ok.group_by("split").aggregate([("split", "count"), ("crops", "sum"), ("colorful", "sum")]).to_pylist()
+    splits = {r["split"]: (r["split_count"], r["crops_sum"], r["colorful_sum"]) for r in sums}
+    n_ok, n_err = ok.num_rows, files.num_rows - ok.num_rows
     log.info("%d input files: %d ok, %d failed", n_ok + n_err, n_ok, n_err)
     if n_ok + n_err == 0:
         raise JobError(f"no image files (extensions {', '.join(config['data']['extensions'])}) under "
@@ -123,10 +123,10 @@ def count_results(results, input_path: str, config: dict) -> dict:
     return {"ok": n_ok, "errors": n_err, "splits": splits}
 
 
-def write_errors(results, staging: str) -> None:
-    errors = results.where("status = 'error'").select("path", "error")
-    write_parquet(errors.coalesce(1), fs.join(staging, "errors"))
-    for row in errors.limit(20).collect():
+def write_errors(files, staging: str) -> None:
+    errors = files.filter(pc.equal(files["status"], "error")).select(["path", "error"])
+    write_part(fs.join(staging, "errors"), errors)
+    for row in errors.slice(0, 20).to_pylist():
         log.info("  failed: %s: %s", row["path"], row["error"])
 
 
