@@ -10,9 +10,14 @@ another's Python workers; each round is one pass over the training crops, then v
 validation crops. The reference is W = 1 with the state carried: one uninterrupted Adam over the rows, which is what
 a plain `model.fit` does (tests/test_averaging.py checks that this path gives a plain Adam's weights).
 
-Runs are given as W:SYNC:STATE[:SCALING] (SYNC in batches per worker, 0 = once per epoch as Elephas does it; STATE
-averaged or reset, reset being Elephas's own behaviour; SCALING the workers' learning-rate rule `train.lr_scaling`,
-none by default, which keeps the schedule the same for every W).
+Runs are given as W:SYNC:STATE[:SCALING][:mM][:wuN] (SYNC in batches per worker, 0 = once per epoch as Elephas does
+it; STATE averaged or reset, reset being Elephas's own behaviour; SCALING the workers' learning-rate rule
+`train.lr_scaling`, none by default, which keeps the schedule the same for every W; mM the block momentum on the
+averaged update, `train.outer_momentum` = M, e.g. m0.5, 0 by default; wuN the warm-up of the scaled rate over the
+first N rounds, `train.warmup_rounds` = N, e.g. wu1, 0 by default). The optional tokens may come in any order, e.g.
+8:1:averaged:linear:m0.5:wu1. A run's name spells out what differs from the defaults
+(W8-sync1-averaged-lrlinear-m0.5-wu1); --keep matches runs by name, so runs that differ in momentum or warm-up are
+different runs, and the table and the plot's legend show them by that name.
 
 Writes a table and docs/images/scaling.png, and its section of BENCHMARKS.md unless --no-md.
 
@@ -47,7 +52,8 @@ PLOT = C.ROOT / "docs" / "images" / "scaling.png"
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", default=DEFAULT_RUNS, help="comma-separated W:SYNC:STATE (default: the full plan)")
+    p.add_argument("--runs", default=DEFAULT_RUNS,
+                   help="comma-separated W:SYNC:STATE[:SCALING][:mM][:wuN] (default: the full plan)")
     p.add_argument("--preset", default="tiny")
     p.add_argument("--rounds", type=int, default=6, help="rounds of one pass over the training crops (default 6)")
     p.add_argument("--learning-rate", type=float, default=1e-3)
@@ -84,14 +90,55 @@ def kept_runs(args, work: Path) -> list[dict]:
     return [{**r, "measured": r.get("measured", earlier["machine"]["date"])} for r in earlier["runs"]]
 
 
+SCALINGS = ("none", "sqrt", "linear")
+
+
 def parse_runs(text: str) -> list[dict]:
     runs = []
     for spec in (s.strip() for s in text.split(",") if s.strip()):
-        workers, sync, state, scaling = (spec.split(":") + ["none"])[:4]
-        runs.append({"name": f"W{workers}-sync{sync}-{state}" + (f"-lr{scaling}" if scaling != "none" else ""),
-                     "workers": int(workers), "sync_every": int(sync), "optimizer_state": state,
-                     "lr_scaling": scaling})
+        workers, sync, state, *options = spec.split(":")
+        run = {"workers": int(workers), "sync_every": int(sync), "optimizer_state": state, "lr_scaling": "none",
+               "outer_momentum": 0.0, "warmup_rounds": 0}
+        for token in options:
+            if token in SCALINGS:
+                run["lr_scaling"] = token
+            elif token.startswith("wu") and token[2:].isdigit():
+                run["warmup_rounds"] = int(token[2:])
+            elif token.startswith("m") and _is_number(token[1:]):
+                run["outer_momentum"] = float(token[1:])
+            else:
+                raise SystemExit(f"run {spec!r}: {token!r} is not a learning-rate rule ({', '.join(SCALINGS)}), "
+                                 "mM (outer momentum, e.g. m0.5) or wuN (warm-up rounds, e.g. wu1)")
+        runs.append({"name": run_name(run), **run})
     return runs
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def run_name(run: dict) -> str:
+    """W{workers}-sync{N}-{state}, then -lr{rule}, -m{momentum}, -wu{rounds} where they differ from the defaults (so
+    the names of runs made before momentum and warm-up existed still match theirs, for --keep)."""
+    return (f"W{run['workers']}-sync{run['sync_every']}-{run['optimizer_state']}"
+            + (f"-lr{run['lr_scaling']}" if run["lr_scaling"] != "none" else "")
+            + (f"-m{run['outer_momentum']:g}" if run.get("outer_momentum") else "")
+            + (f"-wu{run['warmup_rounds']}" if run.get("warmup_rounds") else ""))
+
+
+def check_settings(args, runs: list[dict]) -> None:
+    """Refuse a run whose settings the train job would refuse, before any run has spent its minutes."""
+    from colorspark.config import ConfigError, load
+
+    for run in runs:
+        try:
+            load(None, overrides(args, run))
+        except ConfigError as exc:
+            raise SystemExit(f"run {run['name']}: {exc}") from None
 
 
 def prepare_data(args, work: Path, zip_path: Path) -> Path:
@@ -108,11 +155,13 @@ def overrides(args, run: dict) -> list[str]:
             f"train.lr_schedule={args.schedule}", f"train.batch_size={args.batch_size}",
             f"train.workers={run['workers']}", f"train.sync_every={run['sync_every']}",
             f"train.optimizer_state={run['optimizer_state']}", f"train.lr_scaling={run['lr_scaling']}",
+            f"train.outer_momentum={run['outer_momentum']}", f"train.warmup_rounds={run['warmup_rounds']}",
             "train.max_val_rows=100000"]
 
 
 def _is_reference(run: dict) -> bool:
-    return run["workers"] == 1 and run["optimizer_state"] == "averaged" and run.get("lr_scaling", "none") == "none"
+    return (run["workers"] == 1 and run["optimizer_state"] == "averaged" and run.get("lr_scaling", "none") == "none"
+            and not run.get("outer_momentum") and not run.get("warmup_rounds"))
 
 
 def _reference(runs: list[dict]) -> dict:
@@ -180,7 +229,7 @@ def plot(runs: list[dict], path: Path) -> None:
     axes[1].legend(fontsize=7, ncol=2)
     fig.suptitle("Elephas model averaging. Colour: W workers (black: 1). Line: optimizer reset (dotted), averaged at "
                  "the same rate (dashed),\nrate × W (solid) or × √W (dash-dot). Marker: averaged once per pass (o), "
-                 "every batch (^), every N batches (s)", fontsize=9)
+                 "every batch (^), every N batches (s). Names: -m outer momentum, -wu warm-up rounds", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
@@ -200,8 +249,8 @@ def render_md(args, info, idle, cmd, manifest, runs: list[dict]) -> str:
              f"(one uninterrupted Adam, i.e. plain `fit`)\n",
              f"- runs measured: {', '.join(sorted({r.get('measured', info['date']) for r in runs}))} (`--keep` reuses "
              f"the runs of an earlier invocation with the same recipe)\n"]
-    header = ["run (W, sync every N batches, optimizer state)"] + [f"{p['samples']:,}" for p in curve(reference)] \
-        + ["final gap to W=1", "rebalanced AuC, last (gray)"]
+    header = ["run (W, sync every N batches, optimizer state; -lr rate rule, -m outer momentum, -wu warm-up rounds)"] \
+        + [f"{p['samples']:,}" for p in curve(reference)] + ["final gap to W=1", "rebalanced AuC, last (gray)"]
     rows = []
     for run in runs:
         gaps = loss_gaps(run, reference)
@@ -237,12 +286,13 @@ def render_md(args, info, idle, cmd, manifest, runs: list[dict]) -> str:
 
 def main():
     args = parse_args()
-    work, idle, info, cmd, zip_path = C.start_bench(args)
-    data = prepare_data(args, work, zip_path)
-    manifest = json.loads((data / "manifest.json").read_text())
     runs = parse_runs(args.runs)
     if not any(_is_reference(r) for r in runs):
         runs.insert(0, parse_runs("1:0:averaged")[0])
+    check_settings(args, runs)
+    work, idle, info, cmd, zip_path = C.start_bench(args)
+    data = prepare_data(args, work, zip_path)
+    manifest = json.loads((data / "manifest.json").read_text())
     kept = {r["name"]: r for r in kept_runs(args, work)}
     for run in runs:
         if run["name"] in kept:

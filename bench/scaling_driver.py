@@ -1,9 +1,10 @@
 """spark-submit driver of bench/scaling_bench.py: the training runs of --runs, one after another.
 
 Each run is `colorspark.training.run` (the train job's body) on the preprocessed data with its own overrides
-(workers, sync period, optimizer state, learning-rate scaling); its history.json gives, per round, the samples seen,
-the validation loss and colour metrics, and where the fit's time went. The bench gives each run an application of its
-own: runs sharing Python workers were measured to slow each other's tasks (the workers keep what earlier runs built).
+(workers, sync period, optimizer state, learning-rate scaling, outer momentum, warm-up); its history.json gives, per
+round, the samples seen, the validation loss and colour metrics, and where the fit's time went. The bench gives each
+run an application of its own: runs sharing Python workers were measured to slow each other's tasks (the workers keep
+what earlier runs built).
 Not meant to be run by hand; see `bench/scaling_bench.py --help`.
 """
 

@@ -12,11 +12,16 @@ three things:
   when `carry_optimizer` is on, so that training continues as one optimizer would; off, every window starts a fresh
   optimizer, as Elephas's workers do;
 * its workers (`colorspark/averaging_worker.py`) keep their compiled model between windows.
+
+Two optional knobs act on the averaged update and on the workers' rate (both off by default, which is the plain
+scheme above): block momentum on the averaged update (`OuterMomentum`, `train.outer_momentum`), and a rate per
+window (`window_rate`, which the train job uses for its warm-up, `training.warmup_rate`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 from elephas.spark_model import SparkModel
@@ -33,15 +38,43 @@ def sync_windows(partition_rows: int, epochs: int, batch_size: int, sync_every: 
     return [Window(seed, epochs, start, min(start + step, stream)) for start in range(0, stream, step)]
 
 
-def average_outcomes(weights: list[np.ndarray], outcomes: list) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-    """(weights minus the mean delta, mean optimizer state or None when the workers sent none) over the workers that
-    trained in this window; a worker whose window was empty (its stream ended a row early) is left out rather than
-    averaged in as a zero delta. Integer state (the step count) is rounded."""
+class OuterMomentum:
+    """Block momentum on the averaged update (BMUF, Chen and Huo 2016; SlowMo, Wang et al. 2020), kept by the driver
+    across windows and rounds.
+
+    After each window, with d the mean of the workers' deltas, the buffer becomes u = m·u + d and the weights
+    w − u: heavy-ball momentum whose gradient is the averaged delta, so a steady direction moves up to 1/(1 − m)
+    times as far per average. m = 0 is plain averaging (w − d, exactly as without it) and keeps no buffer. `buffer`
+    (one array per weight, the weights' dtypes) is what a checkpoint saved; None starts it at zero.
+    """
+
+    def __init__(self, momentum: float, buffer: list[np.ndarray] | None = None):
+        self.momentum = momentum
+        self.buffer = buffer if momentum else None
+
+    def step(self, weights: list[np.ndarray], delta: list[np.ndarray]) -> list[np.ndarray]:
+        """The weights after one window whose workers' mean delta is `delta`."""
+        if not self.momentum:
+            return [w - d for w, d in zip(weights, delta)]
+        self.buffer = list(delta) if self.buffer is None else [
+            (self.momentum * u + d).astype(d.dtype) for u, d in zip(self.buffer, delta)]
+        return [w - u for w, u in zip(weights, self.buffer)]
+
+
+def average_outcomes(weights: list[np.ndarray], outcomes: list,
+                     outer: OuterMomentum) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """(the weights after this window's update, mean optimizer state or None when the workers sent none) over the
+    workers that trained in this window; a worker whose window was empty (its stream ended a row early) is left out
+    rather than averaged in as a zero delta. The update is the mean delta through `outer` (without momentum: the
+    weights minus the mean delta, as Elephas has it). A window in which no worker trained is no step: the weights
+    and the momentum buffer stay as they are, rather than the buffer being decayed or applied once more. Integer
+    state (the step count) is rounded."""
     trained = [(deltas, state) for deltas, state, stats in outcomes if stats["rows"]]
     if not trained:
         return weights, None
-    new_weights = [w - np.mean([t[0][i] for t in trained], axis=0, dtype=np.float64).astype(w.dtype)
-                   for i, w in enumerate(weights)]
+    delta = [np.mean([t[0][i] for t in trained], axis=0, dtype=np.float64).astype(w.dtype)
+             for i, w in enumerate(weights)]
+    new_weights = outer.step(weights, delta)
     states = [t[1] for t in trained]
     if any(state is None for state in states):  # the optimizer is reset at every average: nothing to carry
         return new_weights, None
@@ -58,17 +91,23 @@ class AveragingSparkModel(SparkModel):
     """Elephas's synchronous SparkModel, averaging after every window of `sync_every` batches (module docstring).
 
     `sizes` are the rows of each training partition (one per worker); `seed` seeds the per-pass row orders, so a
-    resumed round trains on the same windows. After `fit`, `syncs` holds one record per window: rows, loss, and where
-    the time went (driver broadcast and averaging, the Spark job, the workers' set-up, reading and training).
+    resumed round trains on the same windows. `outer` applies each window's mean delta (None: plain averaging); pass
+    the same one to every round's model so that its buffer carries on. `window_rate(i, n)` is the workers' learning
+    rate in window i of the fit's n (None: the optimizer's rate in every window). After `fit`, `syncs` holds one
+    record per window: rows, loss, the workers' rate, and where the time went (driver broadcast and averaging, the
+    Spark job, the workers' set-up, reading and training).
     """
 
     def __init__(self, model, *, custom_objects: dict, batch_size: int, sync_every: int, carry_optimizer: bool,
-                 sizes: list[int], seed: int):
+                 sizes: list[int], seed: int, outer: OuterMomentum | None = None,
+                 window_rate: Callable[[int, int], float] | None = None):
         super().__init__(model, custom_objects=custom_objects, batch_size=batch_size)
         self.sync_every = sync_every
         self.carry_optimizer = carry_optimizer
         self.sizes = list(sizes)
         self.seed = seed
+        self.outer = outer if outer is not None else OuterMomentum(0.0)
+        self.window_rate = window_rate
         self.syncs: list[dict] = []
 
     def _fit(self, rdd, **kwargs):
@@ -83,38 +122,43 @@ class AveragingSparkModel(SparkModel):
         weights = model.get_weights()
         state = optimizer_state(optimizer) if self.carry_optimizer else None
         batch_size = kwargs.get("batch_size", self.batch_size)
-        for window in sync_windows(max(self.sizes), kwargs.get("epochs", 1), batch_size, self.sync_every, self.seed):
+        windows = sync_windows(max(self.sizes), kwargs.get("epochs", 1), batch_size, self.sync_every, self.seed)
+        for index, window in enumerate(windows):
             started = time.perf_counter()
+            rate = self.window_rate(index, len(windows)) if self.window_rate else learning_rate
             parameters = rdd.context.broadcast((weights, state))
             worker = AveragingWorker(model_json, parameters, {"batch_size": batch_size}, optimizer_config,
                                      self.master_loss, self.master_metrics, self.custom_objects, key=key,
-                                     window=window, sizes=self.sizes, learning_rate=learning_rate)
+                                     window=window, sizes=self.sizes, learning_rate=rate)
             try:
                 job_started = time.perf_counter()
                 outcomes = rdd.mapPartitions(worker.train).collect()
                 job_seconds = time.perf_counter() - job_started
             finally:
                 parameters.destroy()
-            weights, averaged_state = average_outcomes(weights, outcomes)
+            weights, averaged_state = average_outcomes(weights, outcomes, self.outer)
             if self.carry_optimizer and averaged_state is not None:
                 state = averaged_state
-            self.syncs.append(_sync_record(outcomes, time.perf_counter() - started, job_seconds))
+            self.syncs.append(_sync_record(outcomes, rate, time.perf_counter() - started, job_seconds))
         model.set_weights(weights)
         if self.carry_optimizer and state is not None:
             set_optimizer_state(optimizer, state)
 
 
-def _sync_record(outcomes: list, seconds: float, job_seconds: float) -> dict:
+def _sync_record(outcomes: list, rate: float, seconds: float, job_seconds: float) -> dict:
     stats = [o[2] for o in outcomes]
     return {"rows": sum(s["rows"] for s in stats), "loss_sum": sum(s["loss_sum"] for s in stats),
-            "seconds": seconds, "job_seconds": job_seconds, "builds": sum(bool(s["built"]) for s in stats),
+            "learning_rate": rate, "seconds": seconds, "job_seconds": job_seconds,
+            "builds": sum(bool(s["built"]) for s in stats),
             **{key: sum(s[key] for s in stats) for key in ("setup_seconds", "read_seconds", "train_seconds")}}
 
 
 def round_summary(syncs: list[dict]) -> dict:
-    """A round's training loss (mean over every row trained) and its time split, for the round's history entry."""
+    """A round's training loss (mean over every row trained), the workers' rate in its first and last window, and its
+    time split, for the round's history entry."""
     rows = sum(s["rows"] for s in syncs)
     return {"train_loss": sum(s["loss_sum"] for s in syncs) / rows if rows else None, "syncs": len(syncs),
+            "first_window_rate": syncs[0]["learning_rate"], "last_window_rate": syncs[-1]["learning_rate"],
             "model_builds": sum(s["builds"] for s in syncs),
             **{key: round(sum(s[key] for s in syncs), 3) for key in ("job_seconds", "setup_seconds", "read_seconds",
                                                                      "train_seconds")},

@@ -108,6 +108,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "sync_every": (0, _non_negative),
         "optimizer_state": ("averaged", _one_of("averaged", "reset")),
         "lr_scaling": ("linear", _one_of("none", "sqrt", "linear")),
+        "outer_momentum": (0.0, _fraction),
+        "warmup_rounds": (0, _non_negative),
         "seed": (1, _non_negative),
         "mode": ("synchronous", _one_of("synchronous", "asynchronous", "hogwild")),
         "source": ("parquet", _one_of("parquet", "hdf5")),

@@ -29,6 +29,7 @@ MODEL_FILE = "model.keras"
 META_FILE = "colorspark.json"
 STATE_FILE = "state.json"
 OPTIMIZER_FILE = "optimizer.npz"
+MOMENTUM_FILE = "momentum.npz"
 FORMAT_VERSION = 1
 _ROUND_DIR = re.compile(r"^round-(\d{4,})$")
 
@@ -141,35 +142,39 @@ def checkpoint_dir(model_dir: str, round_number: int) -> str:
 
 
 def write_checkpoint(model_dir: str, round_number: int, model, state: dict,
-                     optimizer: list[np.ndarray] | None = None) -> str:
-    """checkpoints/round-NNNN/{model.keras, optimizer.npz, state.json}: the model and the optimizer's state arrays
-    first, then the state that names their hashes, so the state's presence means a complete checkpoint."""
+                     optimizer: list[np.ndarray] | None = None, momentum: list[np.ndarray] | None = None) -> str:
+    """checkpoints/round-NNNN/{model.keras, optimizer.npz, momentum.npz, state.json}: the model, the optimizer's
+    state arrays and the outer-momentum buffer (`averaging.OuterMomentum`) first, then the state that names their
+    hashes, so the state's presence means a complete checkpoint. Arrays that are None are not written."""
     folder = checkpoint_dir(model_dir, round_number)
     fs.delete(fs.join(folder, STATE_FILE))
     hashes = {"model_sha256": save_model_file(model, fs.join(folder, MODEL_FILE))}
-    if optimizer is not None:
-        buffer = io.BytesIO()
-        np.savez(buffer, *optimizer)
-        fs.write_bytes(fs.join(folder, OPTIMIZER_FILE), buffer.getvalue())
-        hashes["optimizer_sha256"] = hashlib.sha256(buffer.getvalue()).hexdigest()
+    for name, key, arrays in ((OPTIMIZER_FILE, "optimizer_sha256", optimizer),
+                              (MOMENTUM_FILE, "momentum_sha256", momentum)):
+        if arrays is not None:
+            buffer = io.BytesIO()
+            np.savez(buffer, *arrays)
+            fs.write_bytes(fs.join(folder, name), buffer.getvalue())
+            hashes[key] = hashlib.sha256(buffer.getvalue()).hexdigest()
     fs.write_json(fs.join(folder, STATE_FILE), {**state, "round": round_number, **hashes})
     return folder
 
 
-def _read_optimizer(folder: str, state: dict) -> list[np.ndarray] | None:
-    """The checkpoint's optimizer state arrays, in order, or None when it has none (written before they were kept)."""
-    if "optimizer_sha256" not in state:
+def _read_arrays(folder: str, state: dict, name: str, key: str) -> list[np.ndarray] | None:
+    """The arrays of the checkpoint's file `name`, in order, checked against the hash the state records under `key`,
+    or None when the state records none (the checkpoint was written without them, or before they were kept)."""
+    if key not in state:
         return None
-    uri = fs.join(folder, OPTIMIZER_FILE)
+    uri = fs.join(folder, name)
     data = fs.read_bytes(uri)
-    _refuse_if_changed(uri, hashlib.sha256(data).hexdigest(), state["optimizer_sha256"])
+    _refuse_if_changed(uri, hashlib.sha256(data).hexdigest(), state[key])
     with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
         return [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
 
 
 def latest_checkpoint(model_dir: str):
-    """(round, model, state, optimizer state arrays or None) of the newest checkpoint that verifies, or None; corrupt
-    ones are reported and skipped."""
+    """(round, model, state, optimizer state arrays or None, outer-momentum buffer or None) of the newest checkpoint
+    that verifies, or None; corrupt ones are reported and skipped."""
     root = fs.join(model_dir, "checkpoints")
     rounds = sorted((int(m.group(1)), fs.join(root, name)) for name in fs.children(root)
                     if (m := _ROUND_DIR.match(name)))
@@ -179,11 +184,12 @@ def latest_checkpoint(model_dir: str):
             if state.get("round") != number:
                 raise ModelError(f"{fs.display(fs.join(folder, STATE_FILE))} says round {state.get('round')!r}")
             model = load_model_file(fs.join(folder, MODEL_FILE), state.get("model_sha256"))
-            optimizer = _read_optimizer(folder, state)
+            optimizer = _read_arrays(folder, state, OPTIMIZER_FILE, "optimizer_sha256")
+            momentum = _read_arrays(folder, state, MOMENTUM_FILE, "momentum_sha256")
         except (OSError, ValueError, ModelError) as exc:
             log.warning("checkpoint %s is unusable (%s); trying the previous one", fs.basename(folder), exc)
             continue
-        return number, model, state, optimizer
+        return number, model, state, optimizer, momentum
     return None
 
 

@@ -3,8 +3,9 @@
 A round is one Elephas `fit` call of `epochs_per_round` epochs, then validation on the executors with the broadcast
 weights, a log line and an atomic checkpoint; `--resume` continues from the newest checkpoint that verifies. In
 synchronous mode the fit averages the workers' weights every `train.sync_every` batches and carries the averaged
-optimizer state from one average to the next (`colorspark/averaging.py`); the asynchronous modes run Elephas's
-parameter server as it comes.
+optimizer state from one average to the next (`colorspark/averaging.py`), optionally with block momentum on the
+averaged update (`train.outer_momentum`, its buffer carried across rounds and checkpoints) and a warm-up of the
+workers' scaled rate (`train.warmup_rounds`); the asynchronous modes run Elephas's parameter server as it comes.
 """
 
 from __future__ import annotations
@@ -119,6 +120,22 @@ def scaled_learning_rate(base: float, scaling: str, workers: int) -> float:
     return base * {"none": 1.0, "sqrt": math.sqrt(workers), "linear": float(workers)}[scaling]
 
 
+def warmup_rate(rate: float, scaled: float, round_number: int, window: int, windows: int, *,
+                warmup_rounds: int) -> float:
+    """The workers' rate in window `window` (0-based) of the `windows` of round `round_number` (1-based): gradual
+    warm-up (Goyal et al. 2017) from the round's unscaled `rate` to its `scaled` one.
+
+    Jumping straight to W times the rate can throw the first averages far off; instead, over the first
+    `warmup_rounds` rounds, window j of the N = warmup_rounds × windows warm-up windows (counted from round 1's first)
+    trains at rate + (scaled − rate) · j / N: the unscaled rate in the first window, rising by one step per window to
+    reach the scaled rate where the warm-up ends; from then on every window trains at `scaled`. It depends only on
+    the round number and the window index, so --resume reproduces it.
+    """
+    ramp = warmup_rounds * windows
+    position = (round_number - 1) * windows + window
+    return scaled if position >= ramp else rate + (scaled - rate) * position / ramp
+
+
 def compile_for_training(model, settings: dict, learning_rate: float):
     """Compile once per run with a built optimizer, so that its state exists from the start, can be averaged across
     workers, checkpointed and restored; each round then only sets the learning rate."""
@@ -129,8 +146,10 @@ def compile_for_training(model, settings: dict, learning_rate: float):
     return model
 
 
-def elephas_model(spark, model, config: dict, sizes: list[int], round_number: int):
-    """A fresh Elephas model per round (the asynchronous parameter-server process can only be started once)."""
+def elephas_model(spark, model, config: dict, sizes: list[int], round_number: int, outer=None, window_rate=None):
+    """A fresh Elephas model per round (the asynchronous parameter-server process can only be started once); in
+    synchronous mode `outer` (`averaging.OuterMomentum`, the same one every round) and `window_rate` (the workers'
+    rate per window) go to the averaging model."""
     from elephas.spark_model import AsynchronousSparkModel
 
     from .averaging import AveragingSparkModel
@@ -142,7 +161,8 @@ def elephas_model(spark, model, config: dict, sizes: list[int], round_number: in
         return AveragingSparkModel(model, custom_objects=custom_objects(), batch_size=batch,
                                    sync_every=config["train"]["sync_every"],
                                    carry_optimizer=config["train"]["optimizer_state"] == "averaged", sizes=sizes,
-                                   seed=config["train"]["seed"] * 100_003 + round_number)
+                                   seed=config["train"]["seed"] * 100_003 + round_number, outer=outer,
+                                   window_rate=window_rate)
     # Elephas binds its parameter server to SPARK_LOCAL_IP (else this host's address): pin it to the driver address
     # while the model is made, and leave the process's environment as it was.
     driver_host = spark.sparkContext.getConf().get("spark.driver.host", "127.0.0.1")
@@ -189,7 +209,8 @@ def run(spark, data_dir: str, model_dir: str, config: dict, resume: bool = False
     from .runtime import import_tensorflow
 
     import_tensorflow(int(spark.sparkContext.getConf().get("spark.task.cpus", "1")))
-    from .averaging_worker import optimizer_state  # imports Elephas, and with it TensorFlow: after the line above
+    from .averaging import OuterMomentum  # imports Elephas, and with it TensorFlow: after the line above
+    from .averaging_worker import optimizer_state
 
     manifest = read_manifest(data_dir)
     settings = model_settings(config)
@@ -197,12 +218,14 @@ def run(spark, data_dir: str, model_dir: str, config: dict, resume: bool = False
     loss_settings = loss_and_metric_settings(data_dir, config)
     train_rdd, val_rdd, sizes = load_splits(spark, data_dir, manifest, config)
     try:
-        model, history = start_or_resume(model_dir, settings, loss_settings, config, resume)
+        model, history, buffer = start_or_resume(model_dir, settings, loss_settings, config, resume)
+        outer = OuterMomentum(config["train"]["outer_momentum"], buffer)
         log.info("network: %s, %d parameters", model.name, model.count_params())
         for round_number in range(len(history) + 1, config["train"]["rounds"] + 1):
-            history.append(train_round(spark, model, train_rdd, val_rdd, round_number, sizes, loss_settings, config))
+            history.append(train_round(spark, model, train_rdd, val_rdd, round_number, sizes, loss_settings, config,
+                                       outer))
             write_checkpoint(model_dir, round_number, model, {"history": history, "settings": settings},
-                             optimizer_state(model.optimizer))
+                             optimizer_state(model.optimizer), outer.buffer)
             log_round(history, config["train"]["rounds"])
     finally:
         train_rdd.unpersist()
@@ -258,40 +281,50 @@ def deal_evenly(rdd, parts: int):
 
 
 def start_or_resume(model_dir: str, settings: dict, loss_settings: dict, config: dict, resume: bool):
-    """(compiled model, history so far): the newest checkpoint that verifies with --resume, with its optimizer state
-    when the checkpoint has one; else a new network."""
+    """(compiled model, history so far, outer-momentum buffer or None): the newest checkpoint that verifies with
+    --resume, with its optimizer state and momentum buffer when the checkpoint has them; else a new network."""
     from .averaging_worker import set_optimizer_state
 
     found = latest_checkpoint(model_dir) if resume else None
     if found:
-        done, model, state, saved_optimizer = found
+        done, model, state, saved_optimizer, buffer = found
         log.info("resuming after round %d from %s", done, fs.display(checkpoint_dir(model_dir, done)))
         compile_for_training(model, loss_settings, config["train"]["learning_rate"])
         if saved_optimizer is not None:
             set_optimizer_state(model.optimizer, saved_optimizer)
         else:
             log.info("the checkpoint has no optimizer state: the optimizer starts afresh")
-        return model, state.get("history", [])[:done]
+        if config["train"]["outer_momentum"] and buffer is None:
+            log.info("the checkpoint has no outer-momentum buffer: the buffer starts at zero")
+        elif buffer is not None and not config["train"]["outer_momentum"]:
+            log.info("train.outer_momentum is 0: the checkpoint's outer-momentum buffer is not used")
+        return model, state.get("history", [])[:done], buffer
     if resume:
         log.info("no usable checkpoint in %s: starting from scratch", fs.display(model_dir))
     import keras
 
     keras.utils.set_random_seed(config["train"]["seed"])  # the same initial weights for the same settings and seed
-    return compile_for_training(build_model(settings), loss_settings, config["train"]["learning_rate"]), []
+    return compile_for_training(build_model(settings), loss_settings, config["train"]["learning_rate"]), [], None
 
 
 def train_round(spark, model, train_rdd, val_rdd, round_number: int, sizes: list[int], loss_settings: dict,
-                config: dict) -> dict:
-    """One Elephas fit at this round's learning rate, then validation; returns the round's history entry."""
+                config: dict, outer) -> dict:
+    """One Elephas fit at this round's learning rate, then validation; returns the round's history entry. In
+    synchronous mode `learning_rate` is the round's scaled rate and the entry also has the workers' rate in the
+    first and last window (they differ from it during the warm-up)."""
     train_cfg = config["train"]
     started = time.time()
     learning_rate = round_learning_rate(train_cfg["learning_rate"], train_cfg["lr_schedule"], round_number,
                                         train_cfg["rounds"])
+    window_rate = None
     if train_cfg["mode"] == "synchronous":
-        learning_rate = scaled_learning_rate(learning_rate, train_cfg["lr_scaling"], len(sizes))
+        unscaled, learning_rate = learning_rate, scaled_learning_rate(learning_rate, train_cfg["lr_scaling"],
+                                                                      len(sizes))
+        window_rate = functools.partial(warmup_rate, unscaled, learning_rate, round_number,
+                                        warmup_rounds=train_cfg["warmup_rounds"])
     model.optimizer.learning_rate.assign(learning_rate)
     devices = device_accumulator(spark.sparkContext)
-    fit = _fit_quietly(elephas_model(spark, model, config, sizes, round_number),
+    fit = _fit_quietly(elephas_model(spark, model, config, sizes, round_number, outer, window_rate),
                        pinned_partitions(train_rdd, devices), config)
     fit_seconds = time.time() - started
     metrics = evaluate(spark, model, val_rdd, loss_settings)

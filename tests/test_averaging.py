@@ -1,4 +1,5 @@
-"""Model averaging through Elephas: windows, averaging, carried optimizer state, and the worker's kept model."""
+"""Model averaging through Elephas: windows, averaging, carried optimizer state, the worker's kept model, outer
+momentum on the averaged update and the per-window warm-up of the workers' rate."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from colorspark.averaging import AveragingSparkModel, average_outcomes, round_summary, sync_windows
+from colorspark.averaging import AveragingSparkModel, OuterMomentum, average_outcomes, round_summary, sync_windows
 from colorspark.averaging_worker import Window, optimizer_state, set_optimizer_state, window_rows
 from colorspark.runtime import import_tensorflow
 
@@ -65,18 +66,18 @@ def test_averaging_matches_elephas_and_leaves_out_empty_windows():
     deltas = [[rng.normal(size=w.shape).astype(np.float32) for w in weights] for _ in range(3)]
     states = [[np.array(s, np.int64), rng.normal(size=5).astype(np.float32)] for s in (4, 4, 5)]
     outcomes = [(d, s, {"rows": 10}) for d, s in zip(deltas, states)]
-    new, state = average_outcomes(weights, outcomes)
+    new, state = average_outcomes(weights, outcomes, OuterMomentum(0.0))
     for ours, theirs in zip(new, average_and_subtract(weights, deltas)):
         np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
     assert state[0].dtype == np.int64 and int(state[0]) == 4  # 13/3 rounded
     np.testing.assert_allclose(state[1], np.mean([s[1] for s in states], axis=0), rtol=1e-6)
     idle = (deltas[0], states[0], {"rows": 0})
-    new_with_idle, _ = average_outcomes(weights, outcomes[1:] + [idle])
+    new_with_idle, _ = average_outcomes(weights, outcomes[1:] + [idle], OuterMomentum(0.0))
     for ours, theirs in zip(new_with_idle, average_and_subtract(weights, deltas[1:])):
         np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
-    assert average_outcomes(weights, [idle]) == (weights, None)
+    assert average_outcomes(weights, [idle], OuterMomentum(0.0)) == (weights, None)
     reset = [(d, None, {"rows": 10}) for d in deltas]  # workers whose optimizer restarts send no state
-    assert average_outcomes(weights, reset)[1] is None
+    assert average_outcomes(weights, reset, OuterMomentum(0.0))[1] is None
 
 
 def test_optimizer_state_round_trips_and_resets_without_the_learning_rate():
@@ -98,11 +99,13 @@ def test_optimizer_state_round_trips_and_resets_without_the_learning_rate():
         set_optimizer_state(other.optimizer, state[:1])
 
 
-def _spark_fit(sc, model, x, y, *, workers: int, sync_every: int, carry: bool, epochs: int = 1, seed: int = 5):
+def _spark_fit(sc, model, x, y, *, workers: int, sync_every: int, carry: bool, epochs: int = 1, seed: int = 5,
+               outer=None, window_rate=None):
     rdd = sc.parallelize(list(zip(x, y)), workers).cache()
     sizes = rdd.glom().map(len).collect()
     spark_model = AveragingSparkModel(model, custom_objects={}, batch_size=4, sync_every=sync_every,
-                                      carry_optimizer=carry, sizes=sizes, seed=seed)
+                                      carry_optimizer=carry, sizes=sizes, seed=seed, outer=outer,
+                                      window_rate=window_rate)
     spark_model.fit(rdd, epochs=epochs, batch_size=4)
     return spark_model, sizes
 
@@ -166,3 +169,136 @@ def test_windows_in_the_worker_are_exactly_the_windows_rows():
     rows = window_rows(5, 0, w)
     assert len(rows) == 6 and set(rows) <= set(range(5))
     assert len(window_rows(5, 0, Window(1, 2, 10, 14))) == 0
+
+
+# --- outer momentum ---------------------------------------------------------------------------------------------------
+
+def _window_outcomes(rng, weights, workers: int, idle: int | None = None):
+    """One window's worker outcomes with random deltas; worker `idle` trained no row."""
+    return [([rng.normal(size=w.shape).astype(np.float32) for w in weights], None, {"rows": 0 if k == idle else 8})
+            for k in range(workers)]
+
+
+def test_zero_outer_momentum_is_plain_averaging_bit_for_bit():
+    """m = 0 must leave the averaging exactly as it was before the knob existed: weights minus the float64 mean of the
+    deltas cast to the weights' dtype, with no buffer kept."""
+    rng = np.random.default_rng(3)
+    weights = [rng.normal(size=(5, 3)).astype(np.float32), rng.normal(size=3).astype(np.float32)]
+    outer = OuterMomentum(0.0, buffer=[np.ones_like(w) for w in weights])  # e.g. a checkpoint's, from an m > 0 run
+    assert outer.buffer is None
+    for _ in range(3):
+        outcomes = _window_outcomes(rng, weights, 3)
+        expected = [w - np.mean([o[0][i] for o in outcomes], axis=0, dtype=np.float64).astype(w.dtype)
+                    for i, w in enumerate(weights)]
+        weights, _ = average_outcomes(weights, outcomes, outer)
+        for ours, theirs in zip(weights, expected):
+            assert ours.dtype == np.float32
+            np.testing.assert_array_equal(ours, theirs)
+        assert outer.buffer is None
+
+
+def test_outer_momentum_after_two_windows_is_the_hand_computation_and_idle_windows_are_no_step():
+    rng = np.random.default_rng(4)
+    m = 0.6
+    w0 = [rng.normal(size=(4, 2)).astype(np.float32), rng.normal(size=2).astype(np.float32)]
+    first, second = _window_outcomes(rng, w0, 3), _window_outcomes(rng, w0, 3, idle=1)
+    d1 = [np.mean([o[0][i] for o in first], axis=0) for i in range(2)]
+    d2 = [np.mean([o[0][i] for k, o in enumerate(second) if k != 1], axis=0) for i in range(2)]  # the idle one is out
+    # u1 = d1, w1 = w0 - d1; u2 = m·d1 + d2, w2 = w1 - u2 = w0 - (1 + m)·d1 - d2
+    expected = [w - (1 + m) * a - b for w, a, b in zip(w0, d1, d2)]
+    outer = OuterMomentum(m)
+    w1, _ = average_outcomes(w0, first, outer)
+    for ours, a in zip(outer.buffer, d1):
+        np.testing.assert_allclose(ours, a, rtol=1e-6)
+    # a window where no worker trained (every stream ended) neither decays nor applies the buffer
+    still, _ = average_outcomes(w1, _window_outcomes(rng, w0, 3, idle=0)[:1], outer)
+    assert still is w1
+    for ours, a in zip(outer.buffer, d1):
+        np.testing.assert_allclose(ours, a, rtol=1e-6)
+    w2, _ = average_outcomes(w1, second, outer)
+    for ours, theirs in zip(w2, expected):
+        assert ours.dtype == np.float32
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    for ours, a, b in zip(outer.buffer, d1, d2):
+        np.testing.assert_allclose(ours, m * a + b, rtol=1e-5, atol=1e-6)
+
+
+def _by_hand(parts, sizes, windows, weights, rates, outer_momentum, buffer=None):
+    """What the driver and the workers compute, done in this process: in each window every worker trains a fresh
+    Adam (optimizer state reset) at that window's rate on its window's rows from the weights, then
+    u = m·u + mean delta and the weights become weights − u."""
+    model = _model()
+    for window, rate in zip(windows, rates):
+        deltas = []
+        for p, rows in enumerate(parts):
+            wanted = window_rows(sizes[p], p, window)
+            if not len(wanted):
+                continue
+            x = np.stack([rows[i][0] for i in wanted])
+            y = np.stack([rows[i][1] for i in wanted])
+            model.set_weights(weights)
+            set_optimizer_state(model.optimizer, None)
+            model.optimizer.learning_rate.assign(rate)
+            for start in range(0, len(x), 4):
+                model.train_on_batch(x[start:start + 4], y[start:start + 4])
+            deltas.append([b - a for b, a in zip(weights, model.get_weights())])
+        mean = [np.mean(d, axis=0) for d in zip(*deltas)]
+        buffer = mean if buffer is None else [outer_momentum * u + d for u, d in zip(buffer, mean)]
+        weights = [w - u for w, u in zip(weights, buffer)]
+    return weights, buffer
+
+
+def test_spark_fit_with_outer_momentum_and_window_rates_matches_the_hand_computation_across_rounds(sc):
+    """Two workers, two windows per round at their own rates, m = 0.5; then a second round (a new model, as the train
+    job makes one per round) with the same momentum object: the buffer carries on across rounds."""
+    x, y = _data(16)
+    rates, asked = [0.004, 0.012], []
+    outer = OuterMomentum(0.5)
+    first, sizes = _spark_fit(sc, _model(), x, y, workers=2, sync_every=1, carry=False, outer=outer,
+                              window_rate=lambda i, n: asked.append((i, n)) or rates[i])
+    assert sizes == [8, 8] and asked == [(0, 2), (1, 2)] and [s["learning_rate"] for s in first.syncs] == rates
+    summary = round_summary(first.syncs)
+    assert (summary["first_window_rate"], summary["last_window_rate"]) == (0.004, 0.012)
+    parts = sc.parallelize(list(zip(x, y)), 2).glom().collect()  # the rows each worker holds, in its order
+    round_one, buffer_one = _by_hand(parts, sizes, sync_windows(8, 1, 4, 1, seed=5), _model().get_weights(), rates,
+                                     0.5)
+    for ours, theirs in zip(first.master_network.get_weights(), round_one):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+    for ours, theirs in zip(outer.buffer, buffer_one):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+    model = first.master_network
+    model.optimizer.learning_rate.assign(0.008)  # no window_rate: every window at the optimizer's rate
+    second = AveragingSparkModel(model, custom_objects={}, batch_size=4, sync_every=1, carry_optimizer=False,
+                                 sizes=sizes, seed=6, outer=outer)
+    second.fit(sc.parallelize(list(zip(x, y)), 2), epochs=1, batch_size=4)
+    assert [s["learning_rate"] for s in second.syncs] == [pytest.approx(0.008)] * 2
+    windows = sync_windows(8, 1, 4, 1, seed=6)
+    expected, _ = _by_hand(parts, sizes, windows, round_one, [0.008] * 2, 0.5, buffer_one)
+    for ours, theirs in zip(second.master_network.get_weights(), expected):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+    # had the buffer restarted at zero, the second round would have ended elsewhere
+    restarted, _ = _by_hand(parts, sizes, windows, round_one, [0.008] * 2, 0.5)
+    assert not np.allclose(restarted[0], expected[0], rtol=1e-4, atol=1e-5)
+
+
+# --- warm-up ----------------------------------------------------------------------------------------------------------
+
+def test_warmup_ramps_linearly_per_window_and_reaches_the_scaled_rate_where_it_ends():
+    from colorspark.training import warmup_rate
+
+    rate, scaled, windows = 1e-3, 8e-3, 4
+
+    def rates(round_number, warmup_rounds):
+        return [warmup_rate(rate, scaled, round_number, k, windows, warmup_rounds=warmup_rounds)
+                for k in range(windows)]
+
+    ramp = rates(1, 2) + rates(2, 2)  # N = 2 rounds × 4 windows = 8 warm-up windows
+    assert ramp == pytest.approx([rate + (scaled - rate) * j / 8 for j in range(8)], rel=1e-12)
+    assert ramp[0] == rate and all(b - a == pytest.approx((scaled - rate) / 8) for a, b in zip(ramp, ramp[1:]))
+    assert rates(3, 2) == [scaled] * windows and rates(7, 2) == [scaled] * windows  # exactly, after the warm-up
+    assert rates(1, 0) == [scaled] * windows  # no warm-up: today's rate in every window
+    # one window per round (sync_every = 0): the ramp steps once per round
+    assert [warmup_rate(rate, scaled, r, 0, 1, warmup_rounds=3) for r in (1, 2, 3, 4)] == pytest.approx(
+        [rate, rate + (scaled - rate) / 3, rate + 2 * (scaled - rate) / 3, scaled])
+    # a rate only of the round and the window: what a resumed run computes for round 2 is what the first run did
+    assert rates(2, 2) == ramp[4:]

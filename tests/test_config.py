@@ -245,3 +245,21 @@ def test_selection_fraction_is_a_fraction(value):
 
 def test_selection_split_can_be_turned_off():
     assert load(overrides=["data.selection_fraction=0"])["data"]["selection_fraction"] == 0.0
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("train.outer_momentum=1.0", "train.outer_momentum must be in [0, 1), got 1.0"),
+    ("train.outer_momentum=-0.5", "train.outer_momentum must be in [0, 1), got -0.5"),
+    ("train.outer_momentum=true", "train.outer_momentum must be a number, got True"),
+    ("train.warmup_rounds=-1", "train.warmup_rounds must be >= 0, got -1"),
+    ("train.warmup_rounds=1.5", "train.warmup_rounds must be an integer, got 1.5"),
+])
+def test_outer_momentum_and_warmup_are_checked(override, expected):
+    assert expected in _error([override])
+
+
+def test_outer_momentum_and_warmup_default_off_and_accept_valid_values():
+    assert (defaults()["train"]["outer_momentum"], defaults()["train"]["warmup_rounds"]) == (0.0, 0)
+    config = load(overrides=["train.outer_momentum=0.9", "train.warmup_rounds=3"])
+    assert (config["train"]["outer_momentum"], config["train"]["warmup_rounds"]) == (0.9, 3)
+    assert load(overrides=["train.outer_momentum=0"])["train"]["outer_momentum"] == 0.0

@@ -338,8 +338,9 @@ def test_a_new_network_starts_from_the_seeded_weights(tmp_path):
     starts = []
     for seed in (1, 1, 2):
         config["train"]["seed"] = seed
-        model, history = start_or_resume(str(tmp_path), model_settings(config), loss_settings, config, resume=False)
+        model, history, buffer = start_or_resume(str(tmp_path), model_settings(config), loss_settings, config,
+                                                 resume=False)
         starts.append(model.get_weights()[0])
-        assert history == [] and model.optimizer.iterations.numpy() == 0
+        assert history == [] and buffer is None and model.optimizer.iterations.numpy() == 0
     np.testing.assert_array_equal(starts[0], starts[1])
     assert not np.array_equal(starts[0], starts[2])

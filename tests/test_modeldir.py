@@ -98,8 +98,8 @@ def test_checkpoints_fall_back_past_corrupt_ones(tmp_path, caplog):
     keras_file = tmp_path / "checkpoints" / "round-0002" / "model.keras"
     keras_file.write_bytes(keras_file.read_bytes()[:100])
     with caplog.at_level(logging.WARNING, logger="colorspark.model"):
-        number, loaded, state, optimizer = modeldir.latest_checkpoint(tmp_path)
-    assert number == 1 and [h["round"] for h in state["history"]] == [1] and optimizer is None
+        number, loaded, state, optimizer, momentum = modeldir.latest_checkpoint(tmp_path)
+    assert number == 1 and [h["round"] for h in state["history"]] == [1] and optimizer is None and momentum is None
     assert "round-0003 is unusable" in caplog.text and "round-0002 is unusable" in caplog.text
     np.testing.assert_array_equal(loaded.get_weights()[0], model.get_weights()[0])
     assert all(zipfile.is_zipfile(p / "model.keras") for p in (tmp_path / "checkpoints").iterdir()
@@ -111,14 +111,35 @@ def test_checkpoint_keeps_the_optimizer_state_and_refuses_a_changed_one(tmp_path
     state = [np.array(7, np.int64), np.arange(6, dtype=np.float32).reshape(2, 3)]
     modeldir.write_checkpoint(tmp_path, 1, model, {"history": [{"round": 1}]}, state)
     modeldir.write_checkpoint(tmp_path, 2, model, {"history": [{"round": 1}, {"round": 2}]}, state)
-    number, _, _, restored = modeldir.latest_checkpoint(tmp_path)
+    number, _, _, restored, _ = modeldir.latest_checkpoint(tmp_path)
     assert number == 2 and len(restored) == 2 and restored[0].dtype == np.int64
     np.testing.assert_array_equal(restored[1], state[1])
     stored = tmp_path / "checkpoints" / "round-0002" / "optimizer.npz"
     stored.write_bytes(stored.read_bytes()[:-1] + b"x")
     with caplog.at_level(logging.WARNING, logger="colorspark.model"):
-        number, _, _, _ = modeldir.latest_checkpoint(tmp_path)
+        number, _, _, _, _ = modeldir.latest_checkpoint(tmp_path)
     assert number == 1 and "round-0002 is unusable" in caplog.text and "SHA-256" in caplog.text
+
+
+def test_checkpoint_keeps_the_momentum_buffer_under_the_same_hash_check(tmp_path, caplog):
+    """The outer-momentum buffer round-trips exactly next to the optimizer state; a changed file makes the checkpoint
+    unusable like a changed model; a checkpoint written without one (momentum off, or older) gives None."""
+    model = _tiny()
+    buffer = [np.linspace(-1, 1, 6, dtype=np.float32).reshape(3, 2), np.float32([1e-7, -3.5])]
+    optimizer = [np.array(3, np.int64)]
+    modeldir.write_checkpoint(tmp_path, 1, model, {"history": [{"round": 1}]}, optimizer)
+    modeldir.write_checkpoint(tmp_path, 2, model, {"history": [{"round": 1}, {"round": 2}]}, optimizer, buffer)
+    number, _, state, restored_optimizer, restored = modeldir.latest_checkpoint(tmp_path)
+    assert number == 2 and state["momentum_sha256"] and len(restored) == 2 and int(restored_optimizer[0]) == 3
+    for mine, saved in zip(restored, buffer):
+        assert mine.dtype == saved.dtype
+        np.testing.assert_array_equal(mine, saved)
+    stored = tmp_path / "checkpoints" / "round-0002" / "momentum.npz"
+    stored.write_bytes(stored.read_bytes()[:-1] + b"x")
+    with caplog.at_level(logging.WARNING, logger="colorspark.model"):
+        number, _, _, _, restored = modeldir.latest_checkpoint(tmp_path)
+    assert number == 1 and restored is None
+    assert "round-0002 is unusable" in caplog.text and "momentum.npz does not match the SHA-256" in caplog.text
 
 
 def test_no_checkpoint_means_none(tmp_path):

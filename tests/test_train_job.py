@@ -70,6 +70,86 @@ def test_resume_carries_the_averaged_optimizer_state_on(trained):
     assert all(h["syncs"] >= 1 and h["model_builds"] >= 1 and h["train_seconds"] > 0 for h in history)
 
 
+MOMENTUM = ["--set", "train.sync_every=1", "--set", "train.outer_momentum=0.5", "--set", "train.warmup_rounds=2"]
+
+
+@pytest.fixture(scope="module")
+def with_momentum(data, run_job, tmp_path_factory):
+    """Two rounds straight through with outer momentum and a warm-up over both rounds, averaging every batch."""
+    model_dir = tmp_path_factory.mktemp("momentum")
+    proc = run_job("train", "--data", data, "--model-dir", model_dir, "--rounds", "2", *FAST, *MOMENTUM)
+    assert proc.returncode == 0, proc.log
+    return model_dir
+
+
+def _resume_round_2(straight, tmp_path, run_job, data, strip_buffer: bool = False):
+    """A copy of the straight run with its round-2 checkpoint and final model removed, resumed to round 2;
+    `strip_buffer` also makes round 1's checkpoint one written before the buffer was kept."""
+    import shutil
+
+    model_dir = tmp_path / "resumed"
+    shutil.copytree(straight, model_dir)
+    shutil.rmtree(model_dir / "checkpoints" / "round-0002")
+    for name in ("model.keras", "colorspark.json", "history.json"):
+        (model_dir / name).unlink()
+    if strip_buffer:
+        state_file = model_dir / "checkpoints" / "round-0001" / "state.json"
+        state = json.loads(state_file.read_text())
+        del state["momentum_sha256"]
+        state_file.write_text(json.dumps(state))
+        (model_dir / "checkpoints" / "round-0001" / "momentum.npz").unlink()
+    proc = run_job("train", "--data", data, "--model-dir", model_dir, "--rounds", "2", "--resume", *FAST, *MOMENTUM)
+    assert proc.returncode == 0, proc.log
+    assert "resuming after round 1" in proc.log
+    return model_dir, proc.log
+
+
+def _weights(model_dir):
+    from colorspark.modeldir import load_model_dir
+
+    return load_model_dir(model_dir)[0].get_weights()
+
+
+def test_the_warmup_ramps_across_rounds_and_the_momentum_buffer_is_checkpointed(with_momentum):
+    history = json.loads((with_momentum / "history.json").read_text())
+    windows = history[0]["syncs"]
+    assert windows >= 2 and history[1]["syncs"] == windows
+    base, ramp = 3e-4, 2 * windows  # W = 2, linear scaling: from 3e-4 to 6e-4 over both rounds' windows
+    expected = [base + base * j / ramp for j in (0, windows - 1, windows, ramp - 1)]
+    rates = [history[0]["first_window_rate"], history[0]["last_window_rate"], history[1]["first_window_rate"],
+             history[1]["last_window_rate"]]
+    assert rates == pytest.approx(expected, rel=1e-9)
+    assert all(h["learning_rate"] == pytest.approx(2 * base) for h in history)
+    for r in (1, 2):
+        folder = with_momentum / "checkpoints" / f"round-000{r}"
+        state = json.loads((folder / "state.json").read_text())
+        with np.load(folder / "momentum.npz") as buffer:
+            assert state["momentum_sha256"] and len(buffer.files) == len(_weights(with_momentum))
+            assert any(np.abs(buffer[k]).sum() > 0 for k in buffer.files)
+
+
+def test_resume_continues_the_momentum_and_the_warmup_exactly(with_momentum, data, run_job, tmp_path):
+    """Round 2 retrained from round 1's checkpoint ends on the weights, buffer and rates of the uninterrupted run."""
+    resumed, log = _resume_round_2(with_momentum, tmp_path, run_job, data)
+    assert "starts at zero" not in log
+    for ours, straight in zip(_weights(resumed), _weights(with_momentum)):
+        np.testing.assert_array_equal(ours, straight)
+    with np.load(resumed / "checkpoints" / "round-0002" / "momentum.npz") as mine, \
+            np.load(with_momentum / "checkpoints" / "round-0002" / "momentum.npz") as theirs:
+        for key in theirs.files:
+            np.testing.assert_array_equal(mine[key], theirs[key])
+    ours, straight = (json.loads((d / "history.json").read_text())[1] for d in (resumed, with_momentum))
+    for key in ("first_window_rate", "last_window_rate", "learning_rate", "train_loss", "val_loss"):
+        assert ours[key] == straight[key], key
+
+
+def test_a_checkpoint_without_the_momentum_buffer_resumes_with_it_at_zero(with_momentum, data, run_job, tmp_path):
+    resumed, log = _resume_round_2(with_momentum, tmp_path, run_job, data, strip_buffer=True)
+    assert "the checkpoint has no outer-momentum buffer: the buffer starts at zero" in log
+    assert (resumed / "checkpoints" / "round-0002" / "momentum.npz").is_file()
+    assert not np.allclose(_weights(resumed)[0], _weights(with_momentum)[0])
+
+
 def test_saved_model_reloads_and_predicts(trained):
     from colorspark.inference import predict_ab
     from colorspark.modeldir import load_model_dir
