@@ -174,13 +174,15 @@ def plain(args) -> dict:
         res["report_error"] = f"{type(exc).__name__}: {exc}"
     res["total_s"] = res["pipeline_s"] + res["results_write_s"] + (res["report_s"] or 0.0)
     if args.extras:
+        from colorspark.colorizer import Rendering
         from colorspark.modeldir import load_model_dir
 
         model, _ = load_model_dir(args.model)
         res["flops"] = model_flops(model)
-        size = int(meta["input_size"])  # the training size, and the aspect-kept shape most of these photos get
-        res["predict"] = predict_rates(payload.build(), res["flops"]["total"], size,
-                                       [(size, size), (size, size * 3 // 2)])
+        size = int(meta["input_size"])  # the training size, and the aspect-kept shape of a 3:2 photo (the commonest)
+        aspect_kept = Rendering(temperature=1.0, input_size=size, batch_size=1, jpeg_quality=90, max_pixels=1,
+                                max_bytes=1, keep_aspect=True).network_shape(2, 3)
+        res["predict"] = predict_rates(payload.build(), res["flops"]["total"], size, [(size, size), aspect_kept])
         res["matmul"] = matmul_rates(tf)
     return res
 
@@ -194,7 +196,8 @@ def make_profiler(colorize):
     prof = _profile.Profiler()
     for name, label in (("decode_image", "decode"), ("is_grayscale", "gray check (is_grayscale)"),
                         ("rgb_to_lab", "RGB -> Lab, full size (colour inputs)"),
-                        ("rgb_to_l", "RGB -> L, full size (gray inputs)"),
+                        ("rgb_to_l", "RGB -> L, full size (gray inputs stored as RGB)"),
+                        ("gray_to_l", "gray -> L, full size (single-channel gray inputs)"),
                         ("model_input", "resize L to the model input"),
                         ("predict_ab", "predict (model.predict_on_batch)"),
                         ("recombine", "upsample ab + recombine"),

@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .colorspace import lab_to_rgb8, rgb_to_l, rgb_to_lab
+from .colorspace import gray_to_l, lab_to_rgb8, rgb_to_l, rgb_to_lab
 from .decode import DecodeError, decode_image, is_grayscale
 from .inference import predict_ab
 from .samples import L_SCALE
 
 NETWORK_STRIDE = 8  # every preset downsamples by 8 before its last upsampling, so input sides are multiples of 8
 UPSAMPLING = ("bilinear", "guided")
+HELD_BYTES = 128 << 20  # per task: decoded images waiting for a full batch, colorized ones waiting to be released
 
 
 @dataclass(frozen=True)
@@ -97,12 +98,19 @@ class Rendering:
 @dataclass
 class Colorized:
     """One colorized image, with what the job needs to write and score it."""
-    rgb_in: np.ndarray              # the decoded input, H×W×3 uint8
+    pixels: np.ndarray              # the decoded input: H×W×3 uint8, or H×W for a single-channel (gray) file
     lab: np.ndarray                 # the colorized image, H×W×3 float32 Lab (the input's own L)
     rgb: np.ndarray                 # the colorized image, H×W×3 uint8
     jpeg: bytes
     ab_true: np.ndarray | None      # the input's own ab where it has colour, else None
     seconds: float                  # this image's share of the work, batch prediction included
+
+    @property
+    def rgb_in(self) -> np.ndarray:
+        """The decoded input as H×W×3 uint8 (a gray file's value in all three channels, made only when asked)."""
+        if self.pixels.ndim == 3:
+            return self.pixels
+        return np.repeat(self.pixels[..., None], 3, axis=-1)
 
     @property
     def height(self) -> int:
@@ -221,11 +229,16 @@ def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
 
 @dataclass
 class _Prepared:
-    rgb_in: np.ndarray
+    pixels: np.ndarray
     l_full: np.ndarray
     ab_true: np.ndarray | None
     x: np.ndarray
     seconds: float
+
+    @property
+    def nbytes(self) -> int:
+        return sum(array.nbytes for array in (self.pixels, self.l_full, self.x)) + (
+            self.ab_true.nbytes if self.ab_true is not None else 0)
 
 
 def _prepare(data, rendering: Rendering) -> _Prepared | Failed:
@@ -235,18 +248,20 @@ def _prepare(data, rendering: Rendering) -> _Prepared | Failed:
     if data is None:
         return Failed("no image bytes (null)")
     try:
-        rgb = decode_image(data, max_pixels=rendering.max_pixels, max_bytes=rendering.max_bytes)
-        if is_grayscale(rgb):
-            l_full, ab_true = rgb_to_l(rgb), None
+        pixels = decode_image(data, max_pixels=rendering.max_pixels, max_bytes=rendering.max_bytes, keep_gray=True)
+        if pixels.ndim == 2:
+            l_full, ab_true = gray_to_l(pixels), None
+        elif is_grayscale(pixels):  # gray stored as RGB, with JPEG's chroma noise
+            l_full, ab_true = rgb_to_l(pixels), None
         else:
-            lab_in = rgb_to_lab(rgb)
+            lab_in = rgb_to_lab(pixels)
             l_full, ab_true = lab_in[..., 0], lab_in[..., 1:]
         x = model_input(l_full, rendering.network_shape(*l_full.shape))
     except DecodeError as exc:
         return Failed(str(exc))
     except Exception as exc:
         return Failed(f"internal error: {type(exc).__name__}: {exc}")
-    return _Prepared(rgb, l_full, ab_true, x, time.perf_counter() - started)
+    return _Prepared(pixels, l_full, ab_true, x, time.perf_counter() - started)
 
 
 def _render(item: _Prepared, ab_small: np.ndarray, rendering: Rendering, predict_share: float) -> Colorized | Failed:
@@ -259,7 +274,7 @@ def _render(item: _Prepared, ab_small: np.ndarray, rendering: Rendering, predict
     except Exception as exc:
         return Failed(f"rendering failed: {type(exc).__name__}: {exc}")
     seconds = item.seconds + predict_share + time.perf_counter() - started
-    return Colorized(item.rgb_in, lab, rgb, jpeg, item.ab_true, seconds)
+    return Colorized(item.pixels, lab, rgb, jpeg, item.ab_true, seconds)
 
 
 def _predict_batch(batch: list[_Prepared], get_model, rendering: Rendering) -> list[Colorized | Failed]:
@@ -281,22 +296,31 @@ def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], An
     `get_model` is called only once there is something to predict, so a partition of bad files never loads a model.
 
     Images are predicted in batches of one network input shape (with `keep_aspect` there is one shape per aspect
-    ratio, to the network's stride). A batch runs when it is full, or, for the fullest shape, when more than twice
-    `batch_size` decoded images wait, which bounds the memory held; outcomes are released in input order.
+    ratio, to the network's stride). A batch runs when it is full. Decoded images waiting for their batch, and
+    colorized ones waiting for an earlier image to be released, are held up to `HELD_BYTES`; past that, the batch
+    of the oldest waiting image runs, full or not, which lets the outcomes go out in input order again. So small
+    photos of a dozen shapes fill their batches (a partly filled batch costs nearly a full one), while large
+    photos, or a rare shape early in a partition, cannot make a task hold more than the budget and a batch.
     """
     outcomes: dict[int, tuple[Any, Colorized | Failed | None]] = {}
     waiting: dict[tuple, list[tuple[int, _Prepared]]] = {}
+    held = 0
     released = 0
 
     def run(shape):
+        nonlocal held
         batch = waiting.pop(shape)
+        held -= sum(item.nbytes for _, item in batch)
         for (index, _), outcome in zip(batch, _predict_batch([item for _, item in batch], get_model, rendering)):
             outcomes[index] = (outcomes[index][0], outcome)
+            held += _nbytes(outcome)
 
     def release():
-        nonlocal released
+        nonlocal released, held
         while released in outcomes and outcomes[released][1] is not None:
-            yield outcomes.pop(released)
+            key, outcome = outcomes.pop(released)
+            held -= _nbytes(outcome)
+            yield key, outcome
             released += 1
 
     for index, (key, data) in enumerate(items):
@@ -305,13 +329,21 @@ def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], An
             outcomes[index] = (key, item)
         else:
             outcomes[index] = (key, None)
+            held += item.nbytes
             batch = waiting.setdefault(item.x.shape, [])
             batch.append((index, item))
             if len(batch) >= rendering.batch_size:
                 run(item.x.shape)
-            elif sum(len(b) for b in waiting.values()) > 2 * rendering.batch_size:
-                run(max(waiting, key=lambda shape: len(waiting[shape])))
+            while held > HELD_BYTES and waiting:
+                run(min(waiting, key=lambda shape: waiting[shape][0][0]))
         yield from release()
-    for shape in list(waiting):
+    for shape in sorted(waiting, key=lambda shape: waiting[shape][0][0]):
         run(shape)
     yield from release()
+
+
+def _nbytes(outcome: Colorized | Failed) -> int:
+    if isinstance(outcome, Failed):
+        return 0
+    colour = outcome.ab_true.nbytes if outcome.ab_true is not None else 0
+    return sum(array.nbytes for array in (outcome.pixels, outcome.lab, outcome.rgb)) + len(outcome.jpeg) + colour

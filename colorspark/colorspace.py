@@ -263,6 +263,24 @@ def rgb_to_l(rgb: np.ndarray) -> np.ndarray:
     return lightness.reshape(rgb.shape[:-1])
 
 
+def gray_to_l(gray: np.ndarray) -> np.ndarray:
+    """L* of 8-bit gray pixels (R = G = B = the value), in float32: one lookup in a 256-entry table that `rgb_to_l`
+    makes, so it equals `rgb_to_l` on the gray colours exactly, for a tenth of its cost. What colorize runs on
+    single-channel inputs (`decode_image(..., keep_gray=True)`)."""
+    gray = np.asarray(gray)
+    if gray.dtype != np.uint8:
+        raise ValueError(f"gray_to_l: expected uint8 gray values, got {gray.dtype}")
+    return _gray_lightness()[gray]
+
+
+@functools.lru_cache(maxsize=1)
+def _gray_lightness() -> np.ndarray:
+    values = np.arange(256, dtype=np.uint8)
+    table = rgb_to_l(np.stack([values] * 3, axis=-1))
+    table.setflags(write=False)
+    return table
+
+
 def _lab_blocks(lab, scale_matrix: np.ndarray):
     """Yield (start, linear RGB block) over `lab` flattened to (N, 3), the linear values times the scale folded into
     `scale_matrix` and unclipped; each block is a view into a buffer the next block overwrites."""

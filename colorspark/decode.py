@@ -31,12 +31,15 @@ class DecodeError(ValueError):
     """Why a file could not be turned into pixels; str() is meant for a results table."""
 
 
-def decode_image(data: bytes, *, max_pixels: int, max_bytes: int) -> np.ndarray:
+def decode_image(data: bytes, *, max_pixels: int, max_bytes: int, keep_gray: bool = False) -> np.ndarray:
     """Decode one image file's bytes to a writable H×W×3 uint8 RGB array.
 
     The first frame of animations is used, EXIF orientation is applied (the size is
     the displayed size), transparency is composited over white and every Pillow
-    mode is reduced to 8-bit RGB.  Every problem with the bytes, including any
+    mode is reduced to 8-bit RGB. With ``keep_gray`` an opaque single-channel image
+    (a gray JPEG, 16-bit gray PNG, ...) comes back as H×W uint8 instead: its three
+    channels would be equal, and a caller that only needs its lightness skips
+    making and checking them.  Every problem with the bytes, including any
     unexpected exception inside Pillow, is raised as ``DecodeError``; only invalid
     arguments (a caller bug) raise ``TypeError``/``ValueError``.  Truncated files
     fail here because the pixels are fully decoded, as long as the process keeps
@@ -52,7 +55,7 @@ def decode_image(data: bytes, *, max_pixels: int, max_bytes: int) -> np.ndarray:
     if size > max_bytes:
         raise DecodeError(f"file too large: {size} bytes > limit {max_bytes}")
     try:
-        return _decode(data, max_pixels)
+        return _decode(data, max_pixels, keep_gray)
     except DecodeError:
         raise
     except Exception as exc:  # the contract: nothing but DecodeError leaves
@@ -86,7 +89,7 @@ def is_grayscale(rgb: np.ndarray, tolerance: int = 2) -> bool:
     return True
 
 
-def _decode(data: bytes | bytearray | memoryview, max_pixels: int) -> np.ndarray:
+def _decode(data: bytes | bytearray | memoryview, max_pixels: int, keep_gray: bool) -> np.ndarray:
     try:
         im = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
     except UnidentifiedImageError:
@@ -120,20 +123,25 @@ def _decode(data: bytes | bytearray | memoryview, max_pixels: int) -> np.ndarray
         except Exception as exc:
             raise DecodeError(f"cannot apply EXIF orientation: {_describe(exc)}") from exc
         try:
-            rgb = _to_rgb(im)
+            rgb = _to_rgb(im, keep_gray)
         except Exception as exc:
             raise DecodeError(f"cannot convert image mode {im.mode} to RGB: {_describe(exc)}") from exc
+    if keep_gray and rgb.dtype == np.uint8 and rgb.ndim == 2:
+        return rgb
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise DecodeError(f"cannot convert image mode {im.mode} to RGB: got {rgb.dtype} {rgb.shape}")
     return rgb
 
 
-def _to_rgb(im: Image.Image) -> np.ndarray:
+def _to_rgb(im: Image.Image, keep_gray: bool) -> np.ndarray:
+    """H×W×3 uint8, or with `keep_gray` H×W uint8 for an opaque single-channel image."""
     mode = im.mode
     if mode.startswith("I;16") or mode in ("I", "F"):
         # Pillow's own convert() clips these at 255, which turns 16-bit photos white.
         gray = _scale_to_uint8(np.asarray(im))
-        return np.repeat(gray[:, :, np.newaxis], 3, axis=2)
+        return gray if keep_gray else np.repeat(gray[:, :, np.newaxis], 3, axis=2)
+    if keep_gray and mode in ("L", "1") and "transparency" not in im.info:
+        return np.array(im if mode == "L" else im.convert("L"))
     # "transparency" is a colour key (PNG tRNS) or a transparent palette index.
     if mode in _ALPHA_MODES or "transparency" in im.info:
         if mode == "La":

@@ -9,7 +9,7 @@ import pytest
 from imagefactory import colour_photo
 from PIL import Image
 
-from colorspark import config
+from colorspark import colorizer, config
 from colorspark.bins import gamut_centres
 from colorspark.colorizer import (
     Colorized,
@@ -164,6 +164,46 @@ def test_keep_aspect_batches_by_shape_and_keeps_the_input_order():
     assert [(o.width, o.height) for _, o in out] == sizes
     assert sorted(model.batches) == sorted([(2, 16, 24, 1), (2, 24, 16, 1), (1, 16, 24, 1), (1, 16, 16, 1),
                                             (1, 8, 32, 1)])
+
+
+def test_a_single_channel_gray_file_colorizes_as_the_same_gray_stored_as_rgb():
+    model = OneBinModel(150)
+    rendering = Rendering.from_config(CONFIG, META, keep_aspect=True)
+    gray = _gray(45, 31, seed=9)
+    single = io.BytesIO()
+    Image.fromarray(gray[..., 0], mode="L").save(single, format="PNG")
+    (_, as_l), (_, as_rgb) = colorize_stream([("L", single.getvalue()), ("RGB", _png(gray))], lambda: model,
+                                             rendering)
+    assert as_l.pixels.shape == (31, 45) and as_rgb.pixels.shape == (31, 45, 3)
+    np.testing.assert_array_equal(as_l.rgb_in, as_rgb.rgb_in)
+    np.testing.assert_array_equal(as_l.lab, as_rgb.lab)
+    np.testing.assert_array_equal(as_l.rgb, as_rgb.rgb)
+    assert as_l.ab_true is None and np.array_equal(as_l.gray_rgb(), gray)
+
+
+def test_photos_of_several_shapes_fill_their_batches_within_the_memory_budget():
+    model = OneBinModel(100)
+    rendering = Rendering.from_config({**CONFIG, "colorize": {"batch_size": 4}}, META, keep_aspect=True)
+    sizes = [(40, 24), (24, 40), (16, 16)] * 4  # three shapes, interleaved: 12 images, 9 waiting at one point
+    items = [(i, _png(_gray(w, h, seed=i))) for i, (w, h) in enumerate(sizes)]
+    out = list(colorize_stream(items, lambda: model, rendering))
+    assert [key for key, _ in out] == list(range(len(sizes)))
+    assert sorted(model.batches) == sorted([(4, 16, 24, 1), (4, 24, 16, 1), (4, 16, 16, 1)])
+
+
+def test_over_the_memory_budget_the_oldest_waiting_image_runs_first(monkeypatch):
+    model = OneBinModel(100)
+    rendering = Rendering.from_config({**CONFIG, "colorize": {"batch_size": 4}}, META, keep_aspect=True)
+    sizes = [(24, 40)] + [(40, 24)] * 7  # a rare shape first: it must not hold up the others until the end
+    items = [(i, _png(_gray(w, h, seed=i))) for i, (w, h) in enumerate(sizes)]
+    monkeypatch.setattr(colorizer, "HELD_BYTES", 3 * 40 * 24 * 8)  # about two decoded images
+    released_before_the_end = []
+    for key, outcome in colorize_stream(items, lambda: model, rendering):
+        released_before_the_end.append((key, len(model.batches)))
+        assert isinstance(outcome, Colorized)
+    assert [key for key, _ in released_before_the_end] == list(range(len(sizes)))
+    assert model.batches[0] == (1, 24, 16, 1)  # the rare image ran alone, as soon as the budget was exceeded
+    assert released_before_the_end[0][1] < len(model.batches)  # and came out before the last batch ran
 
 
 # --- edge-aware upsampling (colorize.upsample = "guided") -------------------------------------------------------------

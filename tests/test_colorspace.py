@@ -16,7 +16,7 @@ from skimage import data
 from skimage.color import lab2rgb, rgb2lab
 
 from colorspark import colorspace
-from colorspark.colorspace import lab_to_rgb, lab_to_rgb8, rgb_to_l, rgb_to_lab  # noqa: E402
+from colorspark.colorspace import gray_to_l, lab_to_rgb, lab_to_rgb8, rgb_to_l, rgb_to_lab  # noqa: E402
 
 TOL = 1e-3
 
@@ -117,6 +117,17 @@ def test_corners_and_whole_gray_axis_match_skimage():
         assert np.abs(rgb_to_lab(rgb) - reference).max() < TOL
         assert np.abs(rgb_to_l(rgb) - reference[..., 0]).max() < TOL
 
+
+def test_gray_to_l_is_rgb_to_l_of_the_gray_colours_and_matches_skimage():
+    values = np.arange(256, dtype=np.uint8)
+    gray_rgb = np.stack([values] * 3, axis=-1)
+    np.testing.assert_array_equal(gray_to_l(values), rgb_to_l(gray_rgb))
+    np.testing.assert_allclose(gray_to_l(values), rgb2lab(gray_rgb[None])[0, :, 0], atol=1e-3)
+    image = np.random.default_rng(3).integers(0, 256, (37, 53), dtype=np.uint8)
+    np.testing.assert_array_equal(gray_to_l(image), rgb_to_l(np.repeat(image[..., None], 3, axis=-1)))
+    assert gray_to_l(image).dtype == np.float32 and gray_to_l(image).shape == (37, 53)
+    with pytest.raises(ValueError, match="uint8"):
+        gray_to_l(image.astype(np.float32))
 
 def test_rgb_to_lab_and_l_match_skimage_on_photos(photo):
     reference = rgb2lab(photo)

@@ -263,6 +263,30 @@ def test_every_mode_becomes_8bit_rgb(case: str) -> None:
     assert np.abs(rgb[0].astype(int) - np.array(expected)).max() <= tolerance, rgb[0].tolist()
 
 
+@pytest.mark.parametrize("case", sorted(MODE_CASES))
+def test_keep_gray_returns_single_channel_images_as_2d_with_the_same_values(case: str) -> None:
+    make, _, _ = MODE_CASES[case]
+    rgb = decode_image(make(), **LIMITS)
+    kept = decode_image(make(), **LIMITS, keep_gray=True)
+    assert kept.dtype == np.uint8
+    single_channel = case in ("1", "L") or case.startswith(("I", "F"))
+    if single_channel:
+        assert kept.shape == rgb.shape[:2]
+        np.testing.assert_array_equal(np.repeat(kept[..., None], 3, axis=-1), rgb)
+    else:  # colour, palette, transparency (composited over white): RGB as before
+        np.testing.assert_array_equal(kept, rgb)
+
+
+def test_keep_gray_on_a_gray_jpeg_and_on_a_transparent_gray_png() -> None:
+    gray = np.random.default_rng(2).integers(0, 256, (20, 30), dtype=np.uint8)
+    jpeg = encode(Image.fromarray(gray, mode="L"), "JPEG")
+    kept = decode_image(jpeg, **LIMITS, keep_gray=True)
+    assert kept.shape == (20, 30)
+    np.testing.assert_array_equal(kept, decode_image(jpeg, **LIMITS)[..., 0])
+    keyed = _with_info(Image.fromarray(gray, mode="L"), transparency=int(gray[0, 0]))
+    assert decode_image(encode(keyed, "PNG"), **LIMITS, keep_gray=True).shape == (20, 30, 3)
+
+
 # --- limits and arguments -----------------------------------------------------------------
 
 
