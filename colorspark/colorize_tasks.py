@@ -103,9 +103,9 @@ def _write_outputs(row: dict, image: Colorized, plan: Plan, h5lab) -> None:
 def _score_and_thumbnails(row: dict, image: Colorized, plan: Plan) -> None:
     """Scores for a colour input; thumbnails for the inputs the report shows."""
     shown = row["relative_path"] in plan.shown
-    gray = image.gray_rgb() if shown or image.ab_true is not None else None
+    gray = image.gray_rgb() if image.ab_true is not None else None
     if shown:
-        gray_thumb = gray if image.ab_true is not None else gray[..., 0]  # one channel is a third of the work
+        gray_thumb = gray if gray is not None else image.gray_values()  # one channel is a third of the work
         row.update(thumb_input=make_thumbnail(gray_thumb, plan.thumb_size),
                    thumb_color=make_thumbnail(image.rgb, plan.thumb_size))
     if image.ab_true is not None:

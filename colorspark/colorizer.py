@@ -120,6 +120,10 @@ class Colorized:
     def width(self) -> int:
         return int(self.rgb.shape[1])
 
+    def gray_values(self) -> np.ndarray:
+        """A gray input's values, H×W uint8 (its one channel, or the first of three equal ones)."""
+        return self.pixels if self.pixels.ndim == 2 else self.pixels[..., 0]
+
     def gray_rgb(self) -> np.ndarray:
         """The input rendered without colour (L with ab = 0): the gray baseline. A gray input is that already."""
         if self.ab_true is None:

@@ -179,6 +179,8 @@ def test_a_single_channel_gray_file_colorizes_as_the_same_gray_stored_as_rgb():
     np.testing.assert_array_equal(as_l.lab, as_rgb.lab)
     np.testing.assert_array_equal(as_l.rgb, as_rgb.rgb)
     assert as_l.ab_true is None and np.array_equal(as_l.gray_rgb(), gray)
+    np.testing.assert_array_equal(as_l.gray_values(), gray[..., 0])
+    np.testing.assert_array_equal(as_rgb.gray_values(), gray[..., 0])
 
 
 def test_photos_of_several_shapes_fill_their_batches_within_the_memory_budget():
