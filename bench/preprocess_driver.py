@@ -23,6 +23,7 @@ from _s3serve import cpu_seconds  # noqa: E402
 from colorspark import config as config_mod  # noqa: E402
 from colorspark import fs, preprocess  # noqa: E402
 from colorspark.session import build_spark_session, setup_logging  # noqa: E402
+from colorspark.splits import SPLITS  # noqa: E402
 
 
 def parquet_rows(out: str) -> dict:
@@ -198,7 +199,7 @@ def main():
             rows = parquet_rows(out) if "parquet" in config["output"]["formats"] else {}
             runs.append({"run": i + 1, "target": target, "start": t0, "end": t1, "seconds": t1 - t0,
                          "inputs": manifest["inputs"], "ok": manifest["ok"], "errors": manifest["errors"],
-                         "crops": manifest["train_crops"] + manifest["val_crops"], "parquet_rows": rows,
+                         "crops": sum(manifest[f"{split}_crops"] for split in SPLITS), "parquet_rows": rows,
                          "hdf5_shards": len(manifest["hdf5_shards"]), "output": out,
                          "cpu_s": {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1},
                          "s3_server_cpu_s": None if server0 is None else server1 - server0})

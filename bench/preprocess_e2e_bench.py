@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _common as C  # noqa: E402
 
+from colorspark.splits import SPLITS  # noqa: E402
+
 KEY = "preprocess-e2e"
 TARGET = 0.6
 
@@ -71,9 +73,9 @@ def run_spark(work: Path, zip_path: Path, input_dir: Path, tag: str) -> dict:
     seconds, cpu = C.timed_user_run(cmd, work / f"spark-{tag}.log")
     manifest = json.loads((out / "manifest.json").read_text())
     rows = parquet_rows(out / "parquet")
-    if rows != manifest["train_crops"] + manifest["val_crops"]:
-        raise SystemExit(f"Spark wrote {rows} Parquet rows, its manifest says "
-                         f"{manifest['train_crops'] + manifest['val_crops']}")
+    crops = sum(manifest[f"{split}_crops"] for split in SPLITS)
+    if rows != crops:
+        raise SystemExit(f"Spark wrote {rows} Parquet rows, its manifest says {crops}")
     shutil.rmtree(out, ignore_errors=True)
     return {"seconds": seconds, "job_s": manifest["seconds"], "ok": manifest["ok"], "errors": manifest["errors"],
             "rows": rows, "cpu": cpu, "cmd": cmd}
