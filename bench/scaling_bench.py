@@ -59,6 +59,8 @@ def parse_args(argv=None):
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--schedule", default="cosine", choices=["constant", "cosine"])
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=1, help="train.seed of every run: initial weights and row order "
+                   "(default 1; another seed repeats the plan to see the noise)")
     p.add_argument("--crops", type=int, default=4, help="data.crops of the preprocessed dataset (default 4)")
     p.add_argument("--images", type=int, default=0, help="use only this many photos (0 = all; for quick checks)")
     p.add_argument("--input", default=str(C.PHOTOS.parent), help="photos to preprocess (default ../shared/data)")
@@ -75,7 +77,9 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-RECIPE_KEYS = ("preset", "rounds", "learning_rate", "schedule", "batch_size", "crops", "images", "input", "master")
+RECIPE_KEYS = ("preset", "rounds", "learning_rate", "schedule", "batch_size", "seed", "crops", "images", "input",
+               "master")
+RECIPE_DEFAULTS = {"seed": 1}  # recipe keys added later: what the runs made before them used
 
 
 def kept_runs(args, work: Path) -> list[dict]:
@@ -84,7 +88,7 @@ def kept_runs(args, work: Path) -> list[dict]:
     if not args.keep or not previous.is_file():
         return []
     earlier = json.loads(previous.read_text())
-    if any(earlier["args"].get(k) != getattr(args, k) for k in RECIPE_KEYS):
+    if any(earlier["args"].get(k, RECIPE_DEFAULTS.get(k)) != getattr(args, k) for k in RECIPE_KEYS):
         C.say("[bench] --keep: the earlier result.json has another recipe; training every run")
         return []
     return [{**r, "measured": r.get("measured", earlier["machine"]["date"])} for r in earlier["runs"]]
@@ -156,7 +160,7 @@ def overrides(args, run: dict) -> list[str]:
             f"train.workers={run['workers']}", f"train.sync_every={run['sync_every']}",
             f"train.optimizer_state={run['optimizer_state']}", f"train.lr_scaling={run['lr_scaling']}",
             f"train.outer_momentum={run['outer_momentum']}", f"train.warmup_rounds={run['warmup_rounds']}",
-            "train.max_val_rows=100000"]
+            f"train.seed={args.seed}", "train.max_val_rows=100000"]
 
 
 def _is_reference(run: dict) -> bool:
@@ -244,9 +248,9 @@ def render_md(args, info, idle, cmd, manifest, runs: list[dict]) -> str:
              f"64 px): {manifest['train_crops']} training crops, {manifest['val_crops']} validation crops; colourful "
              f"ones are trained on and scored\n"
              f"- every run: preset `{args.preset}`, {args.rounds} rounds of one pass each, batch {args.batch_size}, "
-             f"Adam, learning rate {args.learning_rate} ({args.schedule} schedule over the rounds), on "
-             f"`{args.master}`; W workers = W training partitions; reference: W = 1 with the optimizer state carried "
-             f"(one uninterrupted Adam, i.e. plain `fit`)\n",
+             f"Adam, learning rate {args.learning_rate} ({args.schedule} schedule over the rounds), seed {args.seed}, "
+             f"on `{args.master}`; W workers = W training partitions; reference: W = 1 with the optimizer state "
+             f"carried (one uninterrupted Adam, i.e. plain `fit`)\n",
              f"- runs measured: {', '.join(sorted({r.get('measured', info['date']) for r in runs}))} (`--keep` reuses "
              f"the runs of an earlier invocation with the same recipe)\n"]
     header = ["run (W, sync every N batches, optimizer state; -lr rate rule, -m outer momentum, -wu warm-up rounds)"] \
