@@ -241,8 +241,7 @@ class _Prepared:
 
     @property
     def nbytes(self) -> int:
-        return sum(array.nbytes for array in (self.pixels, self.l_full, self.x)) + (
-            self.ab_true.nbytes if self.ab_true is not None else 0)
+        return _bytes_of(self.pixels, self.l_full, self.x, self.ab_true)
 
 
 def _prepare(data, rendering: Rendering) -> _Prepared | Failed:
@@ -317,13 +316,16 @@ def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], An
         held -= sum(item.nbytes for _, item in batch)
         for (index, _), outcome in zip(batch, _predict_batch([item for _, item in batch], get_model, rendering)):
             outcomes[index] = (outcomes[index][0], outcome)
-            held += _nbytes(outcome)
+            held += _held_bytes(outcome)
+
+    def oldest(shape) -> int:  # the input index of the first image waiting for this shape's batch
+        return waiting[shape][0][0]
 
     def release():
         nonlocal released, held
         while released in outcomes and outcomes[released][1] is not None:
             key, outcome = outcomes.pop(released)
-            held -= _nbytes(outcome)
+            held -= _held_bytes(outcome)
             yield key, outcome
             released += 1
 
@@ -339,15 +341,18 @@ def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], An
             if len(batch) >= rendering.batch_size:
                 run(item.x.shape)
             while held > HELD_BYTES and waiting:
-                run(min(waiting, key=lambda shape: waiting[shape][0][0]))
+                run(min(waiting, key=oldest))
         yield from release()
-    for shape in sorted(waiting, key=lambda shape: waiting[shape][0][0]):
+    for shape in sorted(waiting, key=oldest):
         run(shape)
     yield from release()
 
 
-def _nbytes(outcome: Colorized | Failed) -> int:
+def _held_bytes(outcome: Colorized | Failed) -> int:
     if isinstance(outcome, Failed):
         return 0
-    colour = outcome.ab_true.nbytes if outcome.ab_true is not None else 0
-    return sum(array.nbytes for array in (outcome.pixels, outcome.lab, outcome.rgb)) + len(outcome.jpeg) + colour
+    return _bytes_of(outcome.pixels, outcome.lab, outcome.rgb, outcome.ab_true) + len(outcome.jpeg)
+
+
+def _bytes_of(*arrays: np.ndarray | None) -> int:
+    return sum(array.nbytes for array in arrays if array is not None)

@@ -14,6 +14,7 @@ import time
 import uuid
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import __version__, fs
@@ -98,8 +99,6 @@ def partition_summaries(results) -> tuple[list[str], np.ndarray]:
 
 def add_unscanned(spark, inputs: Inputs, results):
     """The per-file rows, plus an error row for each file that Spark's scan dropped (empty, unreadable)."""
-    import pyarrow as pa
-
     files = results.filter(pc.not_equal(results["status"], SUMMARY))
     missing = inputs.unscanned(spark, set(files["key"].to_pylist()))
     if not missing:
