@@ -51,16 +51,24 @@ def srgb_ab_hull() -> np.ndarray:
     return ab[hull.vertices]
 
 
-def _square_touches_polygon(centre: np.ndarray, half: float, polygon: np.ndarray) -> bool:
-    """Separating-axis test between an axis-aligned square and a convex polygon."""
-    square = centre + half * np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64)
+def squares_touching_polygon(centres: np.ndarray, half: float, polygon: np.ndarray) -> np.ndarray:
+    """Which axis-aligned squares (given by their centres and half-width) intersect a convex polygon.
+
+    The separating-axis theorem for all squares at once: two convex shapes are disjoint exactly when their projections
+    onto one of the axes (the two coordinate axes and the normals of the polygon's edges) do not overlap. A square's
+    projection onto an axis n is its centre's ± half·(|n_x| + |n_y|). Vectorised because every Python worker derives the
+    bins at start-up (a loop over the 529 grid squares took 1.2 s of it).
+
+    Returns
+    -------
+    touches : (N,) ndarray of bool
+    """
     edges = np.roll(polygon, -1, axis=0) - polygon
-    axes = np.concatenate([np.array([[1.0, 0.0], [0.0, 1.0]]), np.stack([-edges[:, 1], edges[:, 0]], 1)])
-    for axis in axes:
-        p, s = polygon @ axis, square @ axis
-        if p.max() < s.min() or s.max() < p.min():
-            return False
-    return True
+    axes = np.concatenate([np.eye(2), np.stack([-edges[:, 1], edges[:, 0]], 1)])
+    poly = polygon @ axes.T
+    mid, reach = centres @ axes.T, half * np.abs(axes).sum(1)
+    separated = (poly.max(0) < mid - reach) | (mid + reach < poly.min(0))
+    return ~separated.any(1)
 
 
 @functools.lru_cache(maxsize=1)
@@ -78,8 +86,9 @@ def gamut_centres() -> np.ndarray:
     """
     hull = srgb_ab_hull()
     grid = np.arange(-GRID_EXTENT, GRID_EXTENT + 1, GRID, dtype=np.float64)
-    keep = [(a, b) for a in grid for b in grid if _square_touches_polygon(np.array([a, b]), HALF_WIDTH, hull)]
-    centres = np.array(keep, dtype=np.float32)
+    a, b = np.meshgrid(grid, grid, indexing="ij")
+    candidates = np.stack([a.ravel(), b.ravel()], 1)
+    centres = candidates[squares_touching_polygon(candidates, HALF_WIDTH, hull)].astype(np.float32)
     centres.setflags(write=False)
     return centres
 
@@ -92,17 +101,16 @@ def _check_per_bin(func: str, value) -> None:
 
 @functools.lru_cache(maxsize=1)
 def _nearest_table() -> np.ndarray:
-    """Nearest-centre index for every integer (a, b) in [-128, 127]^2: hard binning of int8 ab is one lookup."""
-    centres = gamut_centres()
-    v = np.arange(-128, 128, dtype=np.float32)
-    a, b = np.meshgrid(v, v, indexing="ij")
-    ab = np.stack([a.ravel(), b.ravel()], 1)
-    table = np.empty(len(ab), dtype=np.int16)
-    for start in range(0, len(ab), 8192):
-        chunk = ab[start:start + 8192]
-        d2 = ((chunk[:, None, :] - centres[None]) ** 2).sum(-1)
-        table[start:start + 8192] = d2.argmin(1)
-    table = table.reshape(256, 256)
+    """Nearest-centre index for every integer (a, b) in [-128, 127]^2: hard binning of int8 ab is one lookup.
+
+    Squared distances split into (a − c_a)² + (b − c_b)², so one row of the table (one a) is a 256×313 sum of two small
+    tables. The integers are exact, so ties (points halfway between centres) go to the lower index, as `argmin` does.
+    Built in every Python worker at start-up: this takes 20 ms where the full 65,536×313 distance array took 0.6 s.
+    """
+    centres = gamut_centres().astype(np.int32)
+    v = np.arange(-128, 128, dtype=np.int32)
+    da2, db2 = (v[:, None] - centres[:, 0]) ** 2, (v[:, None] - centres[:, 1]) ** 2
+    table = np.stack([(row + db2).argmin(1) for row in da2]).astype(np.int16)
     table.setflags(write=False)
     return table
 

@@ -8,6 +8,8 @@ import time
 import numpy as np
 import pytest
 from helpers_pure import nearest_centre, squared_distances  # noqa: E402
+from scipy.optimize import linprog
+from scipy.spatial import ConvexHull
 
 from colorspark.bins import (  # noqa: E402
     annealed_mean,
@@ -18,6 +20,8 @@ from colorspark.bins import (  # noqa: E402
     rebalance_weights,
     smooth_prior,
     soft_encode,
+    squares_touching_polygon,
+    srgb_ab_hull,
 )
 from colorspark.colorspace import rgb_to_lab  # noqa: E402
 
@@ -82,6 +86,36 @@ def test_every_8bit_srgb_colour_lies_within_half_a_cell_diagonal_of_a_centre(cen
     print(f"\nfull-gamut coverage: worst distance {worst:.4f} (bound {HALF_DIAGONAL:.4f}), {elapsed:.1f} s")
     assert worst <= HALF_DIAGONAL
     assert worst > 5.0  # sanity: the check is tight enough to have found colours near cell corners
+
+
+def _square_meets_polygon_by_lp(centre: np.ndarray, half: float, hull) -> bool:
+    """Reference: is there a point inside both the square and the hull? A feasibility LP over the hull's facets."""
+    bounds = [(centre[0] - half, centre[0] + half), (centre[1] - half, centre[1] + half)]
+    result = linprog(np.zeros(2), A_ub=hull.equations[:, :2], b_ub=-hull.equations[:, 2], bounds=bounds,
+                     method="highs")
+    return result.status == 0
+
+
+def test_squares_touching_the_gamut_hull_agree_with_a_linear_program():
+    """The vectorised separating-axis test against scipy's LP, on the real 23×23 grid of squares and on squares
+    shifted so that many of them straddle, graze or just miss the hull."""
+    hull = ConvexHull(srgb_ab_hull())
+    polygon = hull.points[hull.vertices]
+    grid = np.arange(-110, 111, 10, dtype=np.float64)
+    a, b = np.meshgrid(grid, grid, indexing="ij")
+    real = np.stack([a.ravel(), b.ravel()], 1)
+    shifted = real[::3] + np.random.default_rng(0).uniform(-5, 5, (len(real[::3]), 2))
+    for candidates in (real, shifted):
+        got = squares_touching_polygon(candidates, 10.0, polygon)
+        want = np.array([_square_meets_polygon_by_lp(c, 10.0, hull) for c in candidates])
+        assert np.array_equal(got, want)
+    assert squares_touching_polygon(real, 10.0, polygon).sum() == Q
+
+
+def test_squares_touching_polygon_counts_a_shared_edge_or_corner_as_touching():
+    unit = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    centres = np.array([[2.0, 0.5], [2.0, 2.0], [2.01, 0.5], [-1.0, -1.0], [0.5, 0.5]])
+    assert squares_touching_polygon(centres, 1.0, unit).tolist() == [True, True, False, True, True]
 
 
 # --- hard binning -----------------------------------------------------------------------------------------------------
