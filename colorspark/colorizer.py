@@ -267,28 +267,38 @@ def _prepare(data, rendering: Rendering) -> _Prepared | Failed:
     return _Prepared(pixels, l_full, ab_true, x, time.perf_counter() - started)
 
 
-def _render(item: _Prepared, ab_small: np.ndarray, rendering: Rendering, predict_share: float) -> Colorized | Failed:
+@dataclass
+class _Predicted:
+    """An image whose ab the network has predicted, waiting to be rendered when its turn to be released comes: it
+    holds the decoded image and its L (5 bytes per pixel for a gray photo), not yet the Lab, RGB and JPEG (16 more)."""
+    item: _Prepared
+    ab_small: np.ndarray
+    predict_share: float
+
+
+def _render(predicted: _Predicted, rendering: Rendering) -> Colorized | Failed:
     started = time.perf_counter()
+    item = predicted.item
     try:
-        lab = recombine(item.l_full, ab_small, upsample=rendering.upsample, radius=rendering.guided_radius,
+        lab = recombine(item.l_full, predicted.ab_small, upsample=rendering.upsample, radius=rendering.guided_radius,
                         eps=rendering.guided_eps)
         rgb = lab_to_rgb8(lab)
         jpeg = encode_jpeg(rgb, rendering.jpeg_quality)
     except Exception as exc:
         return Failed(f"rendering failed: {type(exc).__name__}: {exc}")
-    seconds = item.seconds + predict_share + time.perf_counter() - started
+    seconds = item.seconds + predicted.predict_share + time.perf_counter() - started
     return Colorized(item.pixels, lab, rgb, jpeg, item.ab_true, seconds)
 
 
-def _predict_batch(batch: list[_Prepared], get_model, rendering: Rendering) -> list[Colorized | Failed]:
-    """One network call for images of one input shape, then each image rendered."""
+def _predict_batch(batch: list[_Prepared], get_model, rendering: Rendering) -> list[_Predicted | Failed]:
+    """One network call for images of one input shape."""
     started = time.perf_counter()
     try:
         ab = predict_ab(get_model(), np.stack([item.x for item in batch]), rendering.temperature)
     except Exception as exc:  # e.g. out of memory: every image of the batch gets the reason
         return [Failed(f"prediction failed: {type(exc).__name__}: {exc}")] * len(batch)
     share = (time.perf_counter() - started) / len(batch)
-    return [_render(item, ab_small, rendering, share) for item, ab_small in zip(batch, ab)]
+    return [_Predicted(item, ab_small, share) for item, ab_small in zip(batch, ab)]
 
 
 def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], Any],
@@ -299,13 +309,15 @@ def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], An
     `get_model` is called only once there is something to predict, so a partition of bad files never loads a model.
 
     Images are predicted in batches of one network input shape (with `keep_aspect` there is one shape per aspect
-    ratio, to the network's stride). A batch runs when it is full. Decoded images waiting for their batch, and
-    colorized ones waiting for an earlier image to be released, are held up to `HELD_BYTES`; past that, the batch
-    of the oldest waiting image runs, full or not, which lets the outcomes go out in input order again. So small
-    photos of a dozen shapes fill their batches (a partly filled batch costs nearly a full one), while large
-    photos, or a rare shape early in a partition, cannot make a task hold more than the budget and a batch.
+    ratio, to the network's stride). A batch runs when it is full. Decoded images, waiting for their batch or, once
+    predicted, for an earlier image to be released, are held up to `HELD_BYTES`; past that, the batch of the oldest
+    waiting image runs, full or not, which lets the outcomes go out in input order again. An image is rendered (Lab,
+    RGB, JPEG: three times the bytes of its decoded pixels and L) only when it is released, so the budget holds as
+    many images as it can. Small photos of a dozen shapes fill their batches (a partly filled batch costs nearly a
+    full one), while large photos, or a rare shape early in a partition, cannot make a task hold more than the budget
+    and a batch.
     """
-    outcomes: dict[int, tuple[Any, Colorized | Failed | None]] = {}
+    outcomes: dict[int, tuple[Any, _Predicted | Failed | None]] = {}
     waiting: dict[tuple, list[tuple[int, _Prepared]]] = {}
     held = 0
     released = 0
@@ -313,10 +325,10 @@ def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], An
     def run(shape):
         nonlocal held
         batch = waiting.pop(shape)
-        held -= sum(item.nbytes for _, item in batch)
-        for (index, _), outcome in zip(batch, _predict_batch([item for _, item in batch], get_model, rendering)):
+        for (index, item), outcome in zip(batch, _predict_batch([item for _, item in batch], get_model, rendering)):
+            if isinstance(outcome, Failed):
+                held -= item.nbytes
             outcomes[index] = (outcomes[index][0], outcome)
-            held += _held_bytes(outcome)
 
     def oldest(shape) -> int:  # the input index of the first image waiting for this shape's batch
         return waiting[shape][0][0]
@@ -325,7 +337,9 @@ def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], An
         nonlocal released, held
         while released in outcomes and outcomes[released][1] is not None:
             key, outcome = outcomes.pop(released)
-            held -= _held_bytes(outcome)
+            if isinstance(outcome, _Predicted):
+                held -= outcome.item.nbytes
+                outcome = _render(outcome, rendering)
             yield key, outcome
             released += 1
 
@@ -346,12 +360,6 @@ def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], An
     for shape in sorted(waiting, key=oldest):
         run(shape)
     yield from release()
-
-
-def _held_bytes(outcome: Colorized | Failed) -> int:
-    if isinstance(outcome, Failed):
-        return 0
-    return _bytes_of(outcome.pixels, outcome.lab, outcome.rgb, outcome.ab_true) + len(outcome.jpeg)
 
 
 def _bytes_of(*arrays: np.ndarray | None) -> int:

@@ -193,6 +193,41 @@ def test_photos_of_several_shapes_fill_their_batches_within_the_memory_budget():
     assert sorted(model.batches) == sorted([(4, 16, 24, 1), (4, 24, 16, 1), (4, 16, 16, 1)])
 
 
+def test_a_budget_of_the_decoded_images_alone_fills_every_batch(monkeypatch):
+    """Predicted images wait for their release as decoded pixels and L; their Lab, RGB and JPEG (three times those
+    bytes) are made only when they are released, so they do not crowd the batches still filling out of the budget."""
+    model = OneBinModel(100)
+    rendering = Rendering.from_config({**CONFIG, "colorize": {"batch_size": 4}}, META, keep_aspect=True)
+    sizes = [(40, 24), (24, 40), (16, 16)] * 4
+    items = [(i, _png(_gray(w, h, seed=i))) for i, (w, h) in enumerate(sizes)]
+    decoded = sum(colorizer._prepare(data, rendering).nbytes for _, data in items)
+    monkeypatch.setattr(colorizer, "HELD_BYTES", decoded)
+    out = list(colorize_stream(items, lambda: model, rendering))
+    assert [key for key, _ in out] == list(range(len(sizes)))
+    assert all(isinstance(outcome, Colorized) for _, outcome in out)
+    assert sorted(model.batches) == sorted([(4, 16, 24, 1), (4, 24, 16, 1), (4, 16, 16, 1)])
+
+
+def test_a_failed_batch_gives_back_its_share_of_the_budget(monkeypatch):
+    rendering = Rendering.from_config({**CONFIG, "colorize": {"batch_size": 2}}, META, keep_aspect=True)
+    items = [(i, _png(_gray(40, 24, seed=i))) for i in range(6)]
+    one = colorizer._prepare(items[0][1], rendering).nbytes
+    monkeypatch.setattr(colorizer, "HELD_BYTES", 3 * one)
+
+    class Broken:
+        def __init__(self):
+            self.batches = []
+
+        def predict_on_batch(self, x):
+            self.batches.append(x.shape)
+            raise MemoryError("out of memory")
+
+    model = Broken()
+    out = list(colorize_stream(items, lambda: model, rendering))
+    assert [outcome.error for _, outcome in out] == ["prediction failed: MemoryError: out of memory"] * 6
+    assert [shape[0] for shape in model.batches] == [2, 2, 2]  # no batch ran early for a budget never given back
+
+
 def test_over_the_memory_budget_the_oldest_waiting_image_runs_first(monkeypatch):
     model = OneBinModel(100)
     rendering = Rendering.from_config({**CONFIG, "colorize": {"batch_size": 4}}, META, keep_aspect=True)
