@@ -29,7 +29,7 @@ from .samples import L_SCALE
 
 NETWORK_STRIDE = 8  # every preset downsamples by 8 before its last upsampling, so input sides are multiples of 8
 UPSAMPLING = ("bilinear", "guided")
-HELD_BYTES = 128 << 20  # per task: decoded images waiting for a full batch, colorized ones waiting to be released
+HELD_BYTES = 128 << 20  # per task: decoded images waiting for a full batch or, once predicted, for their release
 
 
 @dataclass(frozen=True)
