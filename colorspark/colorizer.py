@@ -241,7 +241,7 @@ class _Prepared:
 
     @property
     def nbytes(self) -> int:
-        return _bytes_of(self.pixels, self.l_full, self.x, self.ab_true)
+        return sum(array.nbytes for array in (self.pixels, self.l_full, self.x, self.ab_true) if array is not None)
 
 
 def _prepare(data, rendering: Rendering) -> _Prepared | Failed:
@@ -361,6 +361,3 @@ def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], An
         run(shape)
     yield from release()
 
-
-def _bytes_of(*arrays: np.ndarray | None) -> int:
-    return sum(array.nbytes for array in arrays if array is not None)
