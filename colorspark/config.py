@@ -104,6 +104,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "batch_size": (16, _positive),
         "learning_rate": (3e-4, _positive),
         "lr_schedule": ("constant", _one_of("constant", "cosine")),
+        "weight_decay": (0.0, _non_negative),
         "workers": (2, _positive),
         "sync_every": (0, _non_negative),
         "optimizer_state": ("averaged", _one_of("averaged", "reset")),

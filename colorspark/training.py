@@ -136,12 +136,18 @@ def warmup_rate(rate: float, scaled: float, round_number: int, window: int, wind
     return scaled if position >= ramp else rate + (scaled - rate) * position / ramp
 
 
-def compile_for_training(model, settings: dict, learning_rate: float):
+def compile_for_training(model, loss_settings: dict, train_config: dict):
     """Compile once per run with a built optimizer, so that its state exists from the start, can be averaged across
-    workers, checkpointed and restored; each round then only sets the learning rate."""
+    workers, checkpointed and restored; each round then only sets the learning rate.
+
+    A non-zero `weight_decay` makes it AdamW (Loshchilov & Hutter 2019): the decay is applied to the weights
+    directly instead of through Adam's gradient scaling, and its state (moments, step) is the same as Adam's, so the
+    averaging carries it unchanged."""
     import keras
 
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_from_settings(settings))
+    rate, decay = train_config["learning_rate"], train_config["weight_decay"]
+    optimizer = keras.optimizers.AdamW(rate, weight_decay=decay) if decay else keras.optimizers.Adam(rate)
+    model.compile(optimizer=optimizer, loss=loss_from_settings(loss_settings))
     model.optimizer.build(model.trainable_variables)
     return model
 
@@ -289,7 +295,7 @@ def start_or_resume(model_dir: str, settings: dict, loss_settings: dict, config:
     if found:
         done, model, state, saved_optimizer, buffer = found
         log.info("resuming after round %d from %s", done, fs.display(checkpoint_dir(model_dir, done)))
-        compile_for_training(model, loss_settings, config["train"]["learning_rate"])
+        compile_for_training(model, loss_settings, config["train"])
         if saved_optimizer is not None:
             set_optimizer_state(model.optimizer, saved_optimizer)
         else:
@@ -304,7 +310,7 @@ def start_or_resume(model_dir: str, settings: dict, loss_settings: dict, config:
     import keras
 
     keras.utils.set_random_seed(config["train"]["seed"])  # the same initial weights for the same settings and seed
-    return compile_for_training(build_model(settings), loss_settings, config["train"]["learning_rate"]), [], None
+    return compile_for_training(build_model(settings), loss_settings, config["train"]), [], None
 
 
 def train_round(spark, model, train_rdd, val_rdd, round_number: int, sizes: list[int], loss_settings: dict,

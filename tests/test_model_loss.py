@@ -344,3 +344,31 @@ def test_a_new_network_starts_from_the_seeded_weights(tmp_path):
         assert history == [] and buffer is None and model.optimizer.iterations.numpy() == 0
     np.testing.assert_array_equal(starts[0], starts[1])
     assert not np.array_equal(starts[0], starts[2])
+
+
+def test_weight_decay_shrinks_every_weight_besides_the_adam_step(tmp_path):
+    """train.weight_decay makes the optimizer AdamW: one step lands exactly rate × decay × w below Adam's step from
+    the same weights and batch, and its state has Adam's layout, so averaging and checkpoints carry it unchanged."""
+    from colorspark.averaging_worker import optimizer_state, spec_key
+    from colorspark.training import start_or_resume
+
+    config = copy.deepcopy(_config("tiny"))
+    config["train"]["learning_rate"] = 1e-2
+    loss_settings = {"class_weights": [1.0] * Q, "neighbours": 10, "sigma": 5.0, "gray_chroma": 5.0}
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 255, size=(2, 64, 64, 1)).astype(np.float32)
+    y = rng.integers(-60, 60, size=(2, 16, 16, 2)).astype(np.int8)
+    stepped = {}
+    for decay in (0.0, 0.5):
+        config["train"]["weight_decay"] = decay
+        model, _, _ = start_or_resume(str(tmp_path), model_settings(config), loss_settings, config, resume=False)
+        start = model.get_weights()[0]
+        model.train_on_batch(x, y)
+        stepped[decay] = (model, start, model.get_weights()[0])
+    (adam, start, plain), (adamw, same_start, decayed) = stepped[0.0], stepped[0.5]
+    assert type(adam.optimizer) is keras.optimizers.Adam and type(adamw.optimizer) is keras.optimizers.AdamW
+    np.testing.assert_array_equal(start, same_start)
+    np.testing.assert_allclose(plain - decayed, start * 1e-2 * 0.5, atol=1e-6)
+    assert [s.shape for s in optimizer_state(adamw.optimizer)] == [s.shape for s in optimizer_state(adam.optimizer)]
+    keys = {spec_key(m.to_json(), keras.optimizers.serialize(m.optimizer), m.loss) for m in (adam, adamw)}
+    assert len(keys) == 2  # a worker's kept Adam model is not reused for AdamW
