@@ -329,16 +329,18 @@ def test_round_learning_rate_follows_the_schedule():
     assert round_learning_rate(1e-3, "cosine", 1, 1) == 1e-3
 
 
+UNWEIGHTED_LOSS = {"class_weights": [1.0] * Q, "neighbours": 10, "sigma": 5.0, "gray_chroma": 5.0}
+
+
 def test_a_new_network_starts_from_the_seeded_weights(tmp_path):
     """train.seed fixes the initial weights, so runs that differ only in how they train start from the same point."""
     from colorspark.training import start_or_resume
 
     config = copy.deepcopy(_config("tiny"))
-    loss_settings = {"class_weights": [1.0] * Q, "neighbours": 10, "sigma": 5.0, "gray_chroma": 5.0}
     starts = []
     for seed in (1, 1, 2):
         config["train"]["seed"] = seed
-        model, history, buffer = start_or_resume(str(tmp_path), model_settings(config), loss_settings, config,
+        model, history, buffer = start_or_resume(str(tmp_path), model_settings(config), UNWEIGHTED_LOSS, config,
                                                  resume=False)
         starts.append(model.get_weights()[0])
         assert history == [] and buffer is None and model.optimizer.iterations.numpy() == 0
@@ -354,14 +356,13 @@ def test_weight_decay_shrinks_every_weight_besides_the_adam_step(tmp_path):
 
     config = copy.deepcopy(_config("tiny"))
     config["train"]["learning_rate"] = 1e-2
-    loss_settings = {"class_weights": [1.0] * Q, "neighbours": 10, "sigma": 5.0, "gray_chroma": 5.0}
     rng = np.random.default_rng(3)
     x = rng.uniform(0, 255, size=(2, 64, 64, 1)).astype(np.float32)
     y = rng.integers(-60, 60, size=(2, 16, 16, 2)).astype(np.int8)
     stepped = {}
     for decay in (0.0, 0.5):
         config["train"]["weight_decay"] = decay
-        model, _, _ = start_or_resume(str(tmp_path), model_settings(config), loss_settings, config, resume=False)
+        model, _, _ = start_or_resume(str(tmp_path), model_settings(config), UNWEIGHTED_LOSS, config, resume=False)
         start = model.get_weights()[0]
         model.train_on_batch(x, y)
         stepped[decay] = (model, start, model.get_weights()[0])
