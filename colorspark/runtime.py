@@ -61,21 +61,23 @@ def task_cpus(default: int = 1) -> int:
         return max(1, int(ctx.getLocalProperty("spark.task.cpus") or default))
 
 
-_imports_frozen = False
+_tasks_started = 0
 
 
 def freeze_imports() -> None:
-    """(executors) Once per Python worker, after a task's imports: move every object alive now out of the garbage
-    collector's view.
+    """(executors) Call at the start of every task. At the start of a Python worker's second task, move every object
+    alive then out of the garbage collector's view.
 
     Spark's Python workers run `gc.collect()` after every task. The worker start-up hook freezes what the daemon
-    imported, but the modules a task imports from the --py-files archive (and pyarrow, h5py, Pillow with them) come
-    later, and scanning them cost ~40 ms per task (bench/preprocess_bench.py). Modules live as long as the process, so
-    nothing collectable is kept by freezing them.
+    imported, but a task imports much more the first time it runs (colorspark from the --py-files archive, pyarrow,
+    h5py, Pillow's plugins, SciPy through scikit-image), some of it only deep inside the work. Scanning those objects
+    after every task cost ~25 ms (bench/preprocess_bench.py). By the second task's start everything the work needs
+    is imported and the daemon has just collected the first task's garbage, so what is alive is what lives as long
+    as the process; freezing it keeps nothing collectable.
     """
-    global _imports_frozen
-    if not _imports_frozen:
+    global _tasks_started
+    _tasks_started += 1
+    if _tasks_started == 2:
         import gc
 
         gc.freeze()
-        _imports_frozen = True

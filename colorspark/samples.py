@@ -96,7 +96,11 @@ def training_pair(l_bytes: bytes, ab_bytes: bytes, size: int) -> tuple[np.ndarra
 
 def write_shard(uri: str, samples: list[dict], size: int) -> None:
     """Write samples (encode_crop dicts plus "path", "crop", "split", "colorful") to one HDF5 file at `uri`,
-    atomically, through the storage layer."""
+    atomically, through the storage layer.
+
+    The datasets are stored uncompressed: the L codes of photos are close to noise for a compressor, so gzip saved
+    only ~23 % of a shard's bytes while it tripled the time to write it (0.49 against 0.14 ms per image, a tenth of
+    preprocessing's per-image cost), and the shards are working data that training reads back whole."""
     import h5py
 
     pairs = [decode_sample(r["l"], r["ab"], size) for r in samples]
@@ -110,8 +114,7 @@ def write_shard(uri: str, samples: list[dict], size: int) -> None:
     }
     with fs.local_file_for(uri, ".h5") as tmp, h5py.File(tmp, "w") as h5:
         for name, values in arrays.items():
-            h5.create_dataset(name, data=values, compression="gzip", compression_opts=1,
-                              chunks=True if values.ndim > 1 else None)
+            h5.create_dataset(name, data=values)
         for name in ("split", "path"):
             h5.create_dataset(name, data=[str(r[name]) for r in samples], dtype=h5py.string_dtype("utf-8"))
         h5.attrs["size"] = size

@@ -53,3 +53,31 @@ def test_hook_does_nothing_outside_spark_workers(tmp_path):
                            "print('tensorflow' in sys.modules, gc.get_freeze_count())", str(HOOK)],
                           env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["False", "0"], done.stderr[-2000:]
+
+
+FREEZE_PROBE = textwrap.dedent("""
+    import gc
+    from colorspark.runtime import freeze_imports
+
+    def tracked(obj):
+        return any(o is obj for o in gc.get_objects())
+
+    start = gc.get_freeze_count()
+    freeze_imports()  # first task: nothing frozen yet, its imports are still to come
+    first = gc.get_freeze_count()
+    import h5py  # imported deep inside the first task's work
+    assert tracked(vars(h5py))
+    gc.collect()  # what the worker daemon runs after each task
+    freeze_imports()  # second task
+    second = gc.get_freeze_count()
+    assert not tracked(vars(h5py)), "the first task's imports are still scanned after every task"
+    freeze_imports()
+    print(start == first == 0, second > 0, gc.get_freeze_count() == second)
+""")
+
+
+def test_a_worker_freezes_the_first_tasks_imports_once_at_its_second_task():
+    done = subprocess.run([sys.executable, "-c", FREEZE_PROBE], capture_output=True, text=True, timeout=120,
+                          cwd=HOOK.parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "True", "True"]
