@@ -123,6 +123,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "input_size": (0, lambda v: v == 0 or _multiple_of_8(v)),
         "depth": ([], _depth),
         "dilation": (0, _non_negative),
+        "dropout": (0.0, _fraction),
     },
     "colorize": {
         "batch_size": (8, _positive),

@@ -4,6 +4,7 @@ The layout follows Zhang et al.'s network (itself VGG16-shaped): five VGG blocks
 and a batch norm closing each block, stride-2 at the end of the first three (1/8 resolution), the last two VGG-width
 blocks dilated, one more block, a transposed convolution back to 1/4, and a 1×1 convolution to Q = 313 logits per
 output pixel. Widths, depths, dilation and input size are config values; presets only name good combinations.
+Optional channel dropout (`model.dropout`) regularises a network that has begun to memorise its photos.
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ def build_model(settings: dict):
             x = layers.Conv2D(block.filters, 3, strides=block.stride if last else 1, padding="same",
                               dilation_rate=block.dilation, activation="relu", name=f"{block.name}_{i + 1}")(x)
         x = layers.BatchNormalization(name=f"{block.name}_bn")(x)
+        if settings.get("dropout") and block is not specs[-1]:
+            # whole feature maps, as neighbouring pixels of one map are too alike for pixel dropout to regularise
+            x = layers.SpatialDropout2D(settings["dropout"], name=f"{block.name}_dropout")(x)
     logits = layers.Conv2D(len(gamut_centres()), 1, name="ab_logits")(x)
     return keras.Model(inputs, logits, name=f"colorspark_{settings.get('preset', 'custom')}")
 

@@ -127,6 +127,20 @@ def test_custom_input_size_and_width():
     assert model.get_layer("conv1_1").filters == 2
 
 
+def test_dropout_drops_whole_feature_maps_in_training_only(tiny_model):
+    model = build_model(model_settings(_config("tiny", dropout=0.5)))
+    dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.SpatialDropout2D)]
+    assert [layer.name for layer in dropouts] == [f"conv{i}_dropout" for i in range(1, 8)]  # not after the last block
+    assert {layer.rate for layer in dropouts} == {0.5}
+    assert not any(isinstance(layer, keras.layers.SpatialDropout2D) for layer in tiny_model.layers)
+    model.set_weights(tiny_model.get_weights())  # no weights of its own: the same network otherwise
+    x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 1)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x, verbose=0), tiny_model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    maps = np.asarray(model.get_layer("conv1_dropout")(np.ones((8, 4, 4, 3), np.float32), training=True))
+    assert set(np.unique(maps.reshape(8, 16, 3), axis=1).reshape(-1)) == {0.0, 2.0}  # whole maps: 0, or kept × 2
+    assert np.unique(maps.reshape(8, 16, 3), axis=1).shape[1] == 1
+
+
 # --- settings and description -----------------------------------------------------------------------------------------
 
 
