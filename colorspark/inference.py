@@ -23,7 +23,7 @@ import numpy as np
 
 from .bins import annealed_mean
 from .devices import pin_task_devices
-from .runtime import import_tensorflow, task_cpus
+from .runtime import import_tensorflow, release_frozen, task_cpus
 
 
 def architecture_json(model) -> str:
@@ -110,6 +110,8 @@ def worker_model(payload: ModelPayload | ModelFile, builds=None):
     if _cache.get("key") != key:
         import_tensorflow(task_cpus())
         pin_task_devices()
+        if _cache:
+            release_frozen()  # the freeze may hold the model being replaced
         _cache.clear()
         _cache["model"] = payload.build()
         _cache["key"] = key

@@ -81,3 +81,14 @@ def freeze_imports() -> None:
         import gc
 
         gc.freeze()
+
+
+def release_frozen() -> None:
+    """(executors) Before dropping something long-lived that the freeze may hold, such as a worker's cached model:
+    frozen objects are never collected, and a Keras model is full of reference cycles. Everything goes back into the
+    collector's view, the daemon's collect after this task frees what was dropped, and the next task freezes again."""
+    global _tasks_started
+    import gc
+
+    gc.unfreeze()
+    _tasks_started = min(_tasks_started, 1)

@@ -125,6 +125,29 @@ def test_a_new_learning_rate_keeps_the_workers_model_keys():
     assert "0.123" in model.to_json() and "0.123" not in architecture_json(model)
 
 
+def test_a_worker_builds_its_model_once_and_releases_the_freeze_before_replacing_it(monkeypatch):
+    """A cached model frozen by runtime.freeze_imports would never be collected once replaced."""
+    from colorspark import inference
+
+    released = []
+    monkeypatch.setattr(inference, "_cache", {})
+    monkeypatch.setattr(inference, "release_frozen", lambda: released.append(len(inference._cache)))
+
+    class Payload:
+        def __init__(self, key):
+            self.cache_key, self.builds = key, 0
+
+        def build(self):
+            self.builds += 1
+            return keras.Sequential(name=f"m{self.cache_key}")
+
+    first, second = Payload(1), Payload(2)
+    model = inference.worker_model(first)
+    assert inference.worker_model(first) is model and first.builds == 1 and released == []
+    assert inference.worker_model(second) is not model and second.builds == 1
+    assert released == [2]  # released while the old model was still cached, before it was dropped
+
+
 def test_one_worker_with_carried_state_trains_exactly_like_one_optimizer(sc):
     """With one worker, averaging is the identity: carrying Adam's state across windows must give the weights of
     a single uninterrupted Adam over the same rows in the same order; restarting it each window must not."""

@@ -81,3 +81,34 @@ def test_a_worker_freezes_the_first_tasks_imports_once_at_its_second_task():
                           cwd=HOOK.parents[1])
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["True", "True", "True"]
+
+
+RELEASE_PROBE = textwrap.dedent("""
+    import gc, weakref
+    from colorspark.runtime import freeze_imports, release_frozen
+
+    class Model:  # a cached model: full of reference cycles
+        def __init__(self):
+            self.me = self
+
+    cache = {"model": Model()}
+    gone = weakref.ref(cache["model"])
+    freeze_imports()
+    freeze_imports()  # the second task freezes the cached model with the imports
+    cache.clear()
+    gc.collect()
+    kept = gone() is not None  # frozen: never collected
+    release_frozen()  # what a worker does before it replaces its cached model
+    gc.collect()  # the daemon's collect after the task
+    freed = gone() is None
+    thawed = gc.get_freeze_count() == 0
+    freeze_imports()  # the next task
+    print(kept, freed, thawed, gc.get_freeze_count() > 0)
+""")
+
+
+def test_a_worker_releases_the_freeze_so_a_replaced_model_is_collected():
+    done = subprocess.run([sys.executable, "-c", RELEASE_PROBE], capture_output=True, text=True, timeout=120,
+                          cwd=HOOK.parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "True", "True", "True"]
