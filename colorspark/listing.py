@@ -56,8 +56,11 @@ class Inputs:
         `seen_keys`: the ones Spark's scan dropped. Only binaryFile drops files."""
         if not self.via_hadoop:
             return []
+        uris = self.frame.inputFiles()
+        if len(seen_keys) >= len(uris):  # the scan is a subset of the listing: nothing was dropped
+            return []
         missing = []
-        for uri in self.frame.inputFiles():
+        for uri in uris:
             path = _listed_path(uri)
             key = relative_output_path(path, self.root)
             if key not in seen_keys:
