@@ -70,7 +70,7 @@ def freeze_imports() -> None:
 
     Spark's Python workers run `gc.collect()` after every task. The worker start-up hook freezes what the daemon
     imported, but a task imports much more the first time it runs (colorspark from the --py-files archive, pyarrow,
-    h5py, Pillow's plugins, SciPy through scikit-image), some of it only deep inside the work. Scanning those objects
+    h5py, Pillow's plugins, SciPy, scikit-image), some of it only deep inside the work. Scanning those objects
     after every task cost ~25 ms (bench/preprocess_bench.py). By the second task's start everything the work needs
     is imported and the daemon has just collected the first task's garbage, so what is alive is what lives as long
     as the process; freezing it keeps nothing collectable.
