@@ -76,11 +76,16 @@ FREEZE_PROBE = textwrap.dedent("""
 """)
 
 
-def test_a_worker_freezes_the_first_tasks_imports_once_at_its_second_task():
-    done = subprocess.run([sys.executable, "-c", FREEZE_PROBE], capture_output=True, text=True, timeout=120,
+def _probe_output(code: str) -> list[str]:
+    """Run a freeze probe in a fresh interpreter: freezing is process-wide and must not touch the test process."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=HOOK.parents[1])
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["True", "True", "True"]
+    return done.stdout.split()
+
+
+def test_a_worker_freezes_the_first_tasks_imports_once_at_its_second_task():
+    assert _probe_output(FREEZE_PROBE) == ["True", "True", "True"]
 
 
 RELEASE_PROBE = textwrap.dedent("""
@@ -108,7 +113,4 @@ RELEASE_PROBE = textwrap.dedent("""
 
 
 def test_a_worker_releases_the_freeze_so_a_replaced_model_is_collected():
-    done = subprocess.run([sys.executable, "-c", RELEASE_PROBE], capture_output=True, text=True, timeout=120,
-                          cwd=HOOK.parents[1])
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["True", "True", "True", "True"]
+    assert _probe_output(RELEASE_PROBE) == ["True", "True", "True", "True"]
