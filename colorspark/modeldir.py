@@ -213,7 +213,8 @@ def plot_history(history: list[dict], uri: str) -> None:
         ax.set_title(title)
         ax.set_xlabel("round")
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.lines:  # a run without validation has nothing to label in its metric panels
+            ax.legend()
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)

@@ -144,3 +144,14 @@ def test_checkpoint_keeps_the_momentum_buffer_under_the_same_hash_check(tmp_path
 
 def test_no_checkpoint_means_none(tmp_path):
     assert modeldir.latest_checkpoint(tmp_path) is None
+
+
+@pytest.mark.parametrize("validated", [True, False])
+def test_history_plot_is_a_png_without_warnings(tmp_path, validated, recwarn):
+    history = [{"round": r, "train_loss": 4.0 - r / 10} for r in (1, 2)]
+    if validated:
+        history = [{**h, "val_loss": 4.1, "val_auc_rebal": 0.8, "val_auc_rebal_gray": 0.79, "val_psnr": 22.0,
+                    "val_psnr_gray": 21.7} for h in history]
+    modeldir.plot_history(history, str(tmp_path / "history.png"))
+    assert (tmp_path / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [str(w.message) for w in recwarn] == []
