@@ -137,6 +137,10 @@ def forward_pass(model):
     come in many shapes: those traces cost more than the network itself (bench/colorize_bench.py). One graph with
     free dimensions is traced once per model. Anything that is not a Keras model (a test's stand-in) is called
     through its `predict_on_batch`.
+
+    AutoGraph is off: the lambda has no control flow to convert, and converting it writes a
+    `__autograph_generated_file*.py` into the temp folder that only an `atexit` hook removes. PySpark's workers
+    leave through `os._exit`, so each worker of each job left one behind on its machine.
     """
     keras = sys.modules.get("keras")
     if keras is None or not isinstance(model, keras.Model):
@@ -145,7 +149,7 @@ def forward_pass(model):
         import tensorflow as tf
 
         held = weakref.ref(model)  # the cache must not keep its own key alive
-        graph = tf.function(lambda x: held()(x, training=False),
+        graph = tf.function(lambda x: held()(x, training=False), autograph=False,
                             input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
         _forward_passes[model] = lambda x: graph(x).numpy()
     return _forward_passes[model]
