@@ -56,7 +56,7 @@ def test_resume_trains_only_the_missing_round(trained):
     meta = json.loads((trained["dir"] / "colorspark.json").read_text())
     assert meta["rounds_done"] == 2 and meta["final_metrics"]["round"] == 2
     assert len(meta["centres"]) == 313 and len(meta["prior"]) == 313
-    assert meta["temperature"] == pytest.approx(0.38) and meta["input_size"] == 64
+    assert meta["temperature"] == pytest.approx(1.0) and meta["input_size"] == 64
     assert (trained["dir"] / "history.png").stat().st_size > 1000
     assert sorted(p.name for p in (trained["dir"] / "checkpoints").iterdir()) == ["round-0001", "round-0002"]
 
@@ -70,7 +70,8 @@ def test_resume_carries_the_averaged_optimizer_state_on(trained):
     assert all(h["syncs"] >= 1 and h["model_builds"] >= 1 and h["train_seconds"] > 0 for h in history)
 
 
-MOMENTUM = ["--set", "train.sync_every=1", "--set", "train.outer_momentum=0.5", "--set", "train.warmup_rounds=2"]
+MOMENTUM = ["--set", "train.sync_every=1", "--set", "train.outer_momentum=0.5", "--set", "train.warmup_rounds=2",
+            "--set", "train.learning_rate=0.0003", "--set", "train.lr_schedule=constant"]
 
 
 @pytest.fixture(scope="module")
