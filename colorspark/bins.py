@@ -299,20 +299,22 @@ def rebalance_weights(prior: np.ndarray, lam: float = 0.5, sigma: float = 5.0) -
     return (w / (smoothed * w).sum()).astype(np.float32)
 
 
-def annealed_mean(logits: np.ndarray, temperature: float = 0.38) -> np.ndarray:
+def annealed_mean(logits: np.ndarray, temperature: float) -> np.ndarray:
     """Decode per-pixel logits to ab: the mean of softmax(logits / T) over the bin centres.
 
     T = 1 gives the mean of the predicted distribution, which averages competing colours into gray-brown; T -> 0
     gives its mode, which is vivid but patchy where the mode flips between neighbouring pixels. Zhang et al.'s 0.38
-    keeps colours vivid without the patches. Re-normalising p^(1/T) equals softmax(logits / T), so no log of
-    probabilities is needed, and the maximum is subtracted first so huge logits cannot overflow.
+    keeps colours vivid without the patches for their strongly rebalanced model; the shipped, lightly rebalanced
+    model uses 1.0 (`bins.temperature`, chosen on the selection split). There is no default here: the temperature
+    is the model's, from its `colorspark.json`, or the caller's. Re-normalising p^(1/T) equals softmax(logits / T),
+    so no log of probabilities is needed, and the maximum is subtracted first so huge logits cannot overflow.
 
     Parameters
     ----------
     logits : (..., 313) array_like
         Unnormalised scores over the bins, usually the model's B×h×w×313 output; the leading axes are free. Any real
         dtype (computed in float32).
-    temperature : float, optional
+    temperature : float
         T > 0.
 
     Returns

@@ -10,12 +10,14 @@ written last, so its presence means the run is complete.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import posixpath
 import time
 
 from . import __version__, fs
 from .colorize_tasks import Plan, Tally, base_row, colorize_and_record, result_schema, results_batch, stem_key
+from .colorizer import Rendering
 from .datasets import PartWriter, part_files, read_table, write_part
 from .devices import device_records
 from .errors import JobError
@@ -50,7 +52,7 @@ def run(spark, input_path: str, output_dir: str, model_dir: str, config: dict, r
         log.info("%d input files processed; the model was built %d time(s) across the Python workers",
                  n_inputs, builds.value)
         publish_results(out, plan)
-        summary = summarize(tally, time.time() - started, model_dir, builds.value)
+        summary = summarize(tally, time.time() - started, model_dir, builds.value, plan.rendering)
         log_failures(tally)
         fs.write_bytes(fs.join(out, "report.html"), make_report(tally, summary, n_inputs, inputs.root, out, config))
         fs.write_json(fs.join(out, SUMMARY), summary)
@@ -141,8 +143,9 @@ def publish_results(out: str, plan: Plan) -> None:
     fs.publish(plan.staging, out, ["results"])
 
 
-def summarize(tally: Tally, seconds: float, model_dir: str, model_builds: int) -> dict:
-    """Counts by status, mean scores of the images that had a colour truth, and the devices the workers used.
+def summarize(tally: Tally, seconds: float, model_dir: str, model_builds: int, rendering: Rendering) -> dict:
+    """Counts by status, mean scores of the images that had a colour truth, the devices the workers used, and the
+    rendering settings (temperature, input size, upsampling), so that the outputs can be made again the same way.
 
     `cast_ratio` is the mean colour cast over the gray baseline's (a ratio of means, so photos with a strong true
     tint weigh in more than near-neutral ones, whose per-image ratio would be noise): below 1 the colorizer got
@@ -157,7 +160,7 @@ def summarize(tally: Tally, seconds: float, model_dir: str, model_builds: int) -
             "mean_millis_per_image": tally.millis[0] / tally.millis[1] if tally.millis[1] else None,
             "seconds": round(seconds, 2), "images_per_second": round(n_ok / seconds, 3) if seconds > 0 else None,
             "model": fs.display(model_dir), "colorspark_version": __version__, "model_builds": model_builds,
-            "devices": device_records(tally.devices)}
+            "devices": device_records(tally.devices), "rendering": dataclasses.asdict(rendering)}
 
 
 def log_failures(tally: Tally) -> None:

@@ -58,7 +58,11 @@ class Rendering:
     @classmethod
     def from_config(cls, config: dict, meta: dict, *, temperature: float | None = None,
                     input_size: int | None = None, keep_aspect: bool | None = None) -> Rendering:
-        """Settings from a run's config and a model's `colorspark.json`; the keyword arguments override both."""
+        """Settings from a run's config and a model's `colorspark.json`; the keyword arguments override both.
+
+        The temperature and the input size are the model's own (the ones it was chosen and trained with) unless
+        `colorize.temperature` or `colorize.render_size` is set (not 0).
+        """
         settings = config["colorize"]
         size = int(input_size or settings.get("render_size") or meta["input_size"])
         if size < NETWORK_STRIDE or size % NETWORK_STRIDE:
@@ -70,7 +74,9 @@ class Rendering:
             raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {upsample!r}")
         if radius < 1 or not eps > 0:
             raise ValueError(f"guided_radius must be >= 1 and guided_eps > 0, got {radius} and {eps}")
-        return cls(temperature=float(temperature if temperature is not None else meta["temperature"]),
+        if temperature is None:
+            temperature = settings.get("temperature") or meta["temperature"]
+        return cls(temperature=float(temperature),
                    input_size=size, batch_size=int(settings["batch_size"]),
                    jpeg_quality=int(config["output"]["jpeg_quality"]),
                    max_pixels=int(config["limits"]["max_pixels"]), max_bytes=int(config["limits"]["max_bytes"]),

@@ -14,6 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .labarrays import ENCODINGS as LAB_ENCODINGS
+from .labarrays import FORMATS as LAB_FORMATS
+
 EXTENSIONS = ["jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "gif"]
 
 
@@ -40,6 +43,7 @@ def _unit_open(v):
 def _one_of(*choices):
     rule = lambda v: v in choices  # noqa: E731
     rule.__doc__ = "one of " + ", ".join(map(str, choices))
+    rule.choices = choices
     return rule
 
 
@@ -91,8 +95,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
     },
     "output": {
         "formats": (["parquet", "hdf5"], _subset_of("parquet", "hdf5")),
-        "lab_format": ("npy", _one_of("npy", "hdf5", "mat", "none")),
-        "lab_encoding": ("lab8", _one_of("lab8", "float16", "float32")),
+        "lab_format": ("npy", _one_of(*LAB_FORMATS)),
+        "lab_encoding": ("lab8", _one_of(*LAB_ENCODINGS)),
         "jpeg_quality": (90, lambda v: 1 <= v <= 100),
         "report_max_images": (500, _non_negative),
         "thumb_size": (160, _positive),
@@ -129,12 +133,18 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "batch_size": (8, _positive),
         "partitions": (0, _non_negative),
         "render_size": (0, lambda v: v == 0 or _multiple_of_8(v)),
+        "temperature": (0.0, _non_negative),
         "keep_aspect": (True, None),
         "upsample": ("bilinear", _one_of("bilinear", "guided")),
         "guided_radius": (1, _positive),
         "guided_eps": (0.005, _positive),
     },
 }
+
+def choices(section: str, key: str) -> tuple:
+    """The values a key with a fixed set of them may take: the one list that the jobs' flags offer too."""
+    return SCHEMA[section][key][1].choices
+
 
 _TYPE_NAMES = {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list"}
 
@@ -208,8 +218,10 @@ def parse_override(text: str) -> dict:
     return {section: {key: value}}
 
 
-def load(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> dict:
-    """Defaults, then the TOML file (if any), then overrides ('section.key=value' strings or a nested dict)."""
+def load(path: str | Path | None = None, overrides: list[str] | dict | None = None,
+         flags: dict | None = None) -> dict:
+    """Defaults, then the TOML file (if any), then overrides ('section.key=value' strings or a nested dict), then a
+    job's own command-line flags (a nested dict). Values that only conflict together are checked on the result."""
     from . import fs
 
     config = defaults()
@@ -227,6 +239,8 @@ def load(path: str | Path | None = None, overrides: list[str] | dict | None = No
     else:
         for text in overrides or []:
             config = merge(config, parse_override(text), "override")
+    if flags:
+        config = merge(config, flags, "command line")
     _check_combinations(config)
     return config
 

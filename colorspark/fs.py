@@ -226,6 +226,16 @@ def local_copy(uri: str) -> Iterator[Path]:
         yield target
 
 
+@contextlib.contextmanager
+def local_file_holding(data: bytes, suffix: str = "") -> Iterator[Path]:
+    """A private temporary file holding `data`, for a library that reads only from a path (Keras's model loader);
+    removed when the block ends."""
+    with tempfile.TemporaryDirectory(prefix="colorspark-") as folder:
+        target = Path(folder) / ("data" + suffix)
+        target.write_bytes(data)
+        yield target
+
+
 # --- writing ---------------------------------------------------------------------------------------------------------
 
 def temp_name(name: str) -> str:

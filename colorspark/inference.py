@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import fs
 from .bins import annealed_mean
 from .devices import pin_task_devices
 from .runtime import import_tensorflow, release_frozen, task_cpus
@@ -76,17 +77,12 @@ class ModelFile:
         return "file", self.sha256, self.any_input_size
 
     def build(self):
-        import tempfile
-
         import keras
 
         from .losses import custom_objects
 
-        with tempfile.NamedTemporaryFile(suffix=".keras") as archive:
-            archive.write(self.data)
-            archive.flush()
-            model = keras.saving.load_model(archive.name, custom_objects=custom_objects(), compile=False,
-                                            safe_mode=True)
+        with fs.local_file_holding(self.data, suffix=".keras") as archive:
+            model = keras.saving.load_model(archive, custom_objects=custom_objects(), compile=False, safe_mode=True)
         if not self.any_input_size:
             return model
         from .model import any_size_architecture

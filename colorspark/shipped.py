@@ -14,6 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from . import fs
+
 NAME = "small"
 FILES = ("colorspark.json", "model.keras")
 
@@ -31,5 +33,5 @@ def shipped_model_dir() -> str:
     folder = Path(tempfile.mkdtemp(prefix="colorspark-shipped-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     for name in FILES:
-        (folder / name).write_bytes(packed.joinpath(name).read_bytes())
+        fs.write_bytes(str(folder / name), packed.joinpath(name).read_bytes())
     return str(folder)

@@ -3,6 +3,7 @@
 import sys
 
 from colorspark import cli, colorize
+from colorspark.config import choices
 from colorspark.shipped import shipped_model_dir
 
 JOB = cli.Job("colorize", "Colorize every image under --input at its full resolution with a trained model (default: "
@@ -15,8 +16,8 @@ def main(argv=None) -> int:
     p.add_argument("--input", required=True, help="file, folder or glob; a path or URI (file:, hdfs:, s3:, gs:, ...)")
     p.add_argument("--output", required=True, help="output folder; a path or URI (hdfs://, s3://bucket/..., file://)")
     p.add_argument("--model", help="model directory written by jobs/train.py, a path or URI (default: models/small)")
-    p.add_argument("--lab-format", choices=["npy", "hdf5", "mat", "none"], help="Lab array format (default npy)")
-    p.add_argument("--lab-encoding", choices=["lab8", "float16", "float32"],
+    p.add_argument("--lab-format", choices=choices("output", "lab_format"), help="Lab array format (default npy)")
+    p.add_argument("--lab-encoding", choices=choices("output", "lab_encoding"),
                    help="Lab array encoding (default lab8: uint8 L*2.55, a+128, b+128, 3 bytes/pixel)")
     p.add_argument("--resume", action="store_true", help="skip inputs whose outputs already exist")
     args = p.parse_args(argv)

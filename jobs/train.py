@@ -3,6 +3,7 @@
 import sys
 
 from colorspark import cli, training
+from colorspark.config import choices
 
 JOB = cli.Job("train", "Train the colorization CNN with Elephas on the output of jobs/preprocess.py. "
                        "One round = one Elephas fit; each round is validated and checkpointed.",
@@ -13,13 +14,14 @@ def main(argv=None) -> int:
     p = cli.parser(JOB)
     p.add_argument("--data", required=True, help="output folder of jobs/preprocess.py; a path or URI")
     p.add_argument("--model-dir", required=True, help="where the model, history and checkpoints go; a path or URI")
-    p.add_argument("--preset", choices=["tiny", "small", "vgg16"], help="network preset (default: small)")
+    p.add_argument("--preset", choices=choices("train", "preset"), help="network preset (default: small)")
     p.add_argument("--rounds", type=int, help="total rounds to reach (with --resume: including finished ones)")
     p.add_argument("--workers", type=int, help="Elephas workers = training partitions (default 2)")
-    p.add_argument("--mode", choices=["synchronous", "asynchronous", "hogwild"],
+    p.add_argument("--mode", choices=choices("train", "mode"),
                    help="Elephas mode; the asynchronous ones start a parameter server on the driver address, "
                         "port train.port (default 4000)")
-    p.add_argument("--source", choices=["parquet", "hdf5"], help="which preprocess output to read (default parquet)")
+    p.add_argument("--source", choices=choices("train", "source"),
+                   help="which preprocess output to read (default parquet)")
     p.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint in --model-dir")
     args = p.parse_args(argv)
     overrides = cli.flags(train={"preset": args.preset, "rounds": args.rounds, "workers": args.workers,

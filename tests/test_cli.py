@@ -47,6 +47,11 @@ def test_spark_submit_options_after_the_script_are_explained(given):
     assert "config file" not in proc.stderr
 
 
+def test_conflicting_job_flags_are_a_usage_error_before_spark_starts():
+    proc = _job("colorize", "--input", "in", "--output", "out", "--lab-format", "mat", "--lab-encoding", "float16")
+    assert proc.returncode == 2 and "half precision" in proc.stderr and "SparkContext" not in proc.stderr
+
+
 def test_abbreviations_are_not_expanded():
     proc = _job("train", "--data", "d", "--model-dir", "m", "--res")  # not --resume
     assert proc.returncode == 2 and "unrecognized arguments: --res" in proc.stderr

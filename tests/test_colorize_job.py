@@ -111,6 +111,13 @@ def test_the_model_is_built_once_per_python_worker(colorized):
     assert 1 <= summary["model_builds"] <= len(workers) <= 2
 
 
+def test_the_summary_records_the_rendering_with_the_models_own_temperature(colorized):
+    rendering = json.loads((colorized["out"] / "summary.json").read_text())["rendering"]
+    shipped = json.loads((Path(__file__).resolve().parents[1] / "models" / "small" / "colorspark.json").read_text())
+    assert rendering["temperature"] == shipped["temperature"] and rendering["input_size"] == shipped["input_size"]
+    assert rendering["batch_size"] == 3 and rendering["upsample"] == "bilinear"
+
+
 def test_report_is_self_contained(colorized):
     html = (colorized["out"] / "report.html").read_text()
     assert "big colour.png" in html and "empty.jpg" in html
@@ -146,9 +153,12 @@ def test_other_lab_formats(fmt, encoding, run_job, tmp_path):
         write_image(tmp_path / "in" / f"p{i}.png", colour_photo(40 + i, 30, seed=i))
     out = tmp_path / "out"
     proc = run_job("colorize", "--input", tmp_path / "in", "--output", out, "--lab-format", fmt,
-                   "--lab-encoding", encoding, "--set", f"colorize.keep_aspect={str(fmt == 'none').lower()}")
+                   "--lab-encoding", encoding, "--set", f"colorize.keep_aspect={str(fmt == 'none').lower()}",
+                   "--set", "colorize.temperature=0.5")
     assert proc.returncode == 0, proc.log
     rows = _results(out)
+    rendering = json.loads((out / "summary.json").read_text())["rendering"]
+    assert rendering["temperature"] == 0.5 and rendering["keep_aspect"] == (fmt == "none")
     if fmt == "hdf5":
         shards = list((out / "lab").glob("*.h5"))
         names = []

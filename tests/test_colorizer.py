@@ -136,6 +136,15 @@ def test_rendering_size_must_suit_the_network():
         Rendering.from_config(CONFIG, META, input_size=60)
 
 
+def test_temperature_is_the_models_unless_the_config_or_the_caller_sets_one():
+    assert Rendering.from_config(CONFIG, META).temperature == 0.38
+    unset = {**CONFIG, "colorize": {"batch_size": 2, "temperature": 0.0}}
+    assert Rendering.from_config(unset, META).temperature == 0.38
+    configured = {**CONFIG, "colorize": {"batch_size": 2, "temperature": 0.8}}
+    assert Rendering.from_config(configured, META).temperature == 0.8
+    assert Rendering.from_config(configured, META, temperature=0.5).temperature == 0.5
+
+
 def test_keep_aspect_shapes_follow_the_photo_at_the_squares_area():
     square = Rendering.from_config(CONFIG, {**META, "input_size": 64})
     assert square.network_shape(300, 400) == (64, 64)

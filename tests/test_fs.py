@@ -62,6 +62,12 @@ def test_write_json_round_trips_numpy_and_keeps_the_old_file_on_failure(tmp_path
     assert _temps(tmp_path) == []
 
 
+def test_local_file_holding_gives_the_bytes_a_path_only_inside_the_block():
+    with fs.local_file_holding(b"\x00keras bytes", suffix=".keras") as local:
+        assert local.suffix == ".keras" and local.read_bytes() == b"\x00keras bytes"
+    assert not local.exists() and not local.parent.exists()
+
+
 def test_local_file_for_publishes_on_success_only(tmp_path):
     target = tmp_path / "shards" / "part-0.h5"
     with fs.local_file_for(str(target), ".h5") as local, h5py.File(local, "w") as h5:

@@ -66,3 +66,5 @@ def test_config_refuses_half_precision_in_matlab_files():
     assert load()["output"]["lab_encoding"] == "lab8"
     with pytest.raises(ConfigError, match="half precision"):
         load(overrides=["output.lab_format=mat", "output.lab_encoding=float16"])
+    with pytest.raises(ConfigError, match="half precision"):  # a job's own flags are checked the same way
+        load(overrides=["output.lab_encoding=float16"], flags={"output": {"lab_format": "mat"}})
