@@ -17,8 +17,8 @@ from . import fs
 from .errors import JobError
 from .session import build_spark_session, setup_logging
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+EXIT_FAILED = JobError.exit_code
+EXIT_USAGE = fs.StorageError.exit_code
 EXIT_INTERNAL = 3
 
 # spark-submit's own options: given after the script they reach the job, and are a user's mistake, not a typo.
