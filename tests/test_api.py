@@ -20,6 +20,8 @@ from PIL import Image
 from colorspark import labarrays
 from colorspark.colorspace import rgb_to_l
 
+pytestmark = pytest.mark.spark
+
 ROOT = Path(__file__).resolve().parent.parent
 ADDED = ["colorized_jpeg", "lab", "width", "height", "status", "error"]
 
@@ -161,6 +163,7 @@ def test_api_and_job_write_the_same_jpegs(spark, folder, run_job, tmp_path):
     proc = run_job("colorize", "--input", folder, "--output", tmp_path / "out")
     assert proc.returncode == 0, proc.log
     api = colorspark.colorize_dataframe(spark.read.format("binaryFile").load(str(folder))).collect()
+    assert sorted(row["status"] for row in api) == ["error"] + ["ok"] * 6  # only broken.jpg fails
     for row in api:
         if row["status"] == "ok":
             stem = Path(row["path"]).stem

@@ -148,6 +148,7 @@ def test_a_worker_builds_its_model_once_and_releases_the_freeze_before_replacing
     assert released == [2]  # released while the old model was still cached, before it was dropped
 
 
+@pytest.mark.spark
 def test_one_worker_with_carried_state_trains_exactly_like_one_optimizer(sc):
     """With one worker, averaging is the identity: carrying Adam's state across windows must give the weights of
     a single uninterrupted Adam over the same rows in the same order; restarting it each window must not."""
@@ -166,6 +167,7 @@ def test_one_worker_with_carried_state_trains_exactly_like_one_optimizer(sc):
     assert not np.allclose(reset.master_network.get_weights()[0], reference.get_weights()[0], atol=1e-4)
 
 
+@pytest.mark.spark
 def test_workers_keep_their_model_and_every_window_is_averaged(sc):
     x, y = _data(64)
     before = _model().get_weights()
@@ -271,6 +273,7 @@ def _by_hand(parts, sizes, windows, weights, rates, outer_momentum, buffer=None)
     return weights, buffer
 
 
+@pytest.mark.spark
 def test_spark_fit_with_outer_momentum_and_window_rates_matches_the_hand_computation_across_rounds(sc):
     """Two workers, two windows per round at their own rates, m = 0.5; then a second round (a new model, as the train
     job makes one per round) with the same momentum object: the buffer carries on across rounds."""

@@ -13,7 +13,7 @@ import pytest
 from imagefactory import colour_photo, make_image_zoo, write_image
 from PIL import Image
 
-from colorspark import labarrays
+from colorspark import fs, labarrays
 from colorspark.colorspace import rgb_to_l
 from colorspark.decode import decode_image
 from colorspark.metrics import SCORE_KEYS
@@ -127,7 +127,8 @@ def test_report_is_self_contained(colorized):
 
 def test_no_temp_files_and_nothing_outside_out(colorized):
     out = colorized["out"]
-    assert [p for p in out.rglob("*") if ".cs-tmp-" in p.name] == []
+    assert [p for p in out.rglob("*") if p.name.startswith(fs.TMP_MARK)] == []
+    assert sorted(p.name for p in out.parent.iterdir()) == ["images", "out"]  # the inputs are untouched beside it
     rows = _results(out)
     n_ok = sum(r["status"] == "ok" for r in rows.values())
     assert len(list((out / "jpeg").rglob("*.jpg"))) == n_ok

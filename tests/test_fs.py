@@ -238,10 +238,14 @@ def test_credentials_written_into_a_uri_are_masked_wherever_it_is_shown():
     assert "s3/cr3t" not in str(err.value)
 
 
-def test_credentials_in_an_s3_uri_are_used_and_not_taken_for_the_bucket(s3, s3_env):
+def test_credentials_in_an_s3_uri_are_used_and_not_taken_for_the_bucket(s3, s3_env, monkeypatch):
     bucket = s3.new_bucket()
     from urllib.parse import quote
 
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")  # so only the URI's secret can work
+    fs.forget_filesystems()
+    with pytest.raises(fs.StorageError, match="refused the credentials"):
+        fs.check_location(f"s3://{bucket}/x.bin", what="--output", cluster=False, output=True)
     uri = f"s3://{s3.access_key}:{quote(s3.secret, safe='')}@{bucket}/x.bin"
     fs.write_bytes(uri, b"with credentials from the URI")
     assert s3.keys(bucket) == {"x.bin": b"with credentials from the URI"}

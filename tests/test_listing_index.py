@@ -9,6 +9,8 @@ import pytest
 
 from colorspark.listing import file_index_uris, list_images
 
+pytestmark = pytest.mark.spark
+
 NAMES = ["plain.jpg", "with space.jpg", "per%cent.jpg", "hash#tag.jpg", "accentué.jpg", "new\nline.jpg",
          "deep/er/nested.JPG", "semi;colon.png"]
 

@@ -102,8 +102,7 @@ def test_checkpoints_fall_back_past_corrupt_ones(tmp_path, caplog):
     assert number == 1 and [h["round"] for h in state["history"]] == [1] and optimizer is None and momentum is None
     assert "round-0003 is unusable" in caplog.text and "round-0002 is unusable" in caplog.text
     np.testing.assert_array_equal(loaded.get_weights()[0], model.get_weights()[0])
-    assert all(zipfile.is_zipfile(p / "model.keras") for p in (tmp_path / "checkpoints").iterdir()
-               if p.name == "round-0001")
+    assert zipfile.is_zipfile(tmp_path / "checkpoints" / "round-0001" / "model.keras")  # round 1 was left alone
 
 
 def test_checkpoint_keeps_the_optimizer_state_and_refuses_a_changed_one(tmp_path, caplog):

@@ -9,6 +9,8 @@ import pytest
 
 from colorspark.training import deal_evenly
 
+pytestmark = pytest.mark.spark
+
 
 @pytest.fixture(scope="module")
 def sc():
