@@ -78,7 +78,7 @@ def main(job: Job, args: argparse.Namespace, flag_overrides: dict, locations: li
     `body(spark, config, uris)`, where `uris` maps each location's option to its URI. Returns the exit code."""
     log = setup_logging(job.name)
     try:
-        config = config_mod.load(args.config, args.overrides, {s: v for s, v in flag_overrides.items() if v})
+        config = config_mod.load(args.config, args.overrides, flag_overrides)
         cluster = _master_is_cluster()
         uris = {loc.option: fs.check_location(loc.value, what=loc.option,
                                                cluster=cluster and (loc.output or loc.shared), output=loc.output)

@@ -141,6 +141,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
     },
 }
 
+
 def choices(section: str, key: str) -> tuple:
     """The values a key with a fixed set of them may take: the one list that the jobs' flags offer too."""
     return SCHEMA[section][key][1].choices
