@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from . import config as config_mod
 from . import fs
 from .errors import JobError
-from .session import build_spark_session, setup_logging
+from .session import build_spark_session, setup_logging, stop_spark
 
 EXIT_FAILED = JobError.exit_code
 EXIT_USAGE = fs.StorageError.exit_code
@@ -98,7 +98,7 @@ def main(job: Job, args: argparse.Namespace, flag_overrides: dict, locations: li
         log.error("traceback:", exc_info=True)
         return EXIT_INTERNAL
     finally:
-        spark.stop()
+        stop_spark(spark)
 
 
 def _master_is_cluster() -> bool:

@@ -22,8 +22,9 @@ from .bins import gamut_centres, prior_from_counts
 from .datasets import write_part
 from .errors import JobError
 from .listing import Inputs, find_inputs
-from .preprocess_tasks import SUMMARY, Staging, process_batches, result_ddl
+from .preprocess_tasks import SUMMARY, Staging, prepare_worker, process_batches, result_ddl
 from .samples import OUTPUT_STRIDE
+from .session import python_workers_starting
 from .splits import SPLITS
 
 log = logging.getLogger("colorspark.preprocess")
@@ -36,9 +37,10 @@ def run(spark, input_path: str, output_dir: str, config: dict) -> dict:
     """Run the whole preprocessing job; returns the manifest."""
     started = time.time()
     out = fs.to_uri(output_dir)
-    inputs = find_inputs(spark, input_path, config["data"]["extensions"])
-    staging = start_staging(out)
-    results = process(spark, inputs, staging, config)
+    with python_workers_starting(spark, prepare_worker):
+        inputs = find_inputs(spark, input_path, config["data"]["extensions"])
+        staging = start_staging(out)
+        results = process(spark, inputs, staging, config)
     shards, counts = partition_summaries(results)
     files = add_unscanned(spark, inputs, results)
     tally = count_results(files, input_path, config)

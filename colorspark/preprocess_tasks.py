@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import fs
-from .bins import bin_counts, gamut_centres
+from .bins import bin_counts, gamut_centres, hard_bins
 from .datasets import PartWriter, part_name
 from .decode import DecodeError, decode_image
 from .listing import read_content
@@ -65,6 +65,17 @@ def process_image(content: bytes, key: str, config: dict) -> list[dict]:
                      "max_chroma": sample["max_chroma"], "colorful": sample["max_chroma"] >= data["gray_chroma"],
                      "width": int(rgb.shape[1]), "height": int(rgb.shape[0])})
     return rows
+
+
+def prepare_worker() -> None:
+    """What a Python worker needs before its first file, done before the job's tasks arrive
+    (`session.python_workers_starting`): the bin tables and the imports that the first file would trigger."""
+    import h5py  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+    from PIL import Image
+
+    Image.preinit()
+    hard_bins(np.zeros((1, 1, 2), np.int8))
 
 
 class Staging(NamedTuple):

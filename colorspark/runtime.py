@@ -83,6 +83,16 @@ def freeze_imports() -> None:
         gc.freeze()
 
 
+def prepared_worker(rows, prepare):
+    """(executors) The task that starts a Python worker early (`session.python_workers_starting`): it counts as the
+    worker's first task for `freeze_imports` and runs the job's `prepare`; returns no rows."""
+    freeze_imports()
+    prepare()
+    for _ in rows:
+        pass
+    return iter(())
+
+
 def release_frozen() -> None:
     """(executors) Before dropping something long-lived that the freeze may hold, such as a worker's cached model:
     frozen objects are never collected, and a Keras model is full of reference cycles. Everything goes back into the

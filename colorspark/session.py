@@ -7,11 +7,15 @@ driver.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import sys
+import threading
+from collections.abc import Callable
 
-from .runtime import QUIET_ENV
+from .runtime import QUIET_ENV, prepared_worker
 
 
 def setup_logging(job: str) -> logging.Logger:
@@ -33,6 +37,10 @@ DEFAULT_CONF = {
     # A file Hadoop cannot open must not fail the job; colorspark.listing gives every skipped file an error row.
     "spark.sql.files.ignoreCorruptFiles": "true",
     "spark.sql.files.ignoreMissingFiles": "true",
+    # Spark keeps one pool of Python workers per set of worker environment variables, and this setting gives
+    # DataFrame passes a variable that RDD passes lack: off, both kinds of pass share the workers that
+    # python_workers_starting starts early. Tracebacks from a task then show PySpark's own frames too.
+    "spark.sql.execution.pyspark.udf.simplifiedTraceback.enabled": "false",
 }
 
 
@@ -81,3 +89,49 @@ def build_spark_session(app_name: str, extra_conf: dict | None = None, *, tensor
     spark.sparkContext.environment.setdefault("TF_NUM_INTEROP_THREADS", "1")
     spark.sparkContext.environment.setdefault("OMP_NUM_THREADS", cpus)
     return spark
+
+
+@contextlib.contextmanager
+def python_workers_starting(spark, prepare: Callable[[], None]):
+    """Start the executors' Python workers, and `prepare` each one, while the driver does its own first steps.
+
+    A job's first tasks otherwise wait for a new worker daemon and for what each worker imports and derives before
+    its first row (the job's task module, Pillow's plugins, h5py, the bin tables): 2-3 s of a cold preprocess run,
+    during which the driver, listing the inputs and planning the job, had left the executors idle. One tiny task per
+    core, in an RDD job of its own from a background thread (no query to plan), starts them while the driver works;
+    Python workers are reused, so the job's own tasks find them ready, DataFrame passes included as long as
+    `spark.sql.execution.pyspark.udf.simplifiedTraceback.enabled` is off (DEFAULT_CONF): Spark keeps one pool of
+    workers per set of worker environment variables, and that setting adds one. Leaving the block waits for the
+    job, so none outlives the caller.
+    """
+    context = spark.sparkContext
+    tasks = context.parallelize(range(context.defaultParallelism), context.defaultParallelism)
+
+    def submit():
+        try:
+            tasks.mapPartitions(functools.partial(prepared_worker, prepare=prepare)).collect()
+        except Exception as exc:  # the job's own work reports real trouble; this pass only saves time
+            logging.getLogger("colorspark").debug("starting the Python workers early did not work: %s", exc)
+
+    thread = threading.Thread(target=submit, name="colorspark-python-workers", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+
+
+def stop_spark(spark) -> None:
+    """Stop the job process's Spark session without waiting out PySpark's accumulator server.
+
+    `SparkContext.stop()` ends by shutting that server down, and its request handler polls its socket once a
+    second, so every job paid up to a second at exit (0.95 s measured, bench/preprocess_e2e_bench.py). The server
+    runs in a daemon thread: shutting it down in a daemon thread of its own lets a long-lived process release it and
+    a job that is exiting exit at once.
+    """
+    context = spark.sparkContext
+    server = getattr(context, "_accumulatorServer", None)
+    context._accumulatorServer = None
+    spark.stop()
+    if server is not None:
+        threading.Thread(target=server.shutdown, name="colorspark-accumulator-stop", daemon=True).start()

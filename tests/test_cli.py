@@ -62,15 +62,15 @@ def test_an_internal_error_has_its_own_exit_code_and_one_clear_line(monkeypatch,
 
     stopped = []
     monkeypatch.setattr(cli, "_master_is_cluster", lambda: False)
-    monkeypatch.setattr(cli, "build_spark_session",
-                        lambda *a, **k: type("S", (), {"stop": lambda s: stopped.append(1)})())
+    monkeypatch.setattr(cli, "build_spark_session", lambda *a, **k: "session")
+    monkeypatch.setattr(cli, "stop_spark", stopped.append)
     args = cli.parser(cli.Job("colorize", "d", False)).parse_args([])
 
     def bug(spark, config, uris):
         raise KeyError("no such column")
 
     code = cli.main(cli.Job("colorize", "d", False), args, {}, [], bug)
-    assert code == cli.EXIT_INTERNAL == 3 and stopped == [1]
+    assert code == cli.EXIT_INTERNAL == 3 and stopped == ["session"]
     lines = capsys.readouterr().err.splitlines()
     assert "internal error" in lines[0] and "KeyError: 'no such column'" in lines[0]
     assert "Traceback (most recent call last)" in "\n".join(lines[1:])  # the traceback follows in the log
@@ -81,7 +81,8 @@ def test_a_job_failure_and_a_storage_error_keep_their_exit_codes(monkeypatch, tm
     from colorspark.errors import JobError
 
     monkeypatch.setattr(cli, "_master_is_cluster", lambda: False)
-    monkeypatch.setattr(cli, "build_spark_session", lambda *a, **k: type("S", (), {"stop": lambda s: None})())
+    monkeypatch.setattr(cli, "build_spark_session", lambda *a, **k: "session")
+    monkeypatch.setattr(cli, "stop_spark", lambda spark: None)
     job = cli.Job("colorize", "d", False)
     args = cli.parser(job).parse_args([])
 

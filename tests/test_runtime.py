@@ -72,3 +72,47 @@ def test_worker_daemons_preload_tensorflow_only_for_jobs_that_use_it(tensorflow_
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("PROBE "))
     mode = "tensorflow" if tensorflow_workers else "plain"
     assert json.loads(line[6:]) == [{"mode": mode, "tensorflow": tensorflow_workers, "frozen": True}] * 2
+
+
+EARLY_PROBE = textwrap.dedent("""
+    import json, os
+    from colorspark.session import build_spark_session, python_workers_starting, stop_spark
+
+    def prepare():
+        os.environ["PREPARED_BY"] = str(os.getpid())
+
+    def probe(batches):
+        import pyarrow as pa
+        for _ in batches:
+            pass
+        yield pa.RecordBatch.from_pylist([{"pid": os.getpid(), "prepared_by": os.environ.get("PREPARED_BY")}])
+
+    spark = build_spark_session("probe", tensorflow_workers=False)
+    with python_workers_starting(spark, prepare):
+        rows = spark.range(0, 4, 1, 4).mapInArrow(probe, "pid long, prepared_by string").collect()
+    print("PROBE " + json.dumps([[r.pid, r.prepared_by] for r in rows]))
+    stop_spark(spark)
+
+    # A process that goes on after stop_spark can start Spark again, accumulators included.
+    spark = build_spark_session("probe-again", tensorflow_workers=False)
+    counter = spark.sparkContext.accumulator(0)
+    spark.sparkContext.parallelize(range(10), 2).foreach(lambda x: counter.add(x))
+    print("AGAIN " + json.dumps(counter.value))
+    stop_spark(spark)
+""")
+
+
+def test_python_workers_started_early_run_the_jobs_dataframe_tasks(py_files, tmp_path):
+    """The workers that python_workers_starting prepares (an RDD pass) are the ones that run the job's DataFrame
+    pass afterwards: otherwise Spark would start a second set and the early start would only cost memory."""
+    script = tmp_path / "probe.py"
+    script.write_text(EARLY_PROBE)
+    proc = subprocess.run([SPARK_SUBMIT, "--master", "local[2]", "--py-files", str(py_files), str(script)],
+                          capture_output=True, text=True, env=job_env(), timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    rows = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("PROBE "))[6:])
+    assert len(rows) == 4
+    assert all(prepared_by == str(pid) for pid, prepared_by in rows), rows
+    assert json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("AGAIN "))[6:]) == 45
