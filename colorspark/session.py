@@ -91,6 +91,9 @@ def build_spark_session(app_name: str, extra_conf: dict | None = None, *, tensor
     return spark
 
 
+_prepared: set = set()  # (application, prepare function) pairs whose workers were started early
+
+
 @contextlib.contextmanager
 def python_workers_starting(spark, prepare: Callable[[], None]):
     """Start the executors' Python workers, and `prepare` each one, while the driver does its own first steps.
@@ -102,9 +105,14 @@ def python_workers_starting(spark, prepare: Callable[[], None]):
     Python workers are reused, so the job's own tasks find them ready, DataFrame passes included as long as
     `spark.sql.execution.pyspark.udf.simplifiedTraceback.enabled` is off (DEFAULT_CONF): Spark keeps one pool of
     workers per set of worker environment variables, and that setting adds one. Leaving the block waits for the
-    job, so none outlives the caller.
+    job, so none outlives the caller. Done once per application and `prepare`: later runs find the workers warm.
     """
     context = spark.sparkContext
+    key = (context.applicationId, prepare.__module__, prepare.__qualname__)
+    if key in _prepared:
+        yield
+        return
+    _prepared.add(key)
     tasks = context.parallelize(range(context.defaultParallelism), context.defaultParallelism)
 
     def submit():

@@ -91,6 +91,10 @@ EARLY_PROBE = textwrap.dedent("""
     with python_workers_starting(spark, prepare):
         rows = spark.range(0, 4, 1, 4).mapInArrow(probe, "pid long, prepared_by string").collect()
     print("PROBE " + json.dumps([[r.pid, r.prepared_by] for r in rows]))
+    jobs = len(spark.sparkContext.statusTracker().getJobIdsForGroup())
+    with python_workers_starting(spark, prepare):  # the same application and function: the workers are ready
+        pass
+    print("LATER_JOBS " + json.dumps(len(spark.sparkContext.statusTracker().getJobIdsForGroup()) - jobs))
     stop_spark(spark)
 
     # A process that goes on after stop_spark can start Spark again, accumulators included.
@@ -115,4 +119,5 @@ def test_python_workers_started_early_run_the_jobs_dataframe_tasks(py_files, tmp
     rows = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("PROBE "))[6:])
     assert len(rows) == 4
     assert all(prepared_by == str(pid) for pid, prepared_by in rows), rows
+    assert json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("LATER_JOBS "))[11:]) == 0
     assert json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("AGAIN "))[6:]) == 45
