@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import threading
+import uuid
 from collections.abc import Callable
 
 from .runtime import QUIET_ENV, prepared_worker
@@ -105,7 +106,8 @@ def python_workers_starting(spark, prepare: Callable[[], None]):
     Python workers are reused, so the job's own tasks find them ready, DataFrame passes included as long as
     `spark.sql.execution.pyspark.udf.simplifiedTraceback.enabled` is off (DEFAULT_CONF): Spark keeps one pool of
     workers per set of worker environment variables, and that setting adds one. Leaving the block waits for the
-    job, so none outlives the caller. Done once per application and `prepare`: later runs find the workers warm.
+    job, or cancels it if the block raised: an error found by the driver (a missing input) is reported at once, even
+    while the cluster has no executor yet. Done once per application and `prepare`: later runs find the workers warm.
     """
     context = spark.sparkContext
     key = (context.applicationId, prepare.__module__, prepare.__qualname__)
@@ -114,8 +116,10 @@ def python_workers_starting(spark, prepare: Callable[[], None]):
         return
     _prepared.add(key)
     tasks = context.parallelize(range(context.defaultParallelism), context.defaultParallelism)
+    group = f"colorspark-python-workers-{uuid.uuid4().hex[:8]}"
 
     def submit():
+        context.setJobGroup(group, "start the Python workers early")
         try:
             tasks.mapPartitions(functools.partial(prepared_worker, prepare=prepare)).collect()
         except Exception as exc:  # the job's own work reports real trouble; this pass only saves time
@@ -125,8 +129,12 @@ def python_workers_starting(spark, prepare: Callable[[], None]):
     thread.start()
     try:
         yield
-    finally:
-        thread.join()
+    except BaseException:
+        while thread.is_alive():  # until the thread ends: its job may not have been submitted yet
+            context.cancelJobGroup(group)
+            thread.join(0.2)
+        raise
+    thread.join()
 
 
 def stop_spark(spark) -> None:

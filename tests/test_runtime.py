@@ -95,6 +95,17 @@ EARLY_PROBE = textwrap.dedent("""
     with python_workers_starting(spark, prepare):  # the same application and function: the workers are ready
         pass
     print("LATER_JOBS " + json.dumps(len(spark.sparkContext.statusTracker().getJobIdsForGroup()) - jobs))
+
+    # An error in the block cancels the early start instead of waiting for it (here it would take 10 minutes).
+    def slow_prepare():
+        import time
+        time.sleep(600)
+
+    try:
+        with python_workers_starting(spark, slow_prepare):
+            raise KeyError("input path does not exist")
+    except KeyError:
+        print("ACTIVE_JOBS " + json.dumps(spark.sparkContext.statusTracker().getActiveJobsIds()))
     stop_spark(spark)
 
     # A process that goes on after stop_spark can start Spark again, accumulators included.
@@ -120,4 +131,5 @@ def test_python_workers_started_early_run_the_jobs_dataframe_tasks(py_files, tmp
     assert len(rows) == 4
     assert all(prepared_by == str(pid) for pid, prepared_by in rows), rows
     assert json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("LATER_JOBS "))[11:]) == 0
+    assert json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("ACTIVE_JOBS "))[12:]) == []
     assert json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("AGAIN "))[6:]) == 45
