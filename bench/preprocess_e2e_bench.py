@@ -12,7 +12,8 @@
   Target: (b) / (a) >= 0.6. All write the same kind of Parquet rows; the row counts are checked.
 
 The bin centres for the plain script are written to WORKDIR/centres.npy (from colorspark.bins.gamut_centres) before
-anything is timed. The three runs alternate for --rounds rounds, each after the machine has settled.
+anything is timed. Each round runs (a), (a') and (b), each after the machine has settled, and each of them goes
+first in turn, so that a slow first run after a pause does not always fall on the same side.
 Writes its subsection of BENCHMARKS.md (section 1) unless --no-md. Waits for an idle machine (at most --max-wait s)
 unless --no-wait.
 
@@ -140,16 +141,19 @@ def main():
 
     rounds = []
     settle_timeout = min(300.0, args.max_wait)
+    sides = [*SPARK_SETTINGS, "b"]
     for i in range(args.rounds):
         settled, spark = [], {}
-        for variant in SPARK_SETTINGS:
+        for side in sides[i % len(sides):] + sides[:i % len(sides)]:  # each side goes first in turn
             settled.append(C.settle(skip=args.no_wait, timeout=settle_timeout, log=C.say))
-            spark[variant] = run_spark(variant, work, zip_path, input_dir, f"{variant.replace(chr(39), 'p')}{i + 1}")
-            C.say(f"[bench] round {i + 1}: ({variant}) spark-submit {spark[variant]['seconds']:.1f} s (job "
-                  f"{spark[variant]['job_s']:.1f} s, {spark[variant]['ok']} ok, {spark[variant]['rows']} rows; "
-                  f"foreign cores {spark[variant]['cpu']['foreign_cores']:.2f})")
-        settled.append(C.settle(skip=args.no_wait, timeout=settle_timeout, log=C.say))
-        plain = run_plain(work, lists, input_dir, centres, config)
+            if side == "b":
+                plain = run_plain(work, lists, input_dir, centres, config)
+                continue
+            spark[side] = run_spark(side, work, zip_path, input_dir, f"{side.replace(chr(39), 'p')}{i + 1}")
+            C.say(f"[bench] round {i + 1}: ({side}) spark-submit {spark[side]['seconds']:.1f} s (job "
+                  f"{spark[side]['job_s']:.1f} s, {spark[side]['ok']} ok, {spark[side]['rows']} rows; "
+                  f"foreign cores {spark[side]['cpu']['foreign_cores']:.2f})")
+        spark = {variant: spark[variant] for variant in SPARK_SETTINGS}
         ratios = {variant: plain["seconds"] / run["seconds"] for variant, run in spark.items()}
         C.say(f"[bench] round {i + 1}: plain 2 processes {plain['seconds']:.1f} s ({plain['ok']} ok, "
               f"{plain['rows']} rows; foreign cores {plain['cpu']['foreign_cores']:.2f}); ratio plain/spark "
@@ -193,10 +197,13 @@ def render_md(args, info, idle, cmd, res, zip_path, input_dir) -> str:
     lines.append(C.md_table(["", "Spark side", "spark-submit s", "of which `preprocess.run` s", "JVM, session, Python "
                              "start, shutdown s", "(b) plain 2 processes s", "(b) each process, in-process s",
                              "plain/spark", "CPU s Spark / (b)", "foreign cores Spark / (b)"], rows))
-    s0, p0 = rounds[-1]["spark"]["a"], rounds[-1]["plain"]
-    lines.append(f"\nAll sides: {s0['ok']} images, {s0['rows']} Parquet rows (Spark) and {p0['rows']} (plain), "
-                 f"checked after each run. (a) used {s0['cpu']['our_cores']:.2f} cores on average, (b) "
-                 f"{p0['cpu']['our_cores']:.2f}.\n")
+    last = rounds[-1]
+    p0 = last["plain"]
+    lines.append(f"\nAll sides: {p0['ok']} images, "
+                 + ", ".join(f"{s['rows']} Parquet rows ({v})" for v, s in last["spark"].items())
+                 + f" and {p0['rows']} (b), checked after each run. Cores used on average in the last round: "
+                 + ", ".join(f"({v}) {s['cpu']['our_cores']:.2f}" for v, s in last["spark"].items())
+                 + f", (b) {p0['cpu']['our_cores']:.2f}.\n")
     for variant in SPARK_SETTINGS:
         ratio = res["ratios"][variant]
         lines.append(f"**({variant}) plain/spark ≥ {TARGET}: {'met' if ratio >= TARGET else 'NOT met'}** — "

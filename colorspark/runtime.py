@@ -84,9 +84,9 @@ def freeze_imports() -> None:
 
 
 def prepared_worker(rows, prepare):
-    """(executors) The task that starts a Python worker early (`session.python_workers_starting`): it counts as the
-    worker's first task for `freeze_imports` and runs the job's `prepare`; returns no rows."""
-    freeze_imports()
+    """(executors) The task that starts a Python worker early (`session.python_workers_starting`): runs the job's
+    `prepare`; returns no rows. It does not count for `freeze_imports`: the job's first task still imports and
+    allocates what `prepare` does not, and the freeze waits for its second."""
     prepare()
     for _ in rows:
         pass

@@ -105,16 +105,17 @@ def python_workers_starting(spark, prepare: Callable[[], None]):
     core, in an RDD job of its own from a background thread (no query to plan), starts them while the driver works;
     Python workers are reused, so the job's own tasks find them ready, DataFrame passes included as long as
     `spark.sql.execution.pyspark.udf.simplifiedTraceback.enabled` is off (DEFAULT_CONF): Spark keeps one pool of
-    workers per set of worker environment variables, and that setting adds one. Leaving the block waits for the
-    job, or cancels it if the block raised: an error found by the driver (a missing input) is reported at once, even
-    while the cluster has no executor yet. Done once per application and `prepare`: later runs find the workers warm.
+    workers per set of worker environment variables, and that setting adds one. When the block ends, the early job
+    has normally finished (the job's own pass was submitted after it); if not, it is cancelled, so an error found
+    by the driver (a missing input) is reported at once even while a cluster has no executor yet. Done once per
+    application and `prepare`, until it succeeds; Spark stops a Python worker that idles for about a minute, so a
+    later run in the same application finds the workers warm only if it comes soon after.
     """
     context = spark.sparkContext
     key = (context.applicationId, prepare.__module__, prepare.__qualname__)
     if key in _prepared:
         yield
         return
-    _prepared.add(key)
     tasks = context.parallelize(range(context.defaultParallelism), context.defaultParallelism)
     group = f"colorspark-python-workers-{uuid.uuid4().hex[:8]}"
 
@@ -122,6 +123,7 @@ def python_workers_starting(spark, prepare: Callable[[], None]):
         context.setJobGroup(group, "start the Python workers early")
         try:
             tasks.mapPartitions(functools.partial(prepared_worker, prepare=prepare)).collect()
+            _prepared.add(key)
         except Exception as exc:  # the job's own work reports real trouble; this pass only saves time
             logging.getLogger("colorspark").debug("starting the Python workers early did not work: %s", exc)
 
@@ -129,12 +131,21 @@ def python_workers_starting(spark, prepare: Callable[[], None]):
     thread.start()
     try:
         yield
-    except BaseException:
-        while thread.is_alive():  # until the thread ends: its job may not have been submitted yet
+    finally:
+        _cancel_and_join(context, group, thread)
+
+
+def _cancel_and_join(context, group: str, thread: threading.Thread) -> None:
+    """Cancel the job group until the thread that runs its job has ended: the job may not even have been submitted
+    yet. A context that is stopping cannot cancel, and ends the job itself. Never raises, so that the caller's own
+    error is the one reported."""
+    while thread.is_alive():
+        try:
             context.cancelJobGroup(group)
-            thread.join(0.2)
-        raise
-    thread.join()
+        except Exception:
+            thread.join(10)
+            return
+        thread.join(0.2)
 
 
 def stop_spark(spark) -> None:
@@ -148,6 +159,8 @@ def stop_spark(spark) -> None:
     context = spark.sparkContext
     server = getattr(context, "_accumulatorServer", None)
     context._accumulatorServer = None
-    spark.stop()
-    if server is not None:
-        threading.Thread(target=server.shutdown, name="colorspark-accumulator-stop", daemon=True).start()
+    try:
+        spark.stop()
+    finally:
+        if server is not None:
+            threading.Thread(target=server.shutdown, name="colorspark-accumulator-stop", daemon=True).start()

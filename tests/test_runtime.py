@@ -75,11 +75,15 @@ def test_worker_daemons_preload_tensorflow_only_for_jobs_that_use_it(tensorflow_
 
 
 EARLY_PROBE = textwrap.dedent("""
-    import json, os
+    import json, os, sys
     from colorspark.session import build_spark_session, python_workers_starting, stop_spark
+
+    LOG = sys.argv[1]
 
     def prepare():
         os.environ["PREPARED_BY"] = str(os.getpid())
+        with open(LOG, "a") as log:
+            log.write(f"{os.getpid()}\\n")
 
     def probe(batches):
         import pyarrow as pa
@@ -87,14 +91,18 @@ EARLY_PROBE = textwrap.dedent("""
             pass
         yield pa.RecordBatch.from_pylist([{"pid": os.getpid(), "prepared_by": os.environ.get("PREPARED_BY")}])
 
+    def prepared():
+        with open(LOG) as log:
+            return len(log.read().split())
+
     spark = build_spark_session("probe", tensorflow_workers=False)
     with python_workers_starting(spark, prepare):
         rows = spark.range(0, 4, 1, 4).mapInArrow(probe, "pid long, prepared_by string").collect()
     print("PROBE " + json.dumps([[r.pid, r.prepared_by] for r in rows]))
-    jobs = len(spark.sparkContext.statusTracker().getJobIdsForGroup())
+    before = prepared()
     with python_workers_starting(spark, prepare):  # the same application and function: the workers are ready
         pass
-    print("LATER_JOBS " + json.dumps(len(spark.sparkContext.statusTracker().getJobIdsForGroup()) - jobs))
+    print("PREPARED " + json.dumps([before, prepared()]))
 
     # An error in the block cancels the early start instead of waiting for it (here it would take 10 minutes).
     def slow_prepare():
@@ -122,14 +130,19 @@ def test_python_workers_started_early_run_the_jobs_dataframe_tasks(py_files, tmp
     pass afterwards: otherwise Spark would start a second set and the early start would only cost memory."""
     script = tmp_path / "probe.py"
     script.write_text(EARLY_PROBE)
-    proc = subprocess.run([SPARK_SUBMIT, "--master", "local[2]", "--py-files", str(py_files), str(script)],
-                          capture_output=True, text=True, env=job_env(), timeout=300, cwd=tmp_path)
+    proc = subprocess.run([SPARK_SUBMIT, "--master", "local[2]", "--py-files", str(py_files), str(script),
+                           str(tmp_path / "prepared.log")], capture_output=True, text=True, env=job_env(),
+                          timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     import json
 
-    rows = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("PROBE "))[6:])
+    def printed(tag):
+        return json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith(tag + " "))[len(tag) + 1:])
+
+    rows = printed("PROBE")
     assert len(rows) == 4
     assert all(prepared_by == str(pid) for pid, prepared_by in rows), rows
-    assert json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("LATER_JOBS "))[11:]) == 0
-    assert json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("ACTIVE_JOBS "))[12:]) == []
-    assert json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("AGAIN "))[6:]) == 45
+    before, after = printed("PREPARED")
+    assert before == 2 and after == before  # one early task per core, and none the second time
+    assert printed("ACTIVE_JOBS") == []
+    assert printed("AGAIN") == 45
