@@ -64,13 +64,13 @@ def parquet_rows(folder: Path) -> int:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in Path(folder).rglob("*.parquet"))
 
 
-# spark-submit's settings for (a) and (a')
-SPARK_SETTINGS = {"a": ["--properties-file", "conf/spark-local.conf"],
-                  "a'": ["--master", "local[2]", "--driver-memory", "2g"]}
+# (a) and (a'): what each is, and its spark-submit settings
+SPARK_SETTINGS = {"a": ("as the README runs it", ["--properties-file", "conf/spark-local.conf"]),
+                  "a'": ("with bare settings, as before", ["--master", "local[2]", "--driver-memory", "2g"])}
 
 
 def spark_cmd(variant: str, zip_path: Path, input_dir: Path, out: Path) -> list[str]:
-    return [os.path.relpath(C.SPARK_SUBMIT, C.ROOT), *SPARK_SETTINGS[variant], "--py-files",
+    return [os.path.relpath(C.SPARK_SUBMIT, C.ROOT), *SPARK_SETTINGS[variant][1], "--py-files",
             os.path.relpath(zip_path, C.ROOT), "jobs/preprocess.py", "--input", str(input_dir), "--output", str(out),
             "--format", "parquet"]
 
@@ -149,7 +149,7 @@ def main():
             if side == "b":
                 plain = run_plain(work, lists, input_dir, centres, config)
                 continue
-            spark[side] = run_spark(side, work, zip_path, input_dir, f"{side.replace(chr(39), 'p')}{i + 1}")
+            spark[side] = run_spark(side, work, zip_path, input_dir, side.replace("'", "p") + str(i + 1))
             C.say(f"[bench] round {i + 1}: ({side}) spark-submit {spark[side]['seconds']:.1f} s (job "
                   f"{spark[side]['job_s']:.1f} s, {spark[side]['ok']} ok, {spark[side]['rows']} rows; "
                   f"foreign cores {spark[side]['cpu']['foreign_cores']:.2f})")
@@ -178,7 +178,7 @@ def render_md(args, info, idle, cmd, res, zip_path, input_dir) -> str:
     lines.append(f"- input: {res['images']} JPEGs ({res['input_mb']:.0f} MB), the shared photos ×"
                  f"{res['images'] // len(C.photo_files(Path(args.photos)))} in `{input_dir}` ({args.subdirs} "
                  f"subfolders); default config (64 px, 4 crops)")
-    for variant, what in (("a", "as the README runs it"), ("a'", "with bare settings, as before")):
+    for variant, (what, _) in SPARK_SETTINGS.items():
         text = " ".join(spark_cmd(variant, zip_path, Path(input_dir), Path(args.workdir) / "spark-out"))
         lines.append(f"- ({variant}) {what}: `PYSPARK_PYTHON=.venv/bin/python {text}`, launch to exit")
     lines.append("- (b) `bench/plain_preprocess.py` (Pillow, scikit-image `rgb2lab`, NumPy, pyarrow; no Spark, no "

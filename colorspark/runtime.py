@@ -88,7 +88,7 @@ def prepared_worker(rows, prepare):
     `prepare`; returns no rows. It does not count for `freeze_imports`: the job's first task still imports and
     allocates what `prepare` does not, and the freeze waits for its second."""
     prepare()
-    for _ in rows:
+    for _ in rows:  # a worker whose task left input unread is not reused
         pass
     return iter(())
 
