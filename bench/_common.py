@@ -319,9 +319,12 @@ def build_zip(log=print) -> Path:
 
 def spark_submit(script: Path | str, script_args: list[str], *, master: str = "local[2]", zip_path: Path,
                  event_dir: Path | None = None, conf: dict | None = None, driver_memory: str | None = None,
-                 log_path: Path | None = None, extra_env: dict | None = None, log=print) -> tuple[int, float]:
-    """Run `spark-submit script args`; returns (exit code, wall seconds). stdout+stderr go to `log_path`."""
-    cmd = [str(SPARK_SUBMIT), "--master", master, "--py-files", str(zip_path)]
+                 log_path: Path | None = None, extra_env: dict | None = None, log=print,
+                 properties_file: Path | str | None = None) -> tuple[int, float]:
+    """Run `spark-submit script args`; returns (exit code, wall seconds). stdout+stderr go to `log_path`.
+    `master`, `driver_memory` and `conf` override the values in `properties_file`."""
+    cmd = [str(SPARK_SUBMIT)] + (["--properties-file", str(properties_file)] if properties_file else [])
+    cmd += ["--master", master, "--py-files", str(zip_path)]
     if driver_memory:
         cmd += ["--driver-memory", driver_memory]
     conf = dict(conf or {})
@@ -393,9 +396,10 @@ def start_bench(args):
 
 
 def driver_phase(script: Path, script_args: list, *, work: Path, tag: str, master: str, zip_path: Path,
-                 env: dict | None = None):
+                 env: dict | None = None, properties_file: Path | str | None = None):
     """Run a bench driver under spark-submit with the event log on; it writes its figures to `--result FILE`.
-    `env`: extra environment variables for spark-submit (and so for the driver and the Python workers).
+    `env`: extra environment variables for spark-submit (and so for the driver and the Python workers);
+    `properties_file`: spark-submit's `--properties-file`, as a job's users pass it.
 
     Returns (the driver's result, the parsed event log, CPU use during the run, spark-submit wall seconds); exits with
     the log's tail when the driver fails."""
@@ -406,7 +410,8 @@ def driver_phase(script: Path, script_args: list, *, work: Path, tag: str, maste
     log_path = work / f"spark{tag}.log"
     monitor = CpuMonitor().start()
     rc, seconds = spark_submit(script, list(script_args) + ["--result", str(result)], master=master,
-                               zip_path=zip_path, event_dir=events, log_path=log_path, extra_env=env, log=say)
+                               zip_path=zip_path, event_dir=events, log_path=log_path, extra_env=env, log=say,
+                               properties_file=properties_file)
     cpu = monitor.stop()
     if rc != 0 or not result.is_file():
         raise SystemExit(f"spark-submit failed (exit {rc}); log tail:\n{tail(log_path, 40)}")

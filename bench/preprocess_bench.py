@@ -48,6 +48,9 @@ def parse_args():
     p.add_argument("--photos", default=str(C.PHOTOS), help="source photos (default ../shared/data/photos)")
     p.add_argument("--workdir", default="/tmp/colorspark-bench/preprocess", help="temp folder for inputs/outputs")
     p.add_argument("--master", default="local[2]")
+    p.add_argument("--properties-file", default="conf/spark-local.conf",
+                   help="spark-submit --properties-file, as the README's commands pass it (default "
+                        "conf/spark-local.conf; '' for none); --master overrides its spark.master")
     p.add_argument("--spark-runs", type=int, default=2, help="preprocess.run calls to local disk (default 2)")
     p.add_argument("--s3-runs", type=int, default=1, help="preprocess.run calls to the local S3 server after them, "
                                                           "followed by one more local run (default 1; 0 = none)")
@@ -197,7 +200,8 @@ def spark_phase(args, work, zip_path, root, s3):
         C.BENCH / "preprocess_driver.py",
         ["--input", str(root), "--output", str(work / "spark-out"), "--plan", ",".join(plan)] + s3_args
         + ([] if args.no_diagnose else ["--diagnose"]) + sum((["--set", o] for o in args.overrides), []),
-        work=work, tag="", master=args.master, zip_path=zip_path, env=s3["env"] if s3 else None)
+        work=work, tag="", master=args.master, zip_path=zip_path, env=s3["env"] if s3 else None,
+        properties_file=args.properties_file or None)
     for r in spark["runs"]:
         r["ips"] = r["ok"] / r["seconds"]
         r["jobs"], r["jobs_wall"] = C.job_table(elog, r["start"], r["end"])
@@ -323,6 +327,7 @@ def render_md(args, info, idle, cmd, files, input_mb, config, res, n_seq, n_b) -
     lines.append(f"- input: {len(files)} JPEGs ({input_mb:.0f} MB) replicated from `../shared/data/photos` into "
                  f"`{args.workdir}/input` ({args.subdirs} subfolders); data.size={size}, data.crops={crops}, "
                  f"formats {'+'.join(config['output']['formats'])}; master `{args.master}`"
+                 + (f", spark-submit `--properties-file {args.properties_file}`" if args.properties_file else "")
                  + ("; S3 runs: output `s3://<bucket>/...` on tests/s3server.py (moto, 127.0.0.1, signature checks "
                     "on) in a process of its own, inputs on local disk" if s3_runs else "") + "\n")
     lines.append("### Throughput\n")
