@@ -40,6 +40,12 @@ TARGET = 0.85
 PASS_ACTION = "toArrow"  # the processing pass is the job whose action is `preprocess.process`'s toArrow
 
 
+def _shown(path: str) -> str:
+    """A path as the markdown shows it: relative to the project root when inside it."""
+    resolved = Path(path)
+    return str(resolved.relative_to(C.ROOT)) if resolved.is_relative_to(C.ROOT) else path
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=int, default=1280, help="replicated input images (default 1280, >= 1000 for "
@@ -50,7 +56,9 @@ def parse_args():
     p.add_argument("--master", default="local[2]")
     p.add_argument("--properties-file", default="conf/spark-local.conf",
                    help="spark-submit --properties-file, as the README's commands pass it (default "
-                        "conf/spark-local.conf; '' for none); --master overrides its spark.master")
+                        "conf/spark-local.conf; '' for none); --master overrides its spark.master, but its "
+                        "127.0.0.1 addresses, C1-only JIT and 4g driver memory stay: for a non-local --master pass "
+                        "a matching file or ''")
     p.add_argument("--spark-runs", type=int, default=2, help="preprocess.run calls to local disk (default 2)")
     p.add_argument("--s3-runs", type=int, default=1, help="preprocess.run calls to the local S3 server after them, "
                                                           "followed by one more local run (default 1; 0 = none)")
@@ -65,7 +73,14 @@ def parse_args():
     p.add_argument("--max-wait", type=float, default=1200, help="give up waiting for an idle machine after this many "
                                                                 "seconds and run anyway (default 1200)")
     p.add_argument("--no-md", action="store_true", help="do not update BENCHMARKS.md")
-    return p.parse_args()
+    args = p.parse_args()
+    if args.properties_file:
+        given = Path(args.properties_file)
+        found = given if given.is_absolute() or given.exists() else C.ROOT / given
+        if not found.is_file():
+            p.error(f"--properties-file {args.properties_file}: no such file")
+        args.properties_file = str(found.resolve())
+    return args
 
 
 # --- plain-process measurements ---------------------------------------------------------------------------------------
@@ -327,7 +342,8 @@ def render_md(args, info, idle, cmd, files, input_mb, config, res, n_seq, n_b) -
     lines.append(f"- input: {len(files)} JPEGs ({input_mb:.0f} MB) replicated from `../shared/data/photos` into "
                  f"`{args.workdir}/input` ({args.subdirs} subfolders); data.size={size}, data.crops={crops}, "
                  f"formats {'+'.join(config['output']['formats'])}; master `{args.master}`"
-                 + (f", spark-submit `--properties-file {args.properties_file}`" if args.properties_file else "")
+                 + (f", spark-submit `--properties-file {_shown(args.properties_file)}`" if args.properties_file
+                    else ", spark-submit without a properties file")
                  + ("; S3 runs: output `s3://<bucket>/...` on tests/s3server.py (moto, 127.0.0.1, signature checks "
                     "on) in a process of its own, inputs on local disk" if s3_runs else "") + "\n")
     lines.append("### Throughput\n")

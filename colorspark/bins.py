@@ -305,9 +305,10 @@ def annealed_mean(logits: np.ndarray, temperature: float) -> np.ndarray:
     T = 1 gives the mean of the predicted distribution, which averages competing colours into gray-brown; T -> 0
     gives its mode, which is vivid but patchy where the mode flips between neighbouring pixels. Zhang et al.'s 0.38
     keeps colours vivid without the patches for their strongly rebalanced model; the shipped, lightly rebalanced
-    model uses 1.0 (`bins.temperature`, chosen on the selection split). There is no default here: the temperature
-    is the model's, from its `colorspark.json`, or the caller's. Re-normalising p^(1/T) equals softmax(logits / T),
-    so no log of probabilities is needed, and the maximum is subtracted first so huge logits cannot overflow.
+    model uses 1.0 (`bins.temperature`, chosen on the selection split for the 64-px model; the default since).
+    There is no default here: the temperature is the model's, from its `colorspark.json`, or the caller's.
+    Re-normalising p^(1/T) equals softmax(logits / T), so no log of probabilities is needed, and the maximum is
+    subtracted first so huge logits cannot overflow.
 
     Parameters
     ----------
