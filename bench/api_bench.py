@@ -66,7 +66,8 @@ def main(argv=None):
         "## 3b. Colorize through the DataFrame API (`bench/api_bench.py`)\n",
         C.machine_block(info, idle, cmd),
         f"- inputs: {args.images} gray JPEGs (the shared photos replicated, ≤ {args.max_side} px); model "
-        f"`{Path(args.model).name}`; master `local[2]`; one session, both paths warmed up first, then alternated\n",
+        f"{C.describe_model(args.model)}; master `local[2]`; one session, both paths warmed up first, then "
+        "alternated\n",
         C.md_table(["path", "repeat", "images", "seconds", "ms per image"], rows),
         "",
         f"**Median of each: job {per_image['job']:.1f} ms per image, API {per_image['api']:.1f} ms per image: the "

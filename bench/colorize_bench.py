@@ -438,12 +438,10 @@ def main():
 def render_md(args, info, idle, cmd, res) -> str:
     target = 0.85
     spark, b_gray, b_colour, pool, ratios = res["spark"], res["b_gray"], res["b_colour"], res["pool"], res["ratios"]
-    mm = res["model_meta"]
     by = {r["name"]: r for r in spark["runs"]}
     cfg = spark["config"]
     L = ["## 3. Colorize throughput (`bench/colorize_bench.py`)\n", C.machine_block(info, idle, cmd)]
-    L.append(f"- model: `{os.path.relpath(args.model, C.ROOT)}` — preset {mm['settings'].get('preset')}, "
-             f"{mm['input_size']} px input, {mm['rounds_done']} rounds, sha256 {str(mm['model_sha256'])[:12]}…; "
+    L.append(f"- model: {C.describe_model(args.model)}; "
              f"colorize.batch_size={cfg['colorize']['batch_size']}, lab_format={cfg['output']['lab_format']}, "
              f"lab_encoding={cfg['output']['lab_encoding']}, "
              f"jpeg_quality={cfg['output']['jpeg_quality']}; master `{args.master}`")

@@ -140,7 +140,8 @@ def render_md(args, info, idle, cmd, results, zip_path) -> str:
                  "outputs (JPEG + lab8 .npy per image, results, summary, report)")
     lines.append("- (b) `bench/plain_colorize.py` (Keras, scikit-image rgb2lab/resize/lab2rgb, Pillow; JPEGs only) as "
                  "2 processes over the two halves of the file list, 1 TensorFlow and BLAS thread each, launch of both "
-                 "to exit of both\n")
+                 "to exit of both")
+    lines.append(f"- model (both sides): {C.describe_model(args.model)}\n")
     rows = []
     for res in results:
         for i, r in enumerate(res["rounds"]):

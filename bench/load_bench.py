@@ -313,7 +313,8 @@ def render_md(args, info, idle, cmd, master, results, png) -> str:
     L = [f"## {title}\n", C.machine_block(info, idle, cmd)]
     L.append(f"- inputs: replicas of the shared photos downscaled to ≤ {args.max_side} px, grayscale except every "
              f"{args.colour_every}th (colour, scored), in {args.subdirs} subfolders under `{args.workdir}`; model "
-             f"`models/small`; default config\n- job command (per run): `{results[-1]['command'] if results else ''}`"
+             f"{C.describe_model(C.ROOT / 'models' / 'small')} (the job's default); default config\n"
+             f"- job command (per run): `{results[-1]['command'] if results else ''}`"
              f"\n- memory: RSS and PSS of the spark-submit process tree (driver JVM, Python driver, Python worker "
              f"daemon + workers) sampled every {args.interval:g} s from /proc; PSS splits shared pages (forked Python "
              f"workers share most of the daemon's memory), so PSS is the real total and RSS an upper bound\n")
