@@ -588,10 +588,8 @@ def describe_model(model_dir: Path | str) -> str:
     """Which model a colorize benchmark ran, from its `colorspark.json`: its cost depends on the input size, and the
     hash ties the recorded figures to one file."""
     meta = json.loads((Path(model_dir) / "colorspark.json").read_text())
-    shown = Path(model_dir).resolve()
-    name = shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown
-    return (f"`{name}` (preset {meta['settings'].get('preset')}, {meta['input_size']} px input, "
-            f"{meta['rounds_done']} rounds, sha256 {str(meta['model_sha256'])[:12]}…)")
+    return (f"`{os.path.relpath(model_dir, ROOT)}` (preset {meta['settings'].get('preset')}, "
+            f"{meta['input_size']} px input, {meta['rounds_done']} rounds, sha256 {str(meta['model_sha256'])[:12]}…)")
 
 
 def machine_block(info: dict, idle: dict, cmd: str) -> str:

@@ -25,6 +25,7 @@ Quick check: .venv/bin/python bench/preprocess_bench.py --images 40 --no-wait --
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -38,12 +39,6 @@ import _common as C  # noqa: E402
 KEY = "preprocess"
 TARGET = 0.85
 PASS_ACTION = "toArrow"  # the processing pass is the job whose action is `preprocess.process`'s toArrow
-
-
-def _shown(path: str) -> str:
-    """A path as the markdown shows it: relative to the project root when inside it."""
-    resolved = Path(path)
-    return str(resolved.relative_to(C.ROOT)) if resolved.is_relative_to(C.ROOT) else path
 
 
 def parse_args():
@@ -342,8 +337,8 @@ def render_md(args, info, idle, cmd, files, input_mb, config, res, n_seq, n_b) -
     lines.append(f"- input: {len(files)} JPEGs ({input_mb:.0f} MB) replicated from `../shared/data/photos` into "
                  f"`{args.workdir}/input` ({args.subdirs} subfolders); data.size={size}, data.crops={crops}, "
                  f"formats {'+'.join(config['output']['formats'])}; master `{args.master}`"
-                 + (f", spark-submit `--properties-file {_shown(args.properties_file)}`" if args.properties_file
-                    else ", spark-submit without a properties file")
+                 + (f", spark-submit `--properties-file {os.path.relpath(args.properties_file, C.ROOT)}`"
+                    if args.properties_file else ", spark-submit without a properties file")
                  + ("; S3 runs: output `s3://<bucket>/...` on tests/s3server.py (moto, 127.0.0.1, signature checks "
                     "on) in a process of its own, inputs on local disk" if s3_runs else "") + "\n")
     lines.append("### Throughput\n")
