@@ -2,13 +2,15 @@
 """Preprocessing throughput: the Spark job on local[2] vs. the same per-image function in one plain process.
 
   (a) Spark: `colorspark.preprocess.run` in a spark-submit driver (bench/preprocess_driver.py), timed after the
-      SparkSession is up (JVM/session start-up excluded). Run 1 starts the Python workers; run 2 is warm.
-      Target: (a) warm / (2 * b) >= 0.85.
+      SparkSession is up (JVM/session start-up excluded). Run 1 starts the Python workers; the later runs are warm.
+  (b) Plain Python: `colorspark.preprocess_tasks.process_image` on each file's bytes, sequentially, one process
+      (bench/preprocess_sequential.py), x2 for the two cores. The driver runs it between the Spark runs, while
+      Spark idles, and each Spark run is compared with the (b) runs just before and after it: the machine's speed
+      drifts by more than the gap between (a) and 2 * (b) from one minute to the next.
+      Target: (a) warm / (2 * b) >= 0.85, the mean of the warm runs' paired ratios.
   (a') the same Spark run writing to a local S3 server (tests/s3server.py: moto on 127.0.0.1, in a process of its
       own; inputs stay on local disk, --output s3://bucket/...), in the same session after the local runs; reported
-      as a time ratio to the warm local run.
-  (b) Plain Python: `colorspark.preprocess_tasks.process_image` on each file's bytes, sequentially, one process, x2
-      for the two cores.
+      as a time ratio to the warm local runs just before and after it.
   Also: a per-image cost breakdown of the job's whole task body (`preprocess_tasks.process_files`, run in plain Python
   on the same partitions, writing Parquet and HDF5 like the tasks do; read, decode, crops, Lab, quantise, hard bins,
   prior counts, writes), the Spark runs split by job (from Spark's event log), a diagnosis of Spark's input movement
@@ -54,7 +56,8 @@ def parse_args():
                         "conf/spark-local.conf; '' for none); --master overrides its spark.master, but its "
                         "127.0.0.1 addresses, C1-only JIT and 4g driver memory stay: for a non-local --master pass "
                         "a matching file or ''")
-    p.add_argument("--spark-runs", type=int, default=2, help="preprocess.run calls to local disk (default 2)")
+    p.add_argument("--spark-runs", type=int, default=3, help="preprocess.run calls to local disk, each warm one "
+                                                             "between two runs of (b) (default 3)")
     p.add_argument("--s3-runs", type=int, default=1, help="preprocess.run calls to the local S3 server after them, "
                                                           "followed by one more local run (default 1; 0 = none)")
     p.add_argument("--set", dest="overrides", action="append", default=[],
@@ -84,34 +87,6 @@ def _key(path: Path, root: Path) -> str:
     from colorspark.paths import relative_output_path
 
     return relative_output_path("file:" + str(path), str(root))
-
-
-def one_time_init() -> float:
-    """What every fresh Python worker pays once: the 313 bin centres (convex hull) and the 256x256 nearest-bin
-    table used by hard_bins. Done before the timed loop so (b) measures the steady per-image cost."""
-    from colorspark import bins
-
-    t0 = time.perf_counter()
-    bins.gamut_centres()
-    bins._nearest_table()
-    return time.perf_counter() - t0
-
-
-def sequential(files, root, config):
-    """(b): process_image on every file, in order, one process. Returns (seconds, errors)."""
-    from colorspark.decode import DecodeError
-    from colorspark.preprocess_tasks import process_image
-
-    errors = 0
-    keys = [_key(f, root) for f in files]
-    t0 = time.perf_counter()
-    for f, key in zip(files, keys):
-        content = f.read_bytes()
-        try:
-            process_image(content, key, config)
-        except DecodeError:
-            errors += 1
-    return time.perf_counter() - t0, errors
 
 
 def _pool_work(job):
@@ -201,19 +176,39 @@ def mean_s(runs: list[dict]) -> float:
     return sum(r["seconds"] for r in runs) / len(runs)
 
 
-def spark_phase(args, work, zip_path, root, s3):
+def plan_steps(args, s3: bool) -> list[str]:
+    """The driver's steps: run 1, then each warm local run with a plain run (b) before and after it, then the S3
+    runs and one more local run, followed by (b)."""
+    plan = ["local"] + ["plain", "local"] * (args.spark_runs - 1) + ["plain"]
+    return plan + (["s3"] * args.s3_runs + ["local", "plain"] if s3 else [])
+
+
+def pair_with_plain(runs: list[dict], plain: list[dict]) -> None:
+    """Give each Spark run the rate of the plain runs (b) just before and after it (`b`, images/s on one core) and
+    its ratio (a) / (2 * b)."""
+    for r in runs:
+        near = [p for p in plain if p["after_run"] in (r["run"] - 1, r["run"])]
+        r["b"] = sum(p["images"] for p in near) / sum(p["seconds"] for p in near)
+        r["ratio"] = r["ips"] / (2 * r["b"])
+
+
+def spark_phase(args, work, zip_path, root, files, s3):
     """One spark-submit of preprocess_driver.py; returns (driver result with per-run job tables, cpu, seconds)."""
-    # the S3 runs come between two warm local runs, which they are compared with
-    plan = ["local"] * args.spark_runs + (["s3"] * args.s3_runs + ["local"] if s3 else [])
+    plan = plan_steps(args, s3 is not None)
+    files_list = work / "files.txt"
+    files_list.write_text("".join(f"{f}\n" for f in files))
     s3_args = ["--s3-output", f"s3://{s3['bucket']}/bench", "--s3-server-pid", str(s3["pid"])] if s3 else []
     spark, elog, cpu, submit_s = C.driver_phase(
         C.BENCH / "preprocess_driver.py",
-        ["--input", str(root), "--output", str(work / "spark-out"), "--plan", ",".join(plan)] + s3_args
+        ["--input", str(root), "--output", str(work / "spark-out"), "--plan", ",".join(plan),
+         "--plain-files", str(files_list)] + s3_args
         + ([] if args.no_diagnose else ["--diagnose"]) + sum((["--set", o] for o in args.overrides), []),
         work=work, tag="", master=args.master, zip_path=zip_path, env=s3["env"] if s3 else None,
         properties_file=args.properties_file or None)
     for r in spark["runs"]:
         r["ips"] = r["ok"] / r["seconds"]
+    pair_with_plain(spark["runs"], spark["plain"])
+    for r in spark["runs"]:
         r["jobs"], r["jobs_wall"] = C.job_table(elog, r["start"], r["end"])
         stages = C.job_stages(elog, [j for j in C.jobs_between(elog, r["start"], r["end"])
                                      if PASS_ACTION in j["desc"]])
@@ -247,9 +242,9 @@ def main():
 
         with s3_server(str(C.PY)) as s3:
             C.say(f"[bench] S3 server {s3['env']['AWS_ENDPOINT_URL']} (pid {s3['pid']}), bucket {s3['bucket']}")
-            spark, spark_cpu, submit_s = spark_phase(args, work, zip_path, root, s3)
+            spark, spark_cpu, submit_s = spark_phase(args, work, zip_path, root, files, s3)
     else:
-        spark, spark_cpu, submit_s = spark_phase(args, work, zip_path, root, None)
+        spark, spark_cpu, submit_s = spark_phase(args, work, zip_path, root, files, None)
     runs = spark["runs"]
     local = [r for r in runs if r["target"] == "local"]
     s3_runs = [r for r in runs if r["target"] == "s3"]
@@ -261,17 +256,11 @@ def main():
           + f" (session start {spark['session_s']:.1f} s, spark-submit total {submit_s:.1f} s, foreign cores "
             f"{spark_cpu['foreign_cores']:.2f})")
 
-    # (b) plain Python, sequential
-    settle1 = C.settle(skip=args.no_wait, timeout=settle_timeout, log=C.say)
-    init_s = one_time_init()
-    C.say(f"[bench] one-time per-process init (bin centres + nearest-bin table): {init_s:.2f} s")
-    mon = C.CpuMonitor().start()
-    seq_s, seq_err = sequential(files, root, config)
-    seq_cpu = mon.stop()
-    n_seq = len(files) - seq_err
-    b1 = n_seq / seq_s
-    C.say(f"[bench] (b) sequential process_image: {n_seq} images in {seq_s:.1f} s = {b1:.1f} img/s "
-          f"(x2 = {2 * b1:.1f}); foreign cores {seq_cpu['foreign_cores']:.2f}")
+    plain = spark["plain"]
+    n_seq = plain[0]["images"]
+    b1 = sum(p["images"] for p in plain) / sum(p["seconds"] for p in plain)
+    C.say("[bench] (b) sequential process_image: " + ", ".join(f"{p['seconds']:.1f} s" for p in plain)
+          + f" for {n_seq} images; mean {b1:.1f} img/s (x2 = {2 * b1:.1f})")
 
     # stage breakdown of the task body, on the job's partitioning
     sub = files[:args.breakdown_images] if args.breakdown_images else files
@@ -295,20 +284,24 @@ def main():
         C.say(f"[bench] (c) multiprocessing Pool(2): {pool['ips']:.1f} img/s")
 
     # figures
-    warm_s = mean_s(warm_runs(local))
-    ratio_cold, ratio_warm = local[0]["ips"] / (2 * b1), local[-1]["ok"] / warm_s / (2 * b1)
-    s3_ratio = mean_s(s3_runs) / warm_s if s3_runs else None
-    C.say(f"[bench] ratio (a)/(2*b1): run 1 {ratio_cold:.2f}, warm runs (mean {warm_s:.1f} s) {ratio_warm:.2f} "
-          f"(target >= {TARGET})" + (f"; S3/local time {s3_ratio:.2f}" if s3_ratio else ""))
+    warm = warm_runs(local)
+    ratio_cold, ratio_warm = local[0]["ratio"], sum(r["ratio"] for r in warm) / len(warm)
+    s3_ratio = None
+    if s3_runs:
+        around = [r for r in local if r["run"] in (s3_runs[0]["run"] - 1, s3_runs[-1]["run"] + 1)]
+        s3_ratio = mean_s(s3_runs) / mean_s(around)
+    C.say(f"[bench] ratio (a)/(2*b), each Spark run against the (b) runs beside it: run 1 {ratio_cold:.2f}, warm "
+          f"runs " + ", ".join(f"{r['ratio']:.2f}" for r in warm) + f", mean {ratio_warm:.2f} (target >= {TARGET})"
+          + (f"; S3/local time {s3_ratio:.2f}" if s3_ratio else ""))
     result = {"args": vars(args), "machine": info, "idle": idle, "spark": spark, "spark_cpu": spark_cpu,
-              "submit_s": submit_s, "sequential_s": seq_s, "b1": b1, "stages_ms": stages, "pool": pool,
-              "ratio_cold": ratio_cold, "ratio_warm": ratio_warm, "s3_ratio": s3_ratio, "seq_cpu": seq_cpu,
-              "settle": settle1, "init_s": init_s, "task_body_s": task_body_s, "task_body_cpu": task_body_cpu,
+              "submit_s": submit_s, "b1": b1, "stages_ms": stages, "pool": pool,
+              "ratio_cold": ratio_cold, "ratio_warm": ratio_warm, "s3_ratio": s3_ratio,
+              "init_s": plain[0]["init_s"], "task_body_s": task_body_s, "task_body_cpu": task_body_cpu,
               "breakdown_partitions": partitions, "event_jobs": {r["run"]: r["jobs"] for r in runs}}
     C.write_json(work / "result.json", result)
 
     if not args.no_md:
-        C.md_update(KEY, render_md(args, info, idle, cmd, files, input_mb, config, result, n_seq, n_b))
+        C.md_update(KEY, render_md(args, info, idle, cmd, files, input_mb, config, result, n_b))
         C.say(f"[bench] updated {C.BENCHMARKS_MD}")
 
 
@@ -325,14 +318,13 @@ STAGE_NAMES = {
 }
 
 
-def render_md(args, info, idle, cmd, files, input_mb, config, res, n_seq, n_b) -> str:
+def render_md(args, info, idle, cmd, files, input_mb, config, res, n_b) -> str:
     size, crops = config["data"]["size"], config["data"]["crops"]
     spark, b1, stages = res["spark"], res["b1"], res["stages_ms"]
     runs = spark["runs"]
     local = [r for r in runs if r["target"] == "local"]
     s3_runs = [r for r in runs if r["target"] == "s3"]
     warm = local[-1]
-    warm_s = mean_s(warm_runs(local))
     lines = ["## 1. Preprocessing throughput (`bench/preprocess_bench.py`)\n", C.machine_block(info, idle, cmd)]
     lines.append(f"- input: {len(files)} JPEGs ({input_mb:.0f} MB) replicated from `../shared/data/photos` into "
                  f"`{args.workdir}/input` ({args.subdirs} subfolders); data.size={size}, data.crops={crops}, "
@@ -341,42 +333,50 @@ def render_md(args, info, idle, cmd, files, input_mb, config, res, n_seq, n_b) -
                     if args.properties_file else ", spark-submit without a properties file")
                  + ("; S3 runs: output `s3://<bucket>/...` on tests/s3server.py (moto, 127.0.0.1, signature checks "
                     "on) in a process of its own, inputs on local disk" if s3_runs else "") + "\n")
-    lines.append("### Throughput\n")
+    lines.append("### Throughput, in the order the steps ran\n")
     rows = []
-    for r in runs:
+    steps = sorted([("run", r["start"], r) for r in runs] + [("plain", p["start"], p) for p in spark["plain"]],
+                   key=lambda step: step[1])
+    for kind, _, r in steps:
+        if kind == "plain":
+            rows.append(["(b) plain Python, sequential `process_image` (1 core)", f"{r['seconds']:.1f}",
+                         f"{r['images'] / r['seconds']:.1f}", "", ""])
+            continue
         if r["target"] == "local":
             what = f"(a) Spark `preprocess.run`, run {r['run']}" + (
                 " (starts the Python workers)" if r is local[0] else " (warm workers, after the S3 run)"
                 if s3_runs and r["run"] > s3_runs[0]["run"] else " (warm workers)")
         else:
             what = f"(a') Spark `preprocess.run`, run {r['run']}, output on S3 (warm workers)"
-        rows.append([what, f"{r['seconds']:.1f}", f"{r['ips']:.1f}", f"{r['ips'] / (2 * b1):.2f}"])
-    rows.append(["(b) plain Python, sequential `process_image` (1 core)", f"{res['sequential_s']:.1f}", f"{b1:.1f}",
-                 "—"])
-    rows.append(["(b) x 2 (ideal two cores)", "", f"{2 * b1:.1f}", "1.00"])
+        rows.append([what, f"{r['seconds']:.1f}", f"{r['ips']:.1f}", f"{2 * r['b']:.1f}", f"{r['ratio']:.2f}"])
     pool = res["pool"]
     if pool:
-        rows.append(["(c) reference: `multiprocessing.Pool(2)` over `process_image`", f"{pool['seconds']:.1f}",
-                     f"{pool['ips']:.1f}", f"{pool['ips'] / (2 * b1):.2f}"])
-    lines.append(C.md_table(["measurement", "seconds", "images/s", "ratio to 2·(b)"], rows))
-    spark_cpu, seq_cpu = res["spark_cpu"], res["seq_cpu"]
-    lines.append(f"\nSpark session start-up ({spark['session_s']:.1f} s) and the spark-submit JVM start are excluded; "
-                 f"the whole spark-submit took {res['submit_s']:.1f} s for {len(runs)} runs"
-                 f"{' and the diagnosis' if spark.get('diagnosis') else ''}. CPU used by other processes while the "
-                 f"phases ran: Spark {spark_cpu['foreign_cores']:.2f} cores, sequential "
-                 f"{seq_cpu['foreign_cores']:.2f} cores" + (f", pool {pool['foreign_cores']:.2f} cores" if pool else "")
+        rows.append(["(c) reference, after the Spark session: `multiprocessing.Pool(2)` over `process_image`",
+                     f"{pool['seconds']:.1f}", f"{pool['ips']:.1f}", f"{2 * b1:.1f} (all (b) runs)",
+                     f"{pool['ips'] / (2 * b1):.2f}"])
+    lines.append(C.md_table(["step", "seconds", "images/s", "2·(b) beside it, images/s", "ratio to 2·(b)"], rows))
+    spark_cpu = res["spark_cpu"]
+    lines.append(f"\nEach Spark run is compared with the plain runs (b) just before and after it, which the driver "
+                 f"ran in a process of its own while Spark idled (`bench/preprocess_sequential.py`): from one minute "
+                 f"to the next the same plain run can take up to a fifth more or less time on this shared machine, "
+                 f"more than the gap being measured. Spark session start-up ({spark['session_s']:.1f} s) and the "
+                 f"spark-submit JVM start are excluded; the whole spark-submit took {res['submit_s']:.1f} s for "
+                 f"{len(runs)} runs, {len(spark['plain'])} plain runs"
+                 f"{' and the diagnosis' if spark.get('diagnosis') else ''}. CPU used by other processes meanwhile: "
+                 f"{spark_cpu['foreign_cores']:.2f} cores" + (f", during the pool {pool['foreign_cores']:.2f} cores"
+                                                               if pool else "")
                  + ". Each run's Parquet output was read back: its rows match the manifest's crops.\n")
     met = res["ratio_warm"] >= TARGET
-    warm_list = " and ".join(f"{r['seconds']:.1f} s" for r in warm_runs(local))
+    warm_list = ", ".join(f"{r['ratio']:.2f}" for r in warm_runs(local))
     lines.append(f"**Target (a)/(2·b) ≥ {TARGET} (warm runs): {'met' if met else 'NOT met'}** — "
-                 f"{res['ratio_warm']:.2f} (warm local runs {warm_list}, mean {warm_s:.1f} s, against "
-                 f"{n_seq / (2 * b1):.1f} s for 2·(b)); run 1, which also starts the Python workers, "
-                 f"{res['ratio_cold']:.2f}.\n")
+                 f"{res['ratio_warm']:.2f}, the mean of the warm local runs' ratios ({warm_list}); run 1, which also "
+                 f"starts the Python workers, {res['ratio_cold']:.2f}.\n")
     if s3_runs:
         s3r = s3_runs[-1]
+        around = [r for r in local if r["run"] in (s3_runs[0]["run"] - 1, s3_runs[-1]["run"] + 1)]
         server = s3r.get("s3_server_cpu_s") or 0.0
         lines.append(f"**Output on S3 / local disk, time ratio: {res['s3_ratio']:.2f}** ({s3r['seconds']:.1f} s vs "
-                     f"{warm_s:.1f} s, the mean of the warm local runs before and after it in the same session). The "
+                     f"{mean_s(around):.1f} s, the mean of the warm local runs just before and after it). The "
                      f"local S3 server itself used "
                      f"{server:.1f} CPU s during the S3 run ({server / s3r['seconds']:.2f} of the 2 cores), which a "
                      f"real S3 service would not take from the machine.\n")
@@ -407,9 +407,9 @@ def render_md(args, info, idle, cmd, files, input_mb, config, res, n_seq, n_b) -
                  f"batches) run in this process over {res['breakdown_partitions']} partitions of the same files, "
                  f"writing Parquet and HDF5 to local disk: {res['task_body_s']:.1f} s wall, "
                  f"{res['task_body_s'] / n_b * 1000:.2f} ms per image. The sequential loop (b) measured "
-                 f"{1000 / b1:.2f} ms per image for `process_image` incl. file read (without writing), after a "
-                 f"one-time per-process initialisation of {res['init_s']:.2f} s (bin centres and the nearest-bin "
-                 f"table; every new Spark Python worker pays it too). Largest stage: "
+                 f"{1000 / b1:.2f} ms per image on average for `process_image` incl. file read (without writing), "
+                 f"after a one-time per-process set-up of {res['init_s']:.2f} s (`prepare_worker`: bin centres, "
+                 f"the nearest-bin table and imports; every new Spark Python worker pays it too). Largest stage: "
                  f"**{STAGE_NAMES.get(srt[0][0], srt[0][0])}** ({srt[0][1] / total:.0%}).\n")
 
     shown = [local[0], warm] + s3_runs[-1:] if len(local) > 1 else local + s3_runs[-1:]
@@ -425,7 +425,7 @@ def render_md(args, info, idle, cmd, files, input_mb, config, res, n_seq, n_b) -
                      f"frame, after the runs, warm workers)\n")
         lines.append(C.md_table(
             ["pass", "wall s", "Spark tasks", "task run s (sum)", "inside the Python body s (sum)",
-             "`gc.collect()` ms per task", "JVM CPU s", "Python workers CPU s", "MB moved"],
+             "`gc.collect()` ms per task", "JVM CPU s", "Python workers CPU s", "MB read"],
             [[d["label"], f"{d['wall_s']:.2f}", d.get("spark_tasks", d["tasks"]),
               f"{d.get('task_run_s', float('nan')):.2f}", f"{d['python_s']:.2f}" if d["kind"] != "jvm" else "—",
               f"{d['gc_s'] / max(d['tasks'], 1) * 1000:.0f}" if d["kind"] == "gc" else "—",
@@ -456,7 +456,7 @@ def where_time_goes(res, n_b) -> str:
     out = [f"**Where the last warm run's {warm['seconds']:.1f} s go** (run {warm['run']}; {n} images; the same task "
            f"body takes "
            f"{plain_ms:.2f} ms per image in one plain process, {n * plain_ms / 2000:.1f} s on two ideal cores; 2·(b) "
-           f"without the writes is {n / (2 * res['b1']):.1f} s):\n"]
+           f"without the writes, from the (b) runs beside it, is {n / (2 * warm['b']):.1f} s):\n"]
     all_cpu = cpu["jvm"] + cpu["python_workers"] + cpu["python_driver"]
     out.append(f"- CPU: {all_cpu:.1f} s in all = {all_cpu / n * 1000:.2f} core-ms per image, of "
                f"which the Python workers {cpu['python_workers']:.1f} s ({cpu['python_workers'] / n * 1000:.2f} ms per "
@@ -472,7 +472,8 @@ def where_time_goes(res, n_b) -> str:
     if "arrow" in diag:
         a = diag["arrow"]
         per_task = (a["task_run_s"] - a["python_s"]) / max(a.get("spark_tasks") or 1, 1) * 1000
-        out.append(f"  - of which moving the files into Python (diagnosis, empty body): {a['task_run_s']:.1f} task-s, "
+        out.append(f"  - of which getting the files into Python (diagnosis: the body only fetches the bytes): "
+                   f"{a['task_run_s']:.1f} task-s, "
                    f"{per_task:.0f} ms per task outside the Python body"
                    + (f"; the `gc.collect()` that PySpark runs in the worker after every task takes "
                       f"{diag['gc']['gc_s'] / max(diag['gc']['tasks'], 1) * 1000:.0f} ms" if "gc" in diag else ""))

@@ -2,7 +2,9 @@
 
 Runs the real job body on the same input as `--plan` says, each run into a local folder or into `--s3-output` (an
 s3:// URI; the AWS variables come from the environment). Run 1 is what a user's job sees after start-up: the Python
-worker daemon is started during it; later runs reuse the warm workers. Writes the timings as JSON, with the CPU time
+worker daemon is started during it; later runs reuse the warm workers. A `plain` step in the plan runs the plain
+reference (b) in a process of its own (bench/preprocess_sequential.py) while Spark idles, so that the Spark runs and
+the reference share the same minutes of this shared machine. Writes the timings as JSON, with the CPU time
 of every process of the spark-submit (and of the JVM's threads by kind) during each run.
 Every run's Parquet output (OUT/parquet/split=*/part-*.parquet) is read back and its rows counted against the manifest.
 Not meant to be run by hand; see `bench/preprocess_bench.py --help`.
@@ -11,6 +13,7 @@ Not meant to be run by hand; see `bench/preprocess_bench.py --help`.
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -94,22 +97,26 @@ def tree_cpu() -> dict:
 
 
 def _probe(batches, measure_gc=False):
-    """mapInArrow body of the diagnosis: take the partition's (path, content) batches into Python and do nothing
-    with them; one row back with the time spent inside Python and the bytes seen. With `measure_gc`, also time one
-    `gc.collect()` at the end: what PySpark's worker daemon runs after every task (pyspark/daemon.py), over every
-    object the worker has not frozen (colorspark's worker start-up hook freezes only what the daemon imported)."""
+    """mapInArrow body of the diagnosis: take the partition's (path, content) batches into Python and fetch each
+    file's bytes as the job's tasks do (`read_content`: binaryFile's content, or the file read through the storage
+    layer where the content column is null, as on a local disk), and nothing more; one row back with the time spent
+    inside Python and the bytes seen. With `measure_gc`, also time one `gc.collect()` at the end: what PySpark's
+    worker daemon runs after every task (pyspark/daemon.py), over every object the worker has not frozen."""
     import gc
     import os
     import time
 
     import pyarrow as pa
 
+    from colorspark.listing import read_content
+
     t_enter = time.time()
     a = time.perf_counter()
     n = nbytes = 0
     for batch in batches:
-        n += batch.num_rows
-        nbytes += batch.column("content").nbytes
+        for path, content in zip(batch.column("path").to_pylist(), batch.column("content").to_pylist()):
+            n += 1
+            nbytes += len(read_content(path, content))
     python_s = time.perf_counter() - a
     gc_s, objects = 0.0, 0
     if measure_gc:
@@ -123,10 +130,11 @@ def _probe(batches, measure_gc=False):
 
 
 def diagnose(spark, input_path: str, extensions: list[str]) -> dict:
-    """Spark's cost of moving the input files to the Python workers, apart from the per-image work: the job's input
-    frame (same listing, same partitions) read in the JVM only, then passed through a mapInArrow body that only
-    iterates the batches, as the job's processing pass does before decoding; then the same with one timed
-    `gc.collect()` per task (see _probe)."""
+    """Spark's cost of getting the input files to the Python workers, apart from the per-image work: the job's
+    input frame (same listing, same partitions, the same columns: on a local disk the content is null and the tasks
+    read the files) scanned in the JVM only, then passed through a mapInArrow body that only fetches each file's
+    bytes, as the job's processing pass does before decoding; then the same with one timed `gc.collect()` per task
+    (see _probe)."""
     from pyspark.sql import functions as F
 
     from colorspark.listing import find_inputs
@@ -134,8 +142,8 @@ def diagnose(spark, input_path: str, extensions: list[str]) -> dict:
     sc = spark.sparkContext
     files = find_inputs(spark, input_path, extensions).frame
     res = {"partitions": files.rdd.getNumPartitions(), "passes": []}
-    passes = (("JVM only: binaryFile scan, sum of content lengths", "jvm"),
-              ("binaryFile rows into Python via mapInArrow, body only iterates", "arrow"),
+    passes = (("JVM only: scan of the job's input frame, sum of content lengths (none read on a local disk)", "jvm"),
+              ("input rows into Python via mapInArrow, body only fetches each file's bytes (`read_content`)", "arrow"),
               ("the same, plus one timed `gc.collect()` per task", "gc"))
     schema = "pid long, rows long, bytes long, python_s double, gc_s double, objects long, frozen long, enter double"
     for label, kind in passes:
@@ -143,7 +151,7 @@ def diagnose(spark, input_path: str, extensions: list[str]) -> dict:
         cpu0 = tree_cpu()
         a = time.time()
         if kind == "jvm":
-            n_bytes = files.select(F.sum(F.length("content")).alias("b")).collect()[0]["b"]
+            n_bytes = files.select(F.sum(F.length("content")).alias("b")).collect()[0]["b"] or 0
             recs = []
         else:
             recs = [r.asDict() for r in files.mapInArrow(
@@ -162,13 +170,26 @@ def diagnose(spark, input_path: str, extensions: list[str]) -> dict:
     return res
 
 
+def plain_reference(files_list: str, root: str, overrides: list[str]) -> dict:
+    """One run of (b), the sequential plain-Python reference, with one BLAS thread as Spark's workers have."""
+    cmd = [sys.executable, str(Path(__file__).resolve().parent / "preprocess_sequential.py"), "--files", files_list,
+           "--root", root] + sum((["--set", o] for o in overrides), [])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    t0 = time.time()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    t1 = time.time()
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "start": t0, "end": t1}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True, help="local folder for the local-disk runs")
     p.add_argument("--result", required=True)
     p.add_argument("--plan", default="local,local",
-                   help="the runs in order, each 'local' (into --output) or 's3' (into --s3-output)")
+                   help="the steps in order, each 'local' (a run into --output), 's3' (a run into --s3-output) or "
+                        "'plain' (the plain reference over --plain-files)")
+    p.add_argument("--plain-files", help="a text file with the input paths, one per line, for the 'plain' steps")
     p.add_argument("--s3-output", help="s3://bucket/prefix for the S3 runs")
     p.add_argument("--s3-server-pid", type=int, help="pid of the local S3 server, to report its CPU time per run")
     p.add_argument("--set", dest="overrides", action="append", default=[])
@@ -181,11 +202,17 @@ def main():
     sc = spark.sparkContext
     session_s = time.time() - t_session
     _sparkprobe.install()
-    plan = [(target, fs.join(fs.to_uri(args.output) if target == "local" else args.s3_output, f"run{i + 1}"))
-            for i, target in enumerate(args.plan.split(","))]
-    runs = []
+    runs, plain = [], []
     try:
-        for i, (target, out) in enumerate(plan):
+        for step in args.plan.split(","):
+            if step == "plain":
+                plain.append({**plain_reference(args.plain_files, args.input, args.overrides),
+                              "after_run": len(runs)})
+                print(f"[driver] plain reference: {plain[-1]['images']} images in {plain[-1]['seconds']:.2f} s",
+                      flush=True)
+                continue
+            i = len(runs)
+            out = fs.join(fs.to_uri(args.output) if step == "local" else args.s3_output, f"run{i + 1}")
             fs.delete(out)
             _sparkprobe.set_phase(sc, f"run{i + 1}")
             server0 = cpu_seconds(args.s3_server_pid) if args.s3_server_pid else None
@@ -197,15 +224,15 @@ def main():
             server1 = cpu_seconds(args.s3_server_pid) if args.s3_server_pid else None
             _sparkprobe.set_phase(sc, None)
             rows = parquet_rows(out) if "parquet" in config["output"]["formats"] else {}
-            runs.append({"run": i + 1, "target": target, "start": t0, "end": t1, "seconds": t1 - t0,
+            runs.append({"run": i + 1, "target": step, "start": t0, "end": t1, "seconds": t1 - t0,
                          "inputs": manifest["inputs"], "ok": manifest["ok"], "errors": manifest["errors"],
                          "crops": sum(manifest[f"{split}_crops"] for split in SPLITS), "parquet_rows": rows,
                          "hdf5_shards": len(manifest["hdf5_shards"]), "output": out,
                          "cpu_s": {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1},
                          "s3_server_cpu_s": None if server0 is None else server1 - server0})
-            print(f"[driver] run {i + 1} ({target}): {manifest['ok']} images in {t1 - t0:.2f} s; parquet rows "
+            print(f"[driver] run {i + 1} ({step}): {manifest['ok']} images in {t1 - t0:.2f} s; parquet rows "
                   f"{rows}", flush=True)
-        result = {"session_s": session_s, "runs": runs, "app_id": sc.applicationId,
+        result = {"session_s": session_s, "runs": runs, "plain": plain, "app_id": sc.applicationId,
                   "default_parallelism": sc.defaultParallelism, "config": config}
         if args.diagnose:
             result["diagnosis"] = diagnose(spark, args.input, config["data"]["extensions"])

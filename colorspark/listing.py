@@ -1,9 +1,13 @@
 """Finding the input images on any Hadoop filesystem, and making sure every one of them is accounted for.
 
 Where Hadoop serves the input's scheme (`file:`, `hdfs:`, and `s3a:` or `gs:` with the connector jars) Spark's
-`binaryFile` source lists and reads the files. Where it does not (the pip pyspark has no S3, GCS or Azure connector),
-the driver lists them through the storage layer (`colorspark.fs`, pyarrow) and each task reads its files itself, so a
-cluster without connector jars still works; the `content` column is then null and `read_content` fetches the bytes.
+`binaryFile` source lists the files and plans the partitions. It also reads them, except on a local disk (`file:`),
+where the task reads each file itself through the storage layer: a Python worker reads a local file as cheaply as
+the JVM does, and the bytes then skip the JVM's copies into Spark rows and Arrow batches, half of the JVM's CPU time
+in a warm preprocess run (BENCHMARKS.md, section 1). Where Hadoop does not serve the scheme (the pip pyspark has no
+S3, GCS or Azure connector), the driver lists the files through the storage layer (`colorspark.fs`, pyarrow) and each
+task reads its files itself, so a cluster without connector jars still works. Wherever the task reads, the
+`content` column is null and `read_content` fetches the bytes.
 
 Spark's `binaryFile` scan silently drops zero-length files, and with `spark.sql.files.ignoreCorruptFiles` (which
 colorspark sets so that one file Hadoop cannot open, e.g. one with ':' in its name, does not fail the whole job) it
@@ -56,9 +60,10 @@ class Inputs:
         `seen_keys`: the ones Spark's scan dropped. Only binaryFile drops files."""
         if not self.via_hadoop:
             return []
-        uris = file_index_uris(self.frame)
-        if len(seen_keys) >= len(uris):  # the scan is a subset of the listing: nothing was dropped
+        index = self.frame._jdf.inputFiles()
+        if len(seen_keys) >= len(index):  # the scan is a subset of the listing: nothing was dropped
             return []
+        uris = file_index_uris(self.frame)
         missing = []
         for uri in uris:
             path = _listed_path(uri)
@@ -101,14 +106,26 @@ def find_inputs(spark, input_path: str, extensions: list[str]) -> Inputs:
         if not hfs.globStatus(hpath):
             raise JobError(f"input path {fs.display(input_path)} does not exist")
         root_path, root_fs = _hadoop_path(spark, input_root(input_path))
-        root = uri_to_posix(root_fs.makeQualified(root_path).toString())
-        return Inputs(list_images(spark, input_path, extensions).select("path", "content"), root, True)
+        qualified = root_fs.makeQualified(root_path).toString()
+        root = uri_to_posix(qualified)
+        return Inputs(list_images(spark, input_path, extensions).select("path", _content_column(qualified)), root,
+                      True)
     base, root = _root_uri(input_path)
     fs.check_location(base + root, what="--input", cluster=False, output=False)
     if not fs.exists(base + root):
         raise JobError(f"input path {fs.display(input_path)} does not exist")
     frame, paths = _arrow_listing(spark, input_path, extensions)
     return Inputs(frame, root, False, paths)
+
+
+def _content_column(qualified_root: str):
+    """binaryFile's `content` column, or null on a local disk, where the task reads the file instead (see above):
+    without the column in the query, binaryFile does not read the files."""
+    from pyspark.sql import functions as F
+
+    if fs.is_local(qualified_root):
+        return F.lit(None).cast("binary").alias("content")
+    return F.col("content")
 
 
 def _root_uri(input_path: str) -> tuple[str, str]:

@@ -192,10 +192,10 @@ def test_hostile_names_stay_inside_out(run_job, tmp_path):
     assert proc.returncode == 0, proc.log
     rows = {r["relative_path"]: r for r in pq.read_table(out / "results").to_pylist()}
     assert len(rows) == len(names)
-    assert rows["colon_name.png"]["status"] == "error" and "':'" in rows["colon_name.png"]["error"]
-    assert all(r["status"] == "ok" for k, r in rows.items() if k != "colon_name.png"), rows
+    # Hadoop cannot open a name with ':', but on a local disk the task reads the file itself (colorspark.listing)
+    assert all(r["status"] == "ok" for r in rows.values()), rows
     resolved_out = out.resolve()
     for path in out.rglob("*"):
         assert resolved_out in path.resolve().parents
-    assert len(list((out / "jpeg").rglob("*.jpg"))) == len(names) - 1
+    assert len(list((out / "jpeg").rglob("*.jpg"))) == len(names)
     assert sorted(tmp_path.iterdir()) == sorted([images, out])

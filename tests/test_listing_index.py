@@ -1,4 +1,4 @@
-"""colorspark.listing's one-call file index against PySpark's own `DataFrame.inputFiles()`."""
+"""colorspark.listing on Spark: the one-call file index, the files binaryFile drops, who reads local files."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ import sys
 
 import pytest
 
-from colorspark.listing import file_index_uris, list_images
+from colorspark.listing import (
+    EMPTY_FILE_REASON,
+    UNREADABLE_REASON,
+    Inputs,
+    file_index_uris,
+    find_inputs,
+    list_images,
+    read_content,
+)
+from colorspark.paths import relative_output_path
 
 pytestmark = pytest.mark.spark
 
@@ -21,7 +30,7 @@ def spark():
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
     session = (SparkSession.builder.master("local[1]").appName("colorspark-listing-tests")
-               .config("spark.ui.enabled", "false").getOrCreate())
+               .config("spark.ui.enabled", "false").config("spark.sql.files.ignoreCorruptFiles", "true").getOrCreate())
     yield session
     session.stop()
 
@@ -40,3 +49,30 @@ def test_an_empty_index_is_an_empty_list(spark, tmp_path):
     (tmp_path / "notes.txt").write_bytes(b"not an image")
     frame = list_images(spark, str(tmp_path), ["jpg"])
     assert frame.inputFiles() == [] and file_index_uris(frame) == []
+
+
+def test_files_that_binaryfile_drops_get_their_reason(spark, tmp_path):
+    """Where binaryFile reads the bytes (HDFS, s3a:), its scan drops empty files and, with ignoreCorruptFiles, files
+    Hadoop cannot open, such as a name with ':'; the listing gives each its reason."""
+    (tmp_path / "fine.png").write_bytes(b"x")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "colon:name.png").write_bytes(b"x")
+    frame = list_images(spark, str(tmp_path), ["png"]).select("path", "content")
+    seen = {relative_output_path(row["path"], str(tmp_path)) for row in frame.collect()}
+    assert seen == {"fine.png"}
+    missing = Inputs(frame, str(tmp_path), True).unscanned(spark, seen)
+    assert sorted((key, reason) for _, key, reason in missing) == [("colon_name.png", UNREADABLE_REASON),
+                                                                   ("empty.png", EMPTY_FILE_REASON)]
+
+
+def test_on_a_local_disk_the_tasks_read_the_files_themselves(spark, tmp_path):
+    """binaryFile lists and partitions local files, but their bytes do not pass through the JVM: the task reads
+    each one, a name with ':' included."""
+    files = {"a.png": b"first", "sub/colon:b.png": b"second"}
+    for name, data in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    inputs = find_inputs(spark, str(tmp_path), ["png"])
+    rows = inputs.frame.collect()
+    assert inputs.via_hadoop and {row["content"] for row in rows} == {None}
+    assert sorted(read_content(row["path"], row["content"]) for row in rows) == sorted(files.values())
