@@ -10,11 +10,12 @@
       Target: (a) warm / (2 * b) >= 0.85, the mean of the warm runs' paired ratios.
   (a') the same Spark run writing to a local S3 server (tests/s3server.py: moto on 127.0.0.1, in a process of its
       own; inputs stay on local disk, --output s3://bucket/...), in the same session after the local runs; reported
-      as a time ratio to the warm local runs just before and after it.
+      as a time ratio to the warm local runs around it.
   Also: a per-image cost breakdown of the job's whole task body (`preprocess_tasks.process_files`, run in plain Python
   on the same partitions, writing Parquet and HDF5 like the tasks do; read, decode, crops, Lab, quantise, hard bins,
-  prior counts, writes), the Spark runs split by job (from Spark's event log), a diagnosis of Spark's input movement
-  (binaryFile scan in the JVM alone, and into Python through Arrow), and optionally a 2-process multiprocessing
+  prior counts, writes), the Spark runs split by job (from Spark's event log), a diagnosis of how the input files reach
+  the tasks (the scan of the job's input frame in the JVM alone, no bytes on a local disk; then into Python through
+  Arrow, fetching each file's bytes as the tasks do), and optionally a 2-process multiprocessing
   reference.
 
 Inputs: the shared photos replicated into /tmp (copies with distinct names in --subdirs subfolders).
@@ -72,6 +73,8 @@ def parse_args():
                                                                 "seconds and run anyway (default 1200)")
     p.add_argument("--no-md", action="store_true", help="do not update BENCHMARKS.md")
     args = p.parse_args()
+    if args.spark_runs < 1 or args.s3_runs < 0:
+        p.error("--spark-runs must be at least 1 and --s3-runs at least 0")
     if args.properties_file:
         given = Path(args.properties_file)
         found = given if given.is_absolute() or given.exists() else C.ROOT / given
@@ -177,10 +180,10 @@ def mean_s(runs: list[dict]) -> float:
 
 
 def plan_steps(args, s3: bool) -> list[str]:
-    """The driver's steps: run 1, then each warm local run with a plain run (b) before and after it, then the S3
-    runs and one more local run, followed by (b)."""
-    plan = ["local"] + ["plain", "local"] * (args.spark_runs - 1) + ["plain"]
-    return plan + (["s3"] * args.s3_runs + ["local", "plain"] if s3 else [])
+    """The driver's steps: run 1, then every later run (local, then S3, then one more local) between two plain runs
+    (b); run 1 has one only after it."""
+    plan = ["local", "plain"] + ["local", "plain"] * (args.spark_runs - 1)
+    return plan + (["s3", "plain"] * args.s3_runs + ["local", "plain"] if s3 else [])
 
 
 def pair_with_plain(runs: list[dict], plain: list[dict]) -> None:
@@ -188,6 +191,8 @@ def pair_with_plain(runs: list[dict], plain: list[dict]) -> None:
     its ratio (a) / (2 * b)."""
     for r in runs:
         near = [p for p in plain if p["after_run"] in (r["run"] - 1, r["run"])]
+        if not near:
+            raise SystemExit(f"run {r['run']} has no plain run beside it in the driver's plan")
         r["b"] = sum(p["images"] for p in near) / sum(p["seconds"] for p in near)
         r["ratio"] = r["ips"] / (2 * r["b"])
 
@@ -288,7 +293,7 @@ def main():
     ratio_cold, ratio_warm = local[0]["ratio"], sum(r["ratio"] for r in warm) / len(warm)
     s3_ratio = None
     if s3_runs:
-        around = [r for r in local if r["run"] in (s3_runs[0]["run"] - 1, s3_runs[-1]["run"] + 1)]
+        around = [r for r in warm_runs(local) if r["run"] in (s3_runs[0]["run"] - 1, s3_runs[-1]["run"] + 1)]
         s3_ratio = mean_s(s3_runs) / mean_s(around)
     C.say(f"[bench] ratio (a)/(2*b), each Spark run against the (b) runs beside it: run 1 {ratio_cold:.2f}, warm "
           f"runs " + ", ".join(f"{r['ratio']:.2f}" for r in warm) + f", mean {ratio_warm:.2f} (target >= {TARGET})"
@@ -356,7 +361,8 @@ def render_md(args, info, idle, cmd, files, input_mb, config, res, n_b) -> str:
                      f"{pool['ips'] / (2 * b1):.2f}"])
     lines.append(C.md_table(["step", "seconds", "images/s", "2·(b) beside it, images/s", "ratio to 2·(b)"], rows))
     spark_cpu = res["spark_cpu"]
-    lines.append(f"\nEach Spark run is compared with the plain runs (b) just before and after it, which the driver "
+    lines.append(f"\nEach Spark run is compared with the plain runs (b) just before and after it (run 1: just after "
+                 f"it), which the driver "
                  f"ran in a process of its own while Spark idled (`bench/preprocess_sequential.py`): from one minute "
                  f"to the next the same plain run can take up to a fifth more or less time on this shared machine, "
                  f"more than the gap being measured. Spark session start-up ({spark['session_s']:.1f} s) and the "
@@ -373,7 +379,7 @@ def render_md(args, info, idle, cmd, files, input_mb, config, res, n_b) -> str:
                  f"starts the Python workers, {res['ratio_cold']:.2f}.\n")
     if s3_runs:
         s3r = s3_runs[-1]
-        around = [r for r in local if r["run"] in (s3_runs[0]["run"] - 1, s3_runs[-1]["run"] + 1)]
+        around = [r for r in warm_runs(local) if r["run"] in (s3_runs[0]["run"] - 1, s3_runs[-1]["run"] + 1)]
         server = s3r.get("s3_server_cpu_s") or 0.0
         lines.append(f"**Output on S3 / local disk, time ratio: {res['s3_ratio']:.2f}** ({s3r['seconds']:.1f} s vs "
                      f"{mean_s(around):.1f} s, the mean of the warm local runs just before and after it). The "

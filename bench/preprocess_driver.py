@@ -96,7 +96,7 @@ def tree_cpu() -> dict:
     return out
 
 
-def _probe(batches, measure_gc=False):
+def _probe(batches, max_bytes: int, measure_gc=False):
     """mapInArrow body of the diagnosis: take the partition's (path, content) batches into Python and fetch each
     file's bytes as the job's tasks do (`read_content`: binaryFile's content, or the file read through the storage
     layer where the content column is null, as on a local disk), and nothing more; one row back with the time spent
@@ -116,7 +116,7 @@ def _probe(batches, measure_gc=False):
     for batch in batches:
         for path, content in zip(batch.column("path").to_pylist(), batch.column("content").to_pylist()):
             n += 1
-            nbytes += len(read_content(path, content))
+            nbytes += len(read_content(path, content, max_bytes))
     python_s = time.perf_counter() - a
     gc_s, objects = 0.0, 0
     if measure_gc:
@@ -129,7 +129,7 @@ def _probe(batches, measure_gc=False):
                                       "enter": [t_enter]})
 
 
-def diagnose(spark, input_path: str, extensions: list[str]) -> dict:
+def diagnose(spark, input_path: str, config: dict) -> dict:
     """Spark's cost of getting the input files to the Python workers, apart from the per-image work: the job's
     input frame (same listing, same partitions, the same columns: on a local disk the content is null and the tasks
     read the files) scanned in the JVM only, then passed through a mapInArrow body that only fetches each file's
@@ -140,7 +140,8 @@ def diagnose(spark, input_path: str, extensions: list[str]) -> dict:
     from colorspark.listing import find_inputs
 
     sc = spark.sparkContext
-    files = find_inputs(spark, input_path, extensions).frame
+    files = find_inputs(spark, input_path, config["data"]["extensions"]).frame
+    max_bytes = config["limits"]["max_bytes"]
     res = {"partitions": files.rdd.getNumPartitions(), "passes": []}
     passes = (("JVM only: scan of the job's input frame, sum of content lengths (none read on a local disk)", "jvm"),
               ("input rows into Python via mapInArrow, body only fetches each file's bytes (`read_content`)", "arrow"),
@@ -155,7 +156,7 @@ def diagnose(spark, input_path: str, extensions: list[str]) -> dict:
             recs = []
         else:
             recs = [r.asDict() for r in files.mapInArrow(
-                lambda batches, g=(kind == "gc"): _probe(batches, g), schema).collect()]
+                lambda batches, g=(kind == "gc"): _probe(batches, max_bytes, g), schema).collect()]
             n_bytes = sum(r["bytes"] for r in recs)
         b = time.time()
         cpu1 = tree_cpu()
@@ -176,8 +177,10 @@ def plain_reference(files_list: str, root: str, overrides: list[str]) -> dict:
            "--root", root] + sum((["--set", o] for o in overrides), [])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     t0 = time.time()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     t1 = time.time()
+    if done.returncode != 0:
+        raise SystemExit(f"the plain reference failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return {**json.loads(done.stdout.strip().splitlines()[-1]), "start": t0, "end": t1}
 
 
@@ -195,6 +198,8 @@ def main():
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument("--diagnose", action="store_true", help="time Spark's input movement (see diagnose)")
     args = p.parse_args()
+    if "plain" in args.plan.split(",") and not args.plain_files:
+        p.error("a 'plain' step needs --plain-files")
     setup_logging("bench-preprocess")
     config = config_mod.load(None, args.overrides)
     t_session = time.time()
@@ -235,7 +240,7 @@ def main():
         result = {"session_s": session_s, "runs": runs, "plain": plain, "app_id": sc.applicationId,
                   "default_parallelism": sc.defaultParallelism, "config": config}
         if args.diagnose:
-            result["diagnosis"] = diagnose(spark, args.input, config["data"]["extensions"])
+            result["diagnosis"] = diagnose(spark, args.input, config)
     finally:
         spark.stop()
     Path(args.result).write_text(json.dumps(result, indent=2))

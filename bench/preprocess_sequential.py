@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def one_time_init() -> float:
-    """What every fresh Python worker pays once: the 313 bin centres (convex hull) and the 256x256 nearest-bin
-    table used by hard_bins. Done before the timed loop so (b) measures the steady per-image cost."""
+    """What every fresh Spark Python worker is given before its first task (`prepare_worker`: the imports, Pillow's
+    plugins, the bin centres and the nearest-bin table). Done before the timed loop, so that (b) measures the steady
+    per-image cost."""
     from colorspark.preprocess_tasks import prepare_worker
 
     t0 = time.perf_counter()

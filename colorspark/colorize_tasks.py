@@ -149,7 +149,7 @@ def colorize_partition(index: int, rows, payload_bc, builds, plan: Plan):
                                 "error": "outputs exist (--resume)", "jpeg_path": done})
                 continue
             try:
-                yield path, read_content(path, content)
+                yield path, read_content(path, content, plan.rendering.max_bytes)
             except DecodeError as exc:  # unreadable where it was listed: recorded like an undecodable file
                 yield path, Failed(str(exc))
 

@@ -31,6 +31,15 @@ class DecodeError(ValueError):
     """Why a file could not be turned into pixels; str() is meant for a results table."""
 
 
+def check_size(size: int, max_bytes: int) -> None:
+    """Refuse an empty file, or one over the `max_bytes` limit, before any decoding: also used by a task that reads
+    the file itself, so that it stops reading at the limit."""
+    if size == 0:
+        raise DecodeError("empty file (0 bytes)")
+    if size > max_bytes:
+        raise DecodeError(f"file too large: {size} bytes > limit {max_bytes}")
+
+
 def decode_image(data: bytes, *, max_pixels: int, max_bytes: int, keep_gray: bool = False) -> np.ndarray:
     """Decode one image file's bytes to a writable H×W×3 uint8 RGB array.
 
@@ -49,11 +58,7 @@ def decode_image(data: bytes, *, max_pixels: int, max_bytes: int, keep_gray: boo
     _require_positive_int("max_bytes", max_bytes)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
-    size = memoryview(data).nbytes
-    if size == 0:
-        raise DecodeError("empty file (0 bytes)")
-    if size > max_bytes:
-        raise DecodeError(f"file too large: {size} bytes > limit {max_bytes}")
+    check_size(memoryview(data).nbytes, max_bytes)
     try:
         return _decode(data, max_pixels, keep_gray)
     except DecodeError:

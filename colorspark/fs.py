@@ -174,10 +174,16 @@ def is_file(uri: str) -> bool:
     return _info(uri).type == FileType.File
 
 
-def read_bytes(uri: str) -> bytes:
+def read_bytes(uri: str, limit: int | None = None) -> bytes:
+    """The file's bytes; with `limit`, at most that many, so that a caller who refuses larger files never holds a
+    huge one whole."""
     fs, path = filesystem(uri)
     with fs.open_input_stream(path) as stream:
-        return stream.read()
+        return stream.read() if limit is None else stream.read(limit)
+
+
+def size(uri: str) -> int:
+    return _info(uri).size
 
 
 def read_json(uri: str):

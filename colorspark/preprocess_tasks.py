@@ -133,7 +133,7 @@ def process_files(index: int, files, config: dict, root: str, staging: Staging):
         for path, content in files:
             key = relative_output_path(path, root)
             try:
-                samples = process_image(read_content(path, content), key, config)
+                samples = process_image(read_content(path, content, config["limits"]["max_bytes"]), key, config)
             except DecodeError as exc:
                 yield (path, key, "error", str(exc), None, None, None, None)
                 continue

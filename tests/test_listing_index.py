@@ -67,12 +67,12 @@ def test_files_that_binaryfile_drops_get_their_reason(spark, tmp_path):
 
 def test_on_a_local_disk_the_tasks_read_the_files_themselves(spark, tmp_path):
     """binaryFile lists and partitions local files, but their bytes do not pass through the JVM: the task reads
-    each one, a name with ':' included."""
-    files = {"a.png": b"first", "sub/colon:b.png": b"second"}
+    each one, names with ':', a newline, '%' or '#' included."""
+    files = {"a.png": b"first", "sub/colon:b.png": b"second", "new\nline %41 #.png": b"third"}
     for name, data in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(data)
     inputs = find_inputs(spark, str(tmp_path), ["png"])
     rows = inputs.frame.collect()
     assert inputs.via_hadoop and {row["content"] for row in rows} == {None}
-    assert sorted(read_content(row["path"], row["content"]) for row in rows) == sorted(files.values())
+    assert sorted(read_content(row["path"], row["content"], 100) for row in rows) == sorted(files.values())
