@@ -174,7 +174,9 @@ def run_job(args, zip_path: Path, input_dir: Path, name: str, master: str, extra
     shutil.rmtree(out, ignore_errors=True)
     log_path = work / f"{name}.log"
     cmd = [str(C.SPARK_SUBMIT), "--master", master, "--driver-memory", args.driver_memory, "--py-files",
-           str(zip_path), "jobs/colorize.py", "--input", str(input_dir), "--output", str(out)]
+           str(zip_path), "jobs/colorize.py", "--input", str(input_dir), "--output",
+           # a cluster master refuses a plain output path (it could name each executor's own disk)
+           str(out) if master.startswith("local") else out.as_uri()]
     cmd += sum((["--set", o] for o in args.overrides), [])
     env = {**os.environ, "PYSPARK_PYTHON": str(C.PY), "PYSPARK_DRIVER_PYTHON": str(C.PY)}
     C.say(f"[bench] $ {' '.join(cmd)}")
