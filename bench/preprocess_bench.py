@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _common as C  # noqa: E402
+from preprocess_sequential import output_key  # noqa: E402
 
 KEY = "preprocess"
 TARGET = 0.85
@@ -86,12 +87,6 @@ def parse_args():
 
 # --- plain-process measurements ---------------------------------------------------------------------------------------
 
-def _key(path: Path, root: Path) -> str:
-    from colorspark.paths import relative_output_path
-
-    return relative_output_path("file:" + str(path), str(root))
-
-
 def _pool_work(job):
     path, key, config = job
     from colorspark.preprocess_tasks import process_image
@@ -106,7 +101,7 @@ def pool2(files, root, config):
     """2 worker processes (fork) over process_image, like (b) on two cores."""
     import multiprocessing as mp
 
-    jobs = [(str(f), _key(f, root), config) for f in files]
+    jobs = [(str(f), output_key(f, root), config) for f in files]
     t0 = time.perf_counter()
     n = 0
     with mp.get_context("fork").Pool(2) as pool:
@@ -291,16 +286,16 @@ def main():
     # figures
     warm = warm_runs(local)
     ratio_cold, ratio_warm = local[0]["ratio"], sum(r["ratio"] for r in warm) / len(warm)
-    s3_ratio = None
-    if s3_runs:
-        around = [r for r in warm_runs(local) if r["run"] in (s3_runs[0]["run"] - 1, s3_runs[-1]["run"] + 1)]
-        s3_ratio = mean_s(s3_runs) / mean_s(around)
+    s3_ratio = s3_local_s = None
+    if s3_runs:  # against the warm local runs just before and after them
+        s3_local_s = mean_s([r for r in warm if r["run"] in (s3_runs[0]["run"] - 1, s3_runs[-1]["run"] + 1)])
+        s3_ratio = mean_s(s3_runs) / s3_local_s
     C.say(f"[bench] ratio (a)/(2*b), each Spark run against the (b) runs beside it: run 1 {ratio_cold:.2f}, warm "
           f"runs " + ", ".join(f"{r['ratio']:.2f}" for r in warm) + f", mean {ratio_warm:.2f} (target >= {TARGET})"
           + (f"; S3/local time {s3_ratio:.2f}" if s3_ratio else ""))
     result = {"args": vars(args), "machine": info, "idle": idle, "spark": spark, "spark_cpu": spark_cpu,
               "submit_s": submit_s, "b1": b1, "stages_ms": stages, "pool": pool,
-              "ratio_cold": ratio_cold, "ratio_warm": ratio_warm, "s3_ratio": s3_ratio,
+              "ratio_cold": ratio_cold, "ratio_warm": ratio_warm, "s3_ratio": s3_ratio, "s3_local_s": s3_local_s,
               "init_s": plain[0]["init_s"], "task_body_s": task_body_s, "task_body_cpu": task_body_cpu,
               "breakdown_partitions": partitions, "event_jobs": {r["run"]: r["jobs"] for r in runs}}
     C.write_json(work / "result.json", result)
@@ -379,10 +374,9 @@ def render_md(args, info, idle, cmd, files, input_mb, config, res, n_b) -> str:
                  f"starts the Python workers, {res['ratio_cold']:.2f}.\n")
     if s3_runs:
         s3r = s3_runs[-1]
-        around = [r for r in warm_runs(local) if r["run"] in (s3_runs[0]["run"] - 1, s3_runs[-1]["run"] + 1)]
         server = s3r.get("s3_server_cpu_s") or 0.0
         lines.append(f"**Output on S3 / local disk, time ratio: {res['s3_ratio']:.2f}** ({s3r['seconds']:.1f} s vs "
-                     f"{mean_s(around):.1f} s, the mean of the warm local runs just before and after it). The "
+                     f"{res['s3_local_s']:.1f} s, the mean of the warm local runs just before and after it). The "
                      f"local S3 server itself used "
                      f"{server:.1f} CPU s during the S3 run ({server / s3r['seconds']:.2f} of the 2 cores), which a "
                      f"real S3 service would not take from the machine.\n")

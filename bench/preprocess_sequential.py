@@ -31,14 +31,20 @@ def one_time_init() -> float:
     return time.perf_counter() - t0
 
 
+def output_key(path: Path, root: Path) -> str:
+    """The file's key as the job makes it (its crops' seed and split hash come from it)."""
+    from colorspark.paths import relative_output_path
+
+    return relative_output_path("file:" + str(path), str(root))
+
+
 def sequential(files: list[Path], root: Path, config: dict) -> tuple[float, int]:
     """process_image on every file, in order; returns (seconds, files that failed to decode)."""
     from colorspark.decode import DecodeError
-    from colorspark.paths import relative_output_path
     from colorspark.preprocess_tasks import process_image
 
     errors = 0
-    keys = [relative_output_path("file:" + str(f), str(root)) for f in files]
+    keys = [output_key(f, root) for f in files]
     t0 = time.perf_counter()
     for f, key in zip(files, keys):
         try:
