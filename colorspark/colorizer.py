@@ -16,7 +16,7 @@ import io
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,8 @@ from PIL import Image
 
 from .colorspace import gray_to_l, lab_to_rgb8, rgb_to_l, rgb_to_lab
 from .decode import DecodeError, decode_image, is_grayscale
-from .inference import predict_ab
+from .inference import predict_logits
+from .reference import Reference, logit_shift, steered_decode, training_marginal
 from .samples import L_SCALE
 
 NETWORK_STRIDE = 8  # every preset downsamples by 8 before its last upsampling, so input sides are multiples of 8
@@ -54,6 +55,10 @@ class Rendering:
     upsample: str = "bilinear"
     guided_radius: int = 1
     guided_eps: float = 5e-3
+    reference_strength: float = 1.0
+    reference_floor: float = 1e-4
+    reference_warning: float = 0.0  # divergence (reference.divergence) above which a reference looks wrong; 0: never
+    training_marginal: tuple = field(default=(), repr=False)  # p_train (reference.training_marginal)
 
     @classmethod
     def from_config(cls, config: dict, meta: dict, *, temperature: float | None = None,
@@ -81,7 +86,21 @@ class Rendering:
                    jpeg_quality=int(config["output"]["jpeg_quality"]),
                    max_pixels=int(config["limits"]["max_pixels"]), max_bytes=int(config["limits"]["max_bytes"]),
                    keep_aspect=bool(settings.get("keep_aspect", False) if keep_aspect is None else keep_aspect),
-                   upsample=upsample, guided_radius=radius, guided_eps=eps)
+                   upsample=upsample, guided_radius=radius, guided_eps=eps,
+                   reference_strength=float(settings.get("reference_strength", cls.reference_strength)),
+                   reference_floor=float(settings.get("reference_floor", cls.reference_floor)),
+                   reference_warning=float(settings.get("reference_warning", cls.reference_warning)),
+                   training_marginal=_training_marginal(meta))
+
+    def record(self) -> dict:
+        """The settings as summary.json records them (without the 313 values of p_train)."""
+        return {key: value for key, value in asdict(self).items() if key != "training_marginal"}
+
+    def shift(self, reference: Reference) -> np.ndarray:
+        """The logit shift that steers towards `reference`; `colorize_stream` computes it once per reference."""
+        q = len(reference.distribution)
+        marginal = np.asarray(self.training_marginal) if self.training_marginal else np.full(q, 1.0 / q)
+        return logit_shift(reference.distribution, marginal, self.reference_strength, self.reference_floor)
 
     def network_shape(self, height: int, width: int) -> tuple[int, int]:
         """(rows, columns) of the network input that a height×width photo's L is resized to.
@@ -101,6 +120,15 @@ class Rendering:
         return rows, columns
 
 
+def _training_marginal(meta: dict) -> tuple:
+    """p_train of a model's `colorspark.json`; empty for a test's stand-in without a prior (shifts then take p_train
+    as uniform)."""
+    if "prior" not in meta:
+        return ()
+    sigma = meta.get("config", {}).get("bins", {}).get("prior_sigma", 5.0)
+    return tuple(training_marginal(meta["prior"], meta["class_weights"], sigma).tolist())
+
+
 @dataclass
 class Colorized:
     """One colorized image, with what the job needs to write and score it."""
@@ -110,6 +138,9 @@ class Colorized:
     jpeg: bytes
     ab_true: np.ndarray | None      # the input's own ab where it has colour, else None
     seconds: float                  # this image's share of the work, batch prediction included
+    reference: str | None = None        # the name of the reference that steered the colours
+    divergence: float | None = None     # how far that reference is from the model's own prediction
+    reference_looks_wrong: bool = False  # divergence above `Rendering.reference_warning`
 
     @property
     def rgb_in(self) -> np.ndarray:
@@ -244,6 +275,7 @@ class _Prepared:
     ab_true: np.ndarray | None
     x: np.ndarray
     seconds: float
+    reference: Reference | None = None
 
     @property
     def nbytes(self) -> int:
@@ -280,6 +312,7 @@ class _Predicted:
     item: _Prepared
     ab_small: np.ndarray
     predict_share: float
+    divergence: float | None = None
 
 
 def _render(predicted: _Predicted, rendering: Rendering) -> Colorized | Failed:
@@ -293,23 +326,39 @@ def _render(predicted: _Predicted, rendering: Rendering) -> Colorized | Failed:
     except Exception as exc:
         return Failed(f"rendering failed: {type(exc).__name__}: {exc}")
     seconds = item.seconds + predicted.predict_share + time.perf_counter() - started
-    return Colorized(item.pixels, lab, rgb, jpeg, item.ab_true, seconds)
+    divergence = predicted.divergence
+    return Colorized(item.pixels, lab, rgb, jpeg, item.ab_true, seconds,
+                     reference=item.reference.name if item.reference else None, divergence=divergence,
+                     reference_looks_wrong=divergence is not None and 0 < rendering.reference_warning < divergence)
 
 
-def _predict_batch(batch: list[_Prepared], get_model, rendering: Rendering) -> list[_Predicted | Failed]:
-    """One network call for images of one input shape."""
+def _predict_batch(batch: list[_Prepared], get_model, rendering: Rendering,
+                   shifts: dict[str, np.ndarray]) -> list[_Predicted | Failed]:
+    """One network call for images of one input shape; each image decoded with its own reference, if any, whose
+    logit shift is made once and kept in `shifts`."""
     started = time.perf_counter()
     try:
-        ab = predict_ab(get_model(), np.stack([item.x for item in batch]), rendering.temperature)
+        logits = predict_logits(get_model(), np.stack([item.x for item in batch]))
+        decoded = []
+        for item, image_logits in zip(batch, logits):
+            reference = item.reference
+            if reference is not None and reference.key not in shifts:
+                shifts[reference.key] = rendering.shift(reference)
+            decoded.append(steered_decode(image_logits, rendering.temperature, reference,
+                                          shifts[reference.key] if reference else None, rendering.reference_floor))
     except Exception as exc:  # e.g. out of memory: every image of the batch gets the reason
         return [Failed(f"prediction failed: {type(exc).__name__}: {exc}")] * len(batch)
     share = (time.perf_counter() - started) / len(batch)
-    return [_Predicted(item, ab_small, share) for item, ab_small in zip(batch, ab)]
+    return [_Predicted(item, ab_small, share, divergence) for item, (ab_small, divergence) in zip(batch, decoded)]
 
 
-def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], Any],
-                    rendering: Rendering) -> Iterator[tuple[Any, Colorized | Failed]]:
+def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], Any], rendering: Rendering,
+                    reference_of: Callable[[Any], Reference | None] | None = None,
+                    ) -> Iterator[tuple[Any, Colorized | Failed]]:
     """(key, image bytes or None) pairs -> (key, Colorized or Failed) pairs, one per input and in input order.
+
+    `reference_of(key)`, when given, is the `Reference` that steers that input's colours (or None): each distinct
+    reference's logit shift is computed once per stream.
 
     A `Failed` in place of the bytes (a file that could not even be read) passes through as that input's outcome.
     `get_model` is called only once there is something to predict, so a partition of bad files never loads a model.
@@ -327,11 +376,13 @@ def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], An
     waiting: dict[tuple, list[tuple[int, _Prepared]]] = {}
     held = 0
     released = 0
+    shifts: dict[str, np.ndarray] = {}
 
     def run(shape):
         nonlocal held
         batch = waiting.pop(shape)
-        for (index, item), outcome in zip(batch, _predict_batch([item for _, item in batch], get_model, rendering)):
+        outcomes_of_batch = _predict_batch([item for _, item in batch], get_model, rendering, shifts)
+        for (index, item), outcome in zip(batch, outcomes_of_batch):
             if isinstance(outcome, Failed):
                 held -= item.nbytes
             outcomes[index] = (outcomes[index][0], outcome)
@@ -351,6 +402,8 @@ def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], An
 
     for index, (key, data) in enumerate(items):
         item = _prepare(data, rendering)
+        if reference_of is not None and not isinstance(item, Failed):
+            item.reference = reference_of(key)
         if isinstance(item, Failed):
             outcomes[index] = (key, item)
         else:

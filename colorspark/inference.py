@@ -151,10 +151,14 @@ def forward_pass(model):
     return _forward_passes[model]
 
 
-def predict_ab(model, l_codes: np.ndarray, temperature: float) -> np.ndarray:
-    """Batch of L codes (N×H×W or N×H×W×1, L·2.55) -> annealed-mean ab at 1/4 resolution (N×H/4×W/4×2)."""
+def predict_logits(model, l_codes: np.ndarray) -> np.ndarray:
+    """Batch of L codes (N×H×W or N×H×W×1, L·2.55) -> logits over the bins at 1/4 resolution (N×H/4×W/4×313)."""
     x = np.asarray(l_codes, dtype=np.float32)
     if x.ndim == 3:
         x = x[..., None]
-    logits = np.asarray(forward_pass(model)(x))
-    return annealed_mean(logits, temperature)
+    return np.asarray(forward_pass(model)(x))
+
+
+def predict_ab(model, l_codes: np.ndarray, temperature: float) -> np.ndarray:
+    """Batch of L codes (N×H×W or N×H×W×1, L·2.55) -> annealed-mean ab at 1/4 resolution (N×H/4×W/4×2)."""
+    return annealed_mean(predict_logits(model, l_codes), temperature)

@@ -1,0 +1,180 @@
+"""Colour from a reference: a colour photo, several photos or a palette, as a distribution over the 313 ab bins,
+and the decoding that steers a prediction towards it.
+
+The network predicts p(q|x), trained against soft-encoded targets weighted by the rebalancing weights, so its
+outputs follow a class prior p_train(q) ∝ w(q)·p̃(q) (p̃ the smoothed training prior, w the class weights; see
+docs/reference.md). A reference r replaces that prior (Bayes' rule under a prior shift):
+
+    p'(q|x) ∝ p(q|x) · ((r(q) + ε) / (p_train(q) + ε))^β
+
+which on logits is one additive vector per image, β·log((r + ε)/(p_train + ε)): the forward pass is untouched and
+decoding costs one more addition. The floor ε keeps every colour possible; the strength β scales the shift.
+
+References are turned into distributions the way training targets are made (`bins.soft_encode`, k = 10, σ = 5), from
+the image's ab at the network's output stride, so r and p_train are on the same footing. Pixels within
+`GRAY_CHROMA` of gray are left out (bench/reference_bench.py measured both choices): white walls and shadows would
+otherwise add mass at gray that the model predicts anyway, diluting the colours the reference is there for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from .bins import annealed_mean, gamut_centres, smooth_prior, soft_encode
+from .colorspace import rgb_to_lab
+from .decode import DecodeError, decode_image
+
+GRAY_CHROMA = 5.0          # ab distance from gray below which a reference pixel counts as gray (data.gray_chroma)
+MIN_COLOUR_SHARE = 0.01    # a reference with fewer colourful pixels than this share has no colour to give
+ENCODE_SIDE = 64           # a reference image is reduced to about this many pixels a side before soft encoding
+PALETTE_PREFIX = "palette:"
+_HEX = re.compile(r"#?([0-9a-fA-F]{6})")
+
+
+class ReferenceError(ValueError):
+    """A reference that cannot serve: unreadable, without colour, over the size limits, or a malformed palette."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference's name (what the records show) and its distribution over the bins (sums to 1)."""
+    name: str
+    distribution: np.ndarray = field(repr=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        """A short digest of the distribution: two references with the same colours share it."""
+        return hashlib.sha1(np.ascontiguousarray(self.distribution, np.float64).tobytes()).hexdigest()[:12]
+
+
+def ab_distribution(ab: np.ndarray, gray_chroma: float = GRAY_CHROMA) -> np.ndarray | None:
+    """Soft-encoded histogram of ab pairs ((..., 2) array) over the bins, pairs nearer gray than `gray_chroma`
+    left out (0 keeps all); None when fewer than `MIN_COLOUR_SHARE` of the pairs are colourful."""
+    flat = np.asarray(ab, np.float32).reshape(-1, 2)
+    colourful = np.hypot(flat[:, 0], flat[:, 1]) >= gray_chroma
+    if not flat.size or colourful.mean() < MIN_COLOUR_SHARE:
+        return None
+    indices, weights = soft_encode(flat[colourful] if gray_chroma > 0 else flat)
+    histogram = np.bincount(indices.ravel(), weights.ravel(), minlength=len(gamut_centres()))
+    return histogram / histogram.sum()
+
+
+def image_ab(rgb: np.ndarray) -> np.ndarray:
+    """An sRGB image's ab, reduced by area averaging (as the training targets' 4×4 cell means are) to about
+    `ENCODE_SIDE` pixels on its longer side: the colours stay, and soft encoding costs a few ms."""
+    factor = max(1, round(max(rgb.shape[:2]) / ENCODE_SIDE))
+    small = np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).reduce(factor)) if factor > 1 else rgb
+    return rgb_to_lab(small)[..., 1:]
+
+
+def images_distribution(images: list[np.ndarray], gray_chroma: float = GRAY_CHROMA) -> np.ndarray | None:
+    """Several sRGB images (H×W×3 uint8) as one distribution, each image weighing the same; None if none has
+    colour."""
+    parts = [ab_distribution(image_ab(rgb), gray_chroma) for rgb in images]
+    parts = [p for p in parts if p is not None]
+    return np.mean(parts, axis=0) if parts else None
+
+
+def parse_palette(text: str) -> list[tuple[int, int, int]]:
+    """'palette:#aa3311,#2255cc' (or without the prefix) -> sRGB triples."""
+    body = text[len(PALETTE_PREFIX):] if text.startswith(PALETTE_PREFIX) else text
+    colours = []
+    for item in filter(None, (part.strip() for part in body.split(","))):
+        match = _HEX.fullmatch(item)
+        if not match:
+            raise ReferenceError(f"palette colour {item!r} is not a hex sRGB colour like #aa3311")
+        colours.append(tuple(int(match.group(1)[i:i + 2], 16) for i in (0, 2, 4)))
+    if not colours:
+        raise ReferenceError("the palette names no colour (expected palette:#aa3311,#2255cc,...)")
+    return colours
+
+
+def palette_distribution(colours: list[tuple[int, int, int]]) -> np.ndarray:
+    """sRGB colours as a distribution, each colour weighing the same; gray colours count (a user who lists them
+    wants them)."""
+    ab = rgb_to_lab(np.asarray(colours, np.uint8)[None])[0, :, 1:]
+    distribution = ab_distribution(ab, gray_chroma=0.0)
+    return distribution
+
+
+def from_images(name: str, images: list[bytes], *, max_pixels: int, max_bytes: int) -> Reference:
+    """A reference from one or more encoded images, checked: each must decode within the limits, and together
+    they must have colour."""
+    decoded = []
+    for data in images:
+        try:
+            decoded.append(decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes))
+        except DecodeError as exc:
+            raise ReferenceError(f"reference {name}: {exc}") from None
+    distribution = images_distribution(decoded)
+    if distribution is None:
+        raise ReferenceError(f"reference {name} has no colour (a gray image): nothing to take colours from")
+    return Reference(name, distribution)
+
+
+def from_palette(text: str) -> Reference:
+    return Reference(text, palette_distribution(parse_palette(text)))
+
+
+def load_reference(location: str, *, max_pixels: int, max_bytes: int) -> Reference:
+    """A reference from a palette ('palette:#aa3311,...'), an image file or a folder of images (path or URI, read
+    through `colorspark.fs`), checked; a `ReferenceError` with one line says what is wrong."""
+    from . import fs
+    from .config import EXTENSIONS
+
+    if location.startswith(PALETTE_PREFIX):
+        return from_palette(location)
+    uri = fs.to_uri(location)
+    try:
+        if fs.is_file(uri):
+            files = [uri]
+        else:
+            files = sorted(fs.join(uri, name) for name in fs.children(uri)
+                           if name.rpartition(".")[2].lower() in EXTENSIONS)
+            if not files:
+                raise ReferenceError(f"reference {fs.display(uri)}: no such image file, or a folder without images")
+        for file in files:
+            if fs.size(file) > max_bytes:
+                raise ReferenceError(f"reference {fs.display(file)} is larger than limits.max_bytes ({max_bytes})")
+        data = [fs.read_bytes(file) for file in files]
+    except OSError as exc:
+        raise ReferenceError(f"reference {fs.display(uri)} cannot be read: {exc}") from None
+    return from_images(fs.display(uri), data, max_pixels=max_pixels, max_bytes=max_bytes)
+
+
+def training_marginal(prior, class_weights, prior_sigma: float = 5.0) -> np.ndarray:
+    """p_train(q) ∝ w(q)·p̃(q): the class prior the network's outputs follow (see the module docstring)."""
+    marginal = smooth_prior(np.asarray(prior, np.float64), prior_sigma) * np.asarray(class_weights, np.float64)
+    return marginal / marginal.sum()
+
+
+def logit_shift(distribution: np.ndarray, marginal: np.ndarray, strength: float, floor: float) -> np.ndarray:
+    """β·log((r + ε)/(p_train + ε)), float32 (313,): added to an image's logits before the annealed mean."""
+    shift = strength * np.log((np.asarray(distribution) + floor) / (np.asarray(marginal) + floor))
+    return shift.astype(np.float32)
+
+
+def divergence(distribution: np.ndarray, probabilities: np.ndarray, floor: float) -> float:
+    """How far the model's own prediction for an image (its per-pixel distributions, (..., 313), averaged) is
+    from the reference: KL(p̄ ‖ r + ε), in nats. Large when the model puts much of its mass on colours the
+    reference lacks: the sign of a reference from another scene."""
+    mean = np.asarray(probabilities, np.float64).reshape(-1, len(distribution)).mean(0)
+    target = (np.asarray(distribution) + floor) / (1 + floor * len(distribution))
+    return float(np.sum(mean * (np.log(np.maximum(mean, 1e-12)) - np.log(target))))
+
+
+def steered_decode(logits: np.ndarray, temperature: float, reference: Reference | None, shift: np.ndarray | None,
+                   floor: float) -> tuple[np.ndarray, float | None]:
+    """One image's logits (h×w×313) -> (annealed-mean ab, divergence of its own prediction from the reference).
+    Without a reference: the plain annealed mean and None."""
+    if reference is None:
+        return annealed_mean(logits, temperature), None
+    z = np.asarray(logits, np.float32) / np.float32(temperature)
+    p = np.exp(z - z.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    return annealed_mean(logits + shift, temperature), divergence(reference.distribution, p, floor)

@@ -1,0 +1,155 @@
+"""References as distributions over the bins, and decoding steered by them (no Spark)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from colorspark import reference
+from colorspark.bins import annealed_mean, gamut_centres, smooth_prior, soft_encode
+from colorspark.colorizer import Rendering, colorize_stream
+from colorspark.colorspace import rgb_to_lab
+from colorspark.reference import Reference, ReferenceError
+
+RED, BLUE, GRAY = (200, 30, 30), (30, 60, 200), (128, 128, 128)
+LIMITS = {"max_pixels": 10_000_000, "max_bytes": 10_000_000}
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _flat(colour, height=32, width=32) -> np.ndarray:
+    return np.full((height, width, 3), colour, np.uint8)
+
+
+def _encoded(colour) -> np.ndarray:
+    """The soft target of one sRGB colour as a 313-vector: what its reference distribution must be."""
+    ab = rgb_to_lab(np.asarray([[colour]], np.uint8))[0, :, 1:]
+    indices, weights = soft_encode(ab)
+    return np.bincount(indices.ravel(), weights.ravel(), minlength=313)
+
+
+def test_a_one_colour_palette_is_that_colours_soft_target():
+    distribution = reference.palette_distribution([RED])
+    np.testing.assert_allclose(distribution, _encoded(RED), atol=1e-6)
+    assert distribution.sum() == pytest.approx(1.0)
+
+
+def test_a_palette_weighs_its_colours_equally_and_parses_hex():
+    colours = reference.parse_palette("palette:#c81e1e, 1e3cc8")
+    assert colours == [RED, BLUE]
+    np.testing.assert_allclose(reference.palette_distribution(colours), (_encoded(RED) + _encoded(BLUE)) / 2,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("text", ["palette:", "palette:#12345", "palette:red"])
+def test_a_malformed_palette_is_a_reference_error(text):
+    with pytest.raises(ReferenceError, match="palette"):
+        reference.parse_palette(text)
+
+
+def test_an_image_counts_its_colours_by_area():
+    image = np.concatenate([_flat(RED, 24, 32), _flat(BLUE, 8, 32)])
+    distribution = reference.images_distribution([image])
+    np.testing.assert_allclose(distribution, 0.75 * _encoded(RED) + 0.25 * _encoded(BLUE), atol=1e-5)
+
+
+def test_near_gray_pixels_are_left_out_unless_asked_for():
+    image = np.concatenate([_flat(RED, 16, 32), _flat(GRAY, 16, 32)])
+    np.testing.assert_allclose(reference.images_distribution([image]), _encoded(RED), atol=1e-5)
+    with_gray = reference.images_distribution([image], gray_chroma=0.0)
+    np.testing.assert_allclose(with_gray, 0.5 * _encoded(RED) + 0.5 * _encoded(GRAY), atol=1e-4)
+
+
+def test_several_images_weigh_the_same_whatever_their_size():
+    distribution = reference.images_distribution([_flat(RED, 64, 64), _flat(BLUE, 8, 8)])
+    np.testing.assert_allclose(distribution, (_encoded(RED) + _encoded(BLUE)) / 2, atol=1e-5)
+
+
+def test_a_gray_image_is_refused_and_a_colour_one_accepted():
+    with pytest.raises(ReferenceError, match="no colour"):
+        reference.from_images("gray.png", [_png(_flat(GRAY))], **LIMITS)
+    assert reference.from_images("red.png", [_png(_flat(RED))], **LIMITS).name == "red.png"
+
+
+def test_an_undecodable_or_too_large_reference_is_refused(tmp_path):
+    with pytest.raises(ReferenceError, match="bad.png"):
+        reference.from_images("bad.png", [b"not an image"], **LIMITS)
+    (tmp_path / "red.png").write_bytes(_png(_flat(RED)))
+    with pytest.raises(ReferenceError, match="max_bytes"):
+        reference.load_reference(str(tmp_path / "red.png"), max_pixels=10_000, max_bytes=10)
+    with pytest.raises(ReferenceError, match="no such image"):
+        reference.load_reference(str(tmp_path / "missing.png"), **LIMITS)
+
+
+def test_a_folder_of_images_is_one_reference(tmp_path):
+    (tmp_path / "a.png").write_bytes(_png(_flat(RED)))
+    (tmp_path / "b.png").write_bytes(_png(_flat(BLUE)))
+    (tmp_path / "notes.txt").write_text("not an image")
+    loaded = reference.load_reference(str(tmp_path), **LIMITS)
+    np.testing.assert_allclose(loaded.distribution, (_encoded(RED) + _encoded(BLUE)) / 2, atol=1e-5)
+
+
+def test_the_training_marginal_is_the_smoothed_prior_tilted_by_the_class_weights():
+    prior = np.random.default_rng(0).random(313)
+    np.testing.assert_allclose(reference.training_marginal(prior, np.ones(313)), smooth_prior(prior))
+    weights = np.linspace(1, 2, 313)
+    tilted = smooth_prior(prior) * weights
+    np.testing.assert_allclose(reference.training_marginal(prior, weights), tilted / tilted.sum())
+
+
+def test_a_reference_equal_to_the_training_marginal_or_no_strength_changes_nothing():
+    marginal = reference.training_marginal(np.random.default_rng(1).random(313), np.ones(313))
+    assert np.abs(reference.logit_shift(marginal, marginal, 1.0, 1e-4)).max() < 1e-5
+    assert np.abs(reference.logit_shift(reference.palette_distribution([RED]), marginal, 0.0, 1e-4)).max() == 0
+
+
+def test_steering_pulls_an_undecided_prediction_to_the_references_colour():
+    logits = np.zeros((2, 2, 313), np.float32)  # every colour equally likely: decodes to the centres' mean
+    red = Reference("red", reference.palette_distribution([RED]))
+    shift = reference.logit_shift(red.distribution, np.full(313, 1 / 313), 1.0, 1e-4)
+    ab, divergence = reference.steered_decode(logits, 1.0, red, shift, 1e-4)
+    red_ab = rgb_to_lab(np.asarray([[RED]], np.uint8))[0, 0, 1:]
+    assert np.abs(ab - red_ab).max() < 5
+    assert divergence > 1.0  # the model spread its mass over colours the reference lacks
+    plain, none = reference.steered_decode(logits, 1.0, None, None, 1e-4)
+    np.testing.assert_array_equal(plain, annealed_mean(logits, 1.0))
+    assert none is None
+
+
+def test_the_divergence_is_near_zero_when_the_prediction_is_the_reference():
+    distribution = reference.palette_distribution([RED, BLUE])
+    probabilities = np.broadcast_to(distribution, (3, 3, 313))
+    assert reference.divergence(distribution, probabilities, 1e-4) < 0.05  # the floor's mass alone
+    assert reference.divergence(distribution, np.broadcast_to(reference.palette_distribution([GRAY]), (3, 3, 313)),
+                                1e-4) > 3
+
+
+class UndecidedModel:
+    """Stands in for a Keras model: all logits 0, so only a reference gives colour."""
+
+    def predict_on_batch(self, x):
+        return np.zeros((x.shape[0], x.shape[1] // 4, x.shape[2] // 4, 313), np.float32)
+
+
+def test_the_stream_steers_each_input_by_its_own_reference_and_says_which():
+    config = {"colorize": {"batch_size": 4}, "output": {"jpeg_quality": 90}, "limits": LIMITS}
+    rendering = Rendering.from_config(config, {"input_size": 16, "temperature": 1.0})
+    references = {0: Reference("red", reference.palette_distribution([RED])),
+                  1: Reference("blue", reference.palette_distribution([BLUE])), 2: None}
+    gray = _png(_flat(GRAY, 16, 16))
+    out = dict(colorize_stream(((key, gray) for key in references), UndecidedModel, rendering, references.get))
+    hues = {key: out[key].lab[..., 1:].mean((0, 1)) for key in out}
+    assert hues[0][0] > 30 and hues[1][1] < -30 and np.abs(hues[2]).max() < np.abs(hues[0]).max()
+    assert [out[key].reference for key in out] == ["red", "blue", None]
+    assert out[0].divergence > 0 and out[2].divergence is None
+
+
+def test_gamut_is_what_the_distributions_index():
+    assert reference.palette_distribution([RED]).shape == (len(gamut_centres()),)
