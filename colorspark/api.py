@@ -15,7 +15,7 @@ import functools
 import logging
 
 from . import fs, labarrays
-from .api_tasks import Columns, colorize_arrow, colorized_columns
+from .api_tasks import Columns, TaskReferences, colorize_arrow, colorized_columns
 from .colorizer import Rendering
 from .config import defaults
 from .inference import ModelFile, worker_model
@@ -40,8 +40,11 @@ def _model_broadcast(spark, model: str | None):
     return _broadcasts[key]
 
 
-def _rendering(meta: dict, temperature, render_size, batch_size, jpeg_quality, keep_aspect=None) -> Rendering:
+def _rendering(meta: dict, temperature, render_size, batch_size, jpeg_quality, keep_aspect=None,
+               reference_strength=None) -> Rendering:
     config = defaults()
+    if reference_strength is not None:
+        config["colorize"]["reference_strength"] = float(reference_strength)
     if batch_size:
         config["colorize"]["batch_size"] = int(batch_size)
     if jpeg_quality:
@@ -54,7 +57,8 @@ def colorize_dataframe(df, image_col: str = "content", model: str | None = None,
                        output_col: str = "colorized_jpeg", lab_col: str | None = "lab",
                        lab_encoding: str = "lab8", temperature: float | None = None, render_size: int | None = None,
                        keep_aspect: bool | None = None, batch_size: int | None = None,
-                       jpeg_quality: int | None = None):
+                       jpeg_quality: int | None = None, reference_col: str | None = None,
+                       reference_strength: float | None = None):
     """`df` with colorized images added as columns, one output row per input row, in the same order.
 
     Parameters
@@ -77,13 +81,20 @@ def colorize_dataframe(df, image_col: str = "content", model: str | None = None,
         configured (`colorize.keep_aspect`).
     batch_size, jpeg_quality : int, optional
         Images per network call and JPEG quality; by default those of `conf/colorspark.toml`.
+    reference_col : str, optional
+        A column whose value steers each row's colours (docs/reference.md): a string (an image's path or URI, a
+        folder of images, or ``palette:#aa3311,#2255cc``) or image bytes; null means no reference. Each distinct
+        reference is read once per task.
+    reference_strength : float, optional
+        β, how strongly a reference steers; by default `colorize.reference_strength`.
 
     The added columns are `output_col` (binary JPEG), `lab_col` (binary), ``width``, ``height`` (int), ``status``
-    (``ok`` or ``error``) and ``error`` (the reason, for null, empty or undecodable bytes).
+    (``ok`` or ``error``) and ``error`` (the reason, for null, empty or undecodable bytes, or a reference that cannot
+    serve); with `reference_col` also ``reference_divergence`` (float) and ``reference_looks_wrong`` (bool).
     """
     import pyarrow as pa
     from pyspark.sql.pandas.types import from_arrow_schema
-    from pyspark.sql.types import BinaryType, StructType
+    from pyspark.sql.types import BinaryType, StringType, StructType
 
     if image_col not in df.columns:
         raise ValueError(f"no column {image_col!r} in the DataFrame (columns: {', '.join(df.columns)})")
@@ -91,13 +102,16 @@ def colorize_dataframe(df, image_col: str = "content", model: str | None = None,
         raise ValueError(f"column {image_col!r} must hold image bytes (binary), not {df.schema[image_col].dataType}")
     if lab_col and lab_encoding not in labarrays.ENCODINGS:
         raise ValueError(f"lab_encoding must be one of {', '.join(labarrays.ENCODINGS)}, got {lab_encoding!r}")
-    columns = Columns(image=image_col, jpeg=output_col, lab=lab_col or None)
+    if reference_col and (reference_col not in df.columns or not isinstance(
+            df.schema[reference_col].dataType, (BinaryType, StringType))):
+        raise ValueError(f"reference_col {reference_col!r} must be a string or binary column of the DataFrame")
+    columns = Columns(image=image_col, jpeg=output_col, lab=lab_col or None, reference=reference_col or None)
     taken = [field.name for _, field in columns.added_fields() if field.name in df.columns]
     if taken:
         raise ValueError(f"the DataFrame already has column(s) {', '.join(taken)}; choose other output names or "
                          "drop them first")
     payload_bc, meta = _model_broadcast(df.sparkSession, model)
-    rendering = _rendering(meta, temperature, render_size, batch_size, jpeg_quality, keep_aspect)
+    rendering = _rendering(meta, temperature, render_size, batch_size, jpeg_quality, keep_aspect, reference_strength)
     encoding = lab_encoding if lab_col else None
     added = from_arrow_schema(pa.schema([field for _, field in columns.added_fields()]))
     schema = StructType([*df.schema.fields, *added.fields])
@@ -105,11 +119,19 @@ def colorize_dataframe(df, image_col: str = "content", model: str | None = None,
                                            rendering=rendering, lab_encoding=encoding), schema)
 
 
+@functools.lru_cache(maxsize=8)
+def _task_references(rendering: Rendering) -> TaskReferences:
+    """In a Python worker: the SQL function's references, read once per worker and rendering (a pandas UDF is
+    called per Arrow batch, so a per-call cache would read them again for every batch)."""
+    return TaskReferences(rendering)
+
+
 def register_sql_functions(spark, model: str | None = None, *, name: str = "colorize",
                            temperature: float | None = None, render_size: int | None = None,
                            keep_aspect: bool | None = None) -> None:
-    """Register ``colorize(image_bytes)`` for Spark SQL: the colorized JPEG's bytes, or NULL where the bytes are
-    not an image.
+    """Register ``colorize(image_bytes)`` and ``colorize(image_bytes, reference)`` for Spark SQL: the colorized
+    JPEG's bytes, or NULL where the bytes are not an image (or the reference cannot serve). The reference is a
+    string (path or URI of an image or folder, or ``palette:#aa3311,...``); see `colorize_dataframe`.
 
     It is an Arrow-based (pandas) UDF over the same per-image code as `colorize_dataframe`. (This module does
     without postponed annotations because pandas_udf reads the function's type hints as classes.)
@@ -121,8 +143,12 @@ def register_sql_functions(spark, model: str | None = None, *, name: str = "colo
     rendering = _rendering(meta, temperature, render_size, None, None, keep_aspect)
 
     @pandas_udf("binary")
-    def colorize(images: pd.Series) -> pd.Series:
-        columns = colorized_columns(list(images), lambda: worker_model(payload_bc.value), rendering, None)
+    def colorize(images: pd.Series, references: pd.Series = None) -> pd.Series:
+        steering = None
+        if references is not None:
+            task_references = _task_references(rendering)
+            steering = [task_references.get(None if pd.isna(value) else value) for value in references]
+        columns = colorized_columns(list(images), lambda: worker_model(payload_bc.value), rendering, None, steering)
         return pd.Series(columns["jpeg"], dtype=object)
 
     spark.udf.register(name, colorize)

@@ -10,7 +10,6 @@ written last, so its presence means the run is complete.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import posixpath
 import time
@@ -26,6 +25,7 @@ from .listing import Inputs, find_inputs
 from .metrics import SCORE_KEYS
 from .modeldir import read_model_file
 from .paths import relative_output_path
+from .reference import ReferenceMap, reference_map
 from .report import render_report
 
 log = logging.getLogger("colorspark.colorize")
@@ -33,9 +33,12 @@ log = logging.getLogger("colorspark.colorize")
 SUMMARY = "summary.json"
 
 
-def run(spark, input_path: str, output_dir: str, model_dir: str, config: dict, resume: bool = False) -> dict:
-    """Run the whole colorize job into `output_dir` (a URI); returns the summary."""
+def run(spark, input_path: str, output_dir: str, model_dir: str, config: dict, resume: bool = False,
+        reference: str | None = None, references_table: str | None = None) -> dict:
+    """Run the whole colorize job into `output_dir` (a URI); returns the summary. `reference` (an image, a folder
+    of images or a palette) steers every input's colours, `references_table` maps inputs to references."""
     started = time.time()
+    references = load_references(reference, references_table, config)
     out = fs.to_uri(output_dir)
     inputs = find_inputs(spark, input_path, config["data"]["extensions"])
     model_file, meta = load_model(model_dir)
@@ -43,7 +46,7 @@ def run(spark, input_path: str, output_dir: str, model_dir: str, config: dict, r
     listed = inputs.listed()
     plan = Plan.from_config(config, meta, inputs.root, out, resume=resume,
                             keep_extension=colliding_names(listed, inputs.root),
-                            shown=report_selection(listed, inputs.root, config))
+                            shown=report_selection(listed, inputs.root, config), references=references)
     payload = spark.sparkContext.broadcast(model_file)
     builds = spark.sparkContext.accumulator(0)
     try:
@@ -54,7 +57,8 @@ def run(spark, input_path: str, output_dir: str, model_dir: str, config: dict, r
         publish_results(out, plan)
         summary = summarize(tally, time.time() - started, model_dir, builds.value, plan.rendering)
         log_failures(tally)
-        fs.write_bytes(fs.join(out, "report.html"), make_report(tally, summary, n_inputs, inputs.root, out, config))
+        fs.write_bytes(fs.join(out, "report.html"),
+                       make_report(tally, summary, n_inputs, inputs.root, out, config, references))
         fs.write_json(fs.join(out, SUMMARY), summary)
     finally:
         payload.destroy()
@@ -65,6 +69,16 @@ def run(spark, input_path: str, output_dir: str, model_dir: str, config: dict, r
         raise JobError(f"none of the {n_inputs} inputs could be colorized; reasons in "
                        f"{fs.display(fs.join(out, 'results'))}")
     return summary
+
+
+def load_references(reference: str | None, table: str | None, config: dict) -> ReferenceMap:
+    """The references, each read and checked once on the driver before any work: one that cannot serve ends the
+    job as a usage error (`UnusableReference`, exit code 2)."""
+    limits = config["limits"]
+    references = reference_map(reference, table, max_pixels=limits["max_pixels"], max_bytes=limits["max_bytes"])
+    for ref in references.references():
+        log.info("reference %s steers the colours (strength %g)", ref.name, config["colorize"]["reference_strength"])
+    return references
 
 
 def load_model(model_dir: str) -> tuple[ModelFile, dict]:
@@ -160,19 +174,28 @@ def summarize(tally: Tally, seconds: float, model_dir: str, model_builds: int, r
             "mean_millis_per_image": tally.millis[0] / tally.millis[1] if tally.millis[1] else None,
             "seconds": round(seconds, 2), "images_per_second": round(n_ok / seconds, 3) if seconds > 0 else None,
             "model": fs.display(model_dir), "colorspark_version": __version__, "model_builds": model_builds,
-            "devices": device_records(tally.devices), "rendering": dataclasses.asdict(rendering)}
+            "devices": device_records(tally.devices), "rendering": rendering.record(),
+            "references": tally.references, "wrong_references": tally.wrong_reference_count}
 
 
 def log_failures(tally: Tally) -> None:
     for path, error in tally.failures:
         log.info("  failed: %s: %s", path, error)
+    if tally.wrong_reference_count:
+        log.warning("%d outputs' reference looks wrong for them (its colours are far from what the model predicts; "
+                    "see reference_looks_wrong in results), e.g.:", tally.wrong_reference_count)
+    for path, name, divergence in tally.wrong_references:
+        log.warning("  reference looks wrong: %s: %s (divergence %.2f)", path, name, divergence)
 
 
-def make_report(tally: Tally, summary: dict, n_inputs: int, root: str, out: str, config: dict) -> bytes:
+def make_report(tally: Tally, summary: dict, n_inputs: int, root: str, out: str, config: dict,
+                references: ReferenceMap) -> bytes:
     shown = sorted(tally.shown, key=lambda row: row["relative_path"])[:config["output"]["report_max_images"]]
     jpeg_folder = fs.display(fs.join(out, "jpeg")) + "/"  # report.html links each JPEG relative to itself
+    previews = {ref.name: ref.preview for ref in references.references()}
     rows = [{**row, "jpeg_href": "jpeg/" + row["jpeg_path"][len(jpeg_folder):]
-             if (row["jpeg_path"] or "").startswith(jpeg_folder) else None} for row in shown]
+             if (row["jpeg_path"] or "").startswith(jpeg_folder) else None,
+             "thumb_reference": previews.get(row["reference"])} for row in shown]
     html = render_report(rows, summary, total_rows=n_inputs,
                          title=f"colorspark: {posixpath.basename(root.rstrip('/')) or root}")
     return html.encode("utf-8")

@@ -23,10 +23,12 @@ from .inference import worker_model, worker_name
 from .listing import read_content
 from .metrics import SCORE_KEYS, rebalancing_pixel_weights, score_colorization
 from .paths import join_inside, relative_output_path, replace_with_extension
+from .reference import ReferenceMap
 from .runtime import freeze_imports
 from .thumbnails import make_thumbnail
 
 THUMB_KEYS = ("thumb_input", "thumb_color", "thumb_truth")
+REFERENCE_KEYS = ("reference", "reference_divergence", "reference_looks_wrong")
 RESULT_ROWS_PER_BATCH = 256
 
 
@@ -44,16 +46,18 @@ class Plan:
     keep_extension: frozenset  # relative paths of inputs whose name without extension is another input's too
     shown: frozenset  # relative paths of the inputs the report shows: only these get thumbnails
     run_id: str
+    references: ReferenceMap = ReferenceMap()  # which reference steers which input's colours
 
     @classmethod
     def from_config(cls, config: dict, meta: dict, root: str, out_dir: str, *, resume: bool = False,
                     keep_extension: frozenset = frozenset(), shown: frozenset = frozenset(),
-                    run_id: str | None = None) -> Plan:
+                    run_id: str | None = None, references: ReferenceMap | None = None) -> Plan:
         """The plan for a run with `config`, a model's `colorspark.json` (`meta`) and the output folder's URI."""
         return cls(root=root, out_dir=out_dir, rendering=Rendering.from_config(config, meta),
                    lab_format=config["output"]["lab_format"], lab_encoding=config["output"]["lab_encoding"],
                    resume=resume, thumb_size=config["output"]["thumb_size"], prior=tuple(meta["prior"]),
-                   keep_extension=keep_extension, shown=shown, run_id=run_id or uuid.uuid4().hex[:8])
+                   keep_extension=keep_extension, shown=shown, run_id=run_id or uuid.uuid4().hex[:8],
+                   references=references or ReferenceMap())
 
     @property
     def staging(self) -> str:
@@ -78,7 +82,8 @@ def base_row(path: str, plan: Plan, worker: str | None = None, device: str | Non
     driver makes)."""
     return {"path": path, "relative_path": relative_output_path(path, plan.root), "status": "ok", "error": None,
             "jpeg_path": None, "lab_path": None, "width": None, "height": None, "millis": None, "has_truth": False,
-            "worker": worker, "device": device, **dict.fromkeys(SCORE_KEYS), **dict.fromkeys(THUMB_KEYS)}
+            "worker": worker, "device": device, **dict.fromkeys(REFERENCE_KEYS), **dict.fromkeys(SCORE_KEYS),
+            **dict.fromkeys(THUMB_KEYS)}
 
 
 def _write_outputs(row: dict, image: Colorized, plan: Plan, h5lab) -> None:
@@ -120,7 +125,9 @@ def result_row(row: dict, outcome: Colorized | Failed, plan: Plan, h5lab) -> dic
     if isinstance(outcome, Failed):
         return {**row, "status": "error", "error": outcome.error}
     started = time.perf_counter()
-    row.update(width=outcome.width, height=outcome.height, has_truth=outcome.ab_true is not None)
+    row.update(width=outcome.width, height=outcome.height, has_truth=outcome.ab_true is not None,
+               reference=outcome.reference, reference_divergence=outcome.divergence,
+               reference_looks_wrong=outcome.reference_looks_wrong if outcome.reference else None)
     try:
         _write_outputs(row, outcome, plan, h5lab)
     except Exception as exc:
@@ -142,6 +149,9 @@ def colorize_partition(index: int, rows, payload_bc, builds, plan: Plan):
                                    plan.lab_encoding) if plan.lab_format == "hdf5" else None)
     skipped: list[dict] = []
 
+    def reference_of(path: str):
+        return plan.references.for_path(relative_output_path(path, plan.root))
+
     def to_colorize():
         for path, content in rows:
             if plan.resume and (done := _outputs_exist(path, plan)):
@@ -156,7 +166,7 @@ def colorize_partition(index: int, rows, payload_bc, builds, plan: Plan):
     failed = True
     try:
         for path, outcome in colorize_stream(to_colorize(), lambda: worker_model(payload_bc.value, builds),
-                                             plan.rendering):
+                                             plan.rendering, reference_of):
             yield from skipped
             skipped.clear()
             yield result_row(base_row(path, plan, **where), outcome, plan, h5lab)
@@ -179,11 +189,13 @@ def result_schema():
     """The results table (OUT/results): one row per input, without the report's thumbnails."""
     import pyarrow as pa
 
-    text = ("path", "relative_path", "status", "error", "jpeg_path", "lab_path")
+    text = ("path", "relative_path", "status", "error", "jpeg_path", "lab_path", "reference")
     return pa.schema([*(pa.field(name, pa.string()) for name in text), pa.field("width", pa.int32()),
                       pa.field("height", pa.int32()), pa.field("millis", pa.float64()),
                       pa.field("has_truth", pa.bool_()), pa.field("worker", pa.string()),
-                      pa.field("device", pa.string()), *(pa.field(key, pa.float64()) for key in SCORE_KEYS)])
+                      pa.field("device", pa.string()), pa.field("reference_divergence", pa.float64()),
+                      pa.field("reference_looks_wrong", pa.bool_()),
+                      *(pa.field(key, pa.float64()) for key in SCORE_KEYS)])
 
 
 @dataclass
@@ -198,6 +210,9 @@ class Tally:
     devices: set = field(default_factory=set)
     shown: list = field(default_factory=list)
     failures: list = field(default_factory=list)
+    references: dict = field(default_factory=dict)  # reference name -> outputs it steered
+    wrong_reference_count: int = 0  # outputs whose reference looks wrong for them (Colorized.reference_looks_wrong)
+    wrong_references: list = field(default_factory=list)  # (path, reference, divergence) of the first few
 
     MAX_FAILURES = 20
 
@@ -222,6 +237,12 @@ class Tally:
             self.shown.append(row)
         if row["status"] == "error" and len(self.failures) < self.MAX_FAILURES:
             self.failures.append((row["path"], row["error"]))
+        if row["reference"] is not None:
+            self.references[row["reference"]] = self.references.get(row["reference"], 0) + 1
+            if row["reference_looks_wrong"]:
+                self.wrong_reference_count += 1
+                if len(self.wrong_references) < self.MAX_FAILURES:
+                    self.wrong_references.append((row["path"], row["reference"], row["reference_divergence"]))
 
     def merge(self, other: Tally) -> Tally:
         self.rows += other.rows
@@ -236,6 +257,10 @@ class Tally:
         self.devices |= other.devices
         self.shown += other.shown
         self.failures += other.failures[:max(0, self.MAX_FAILURES - len(self.failures))]
+        for name, n in other.references.items():
+            self.references[name] = self.references.get(name, 0) + n
+        self.wrong_reference_count += other.wrong_reference_count
+        self.wrong_references += other.wrong_references[:max(0, self.MAX_FAILURES - len(self.wrong_references))]
         return self
 
 

@@ -34,20 +34,24 @@ class ColorizeTransformer(Transformer, HasInputCol, HasOutputCol, DefaultParamsR
                        typeConverter=TypeConverters.toInt)
     keepAspect = Param(Params._dummy(), "keepAspect", "render at the photo's aspect ratio, with the "
                        "pixels of a renderSize square", typeConverter=TypeConverters.toBoolean)
+    referenceCol = Param(Params._dummy(), "referenceCol", "column of references that steer each row's colours "
+                         "(image path or URI, palette:#rrggbb,..., or image bytes); empty: no reference",
+                         typeConverter=TypeConverters.toString)
 
     @keyword_only
     def __init__(self, *, inputCol: str = "content", outputCol: str = "colorized_jpeg", model: str = "",
                  labCol: str = "lab", labEncoding: str = "lab8", temperature: float = 0.0, renderSize: int = 0,
-                 keepAspect: bool = _KEEP_ASPECT):
+                 keepAspect: bool = _KEEP_ASPECT, referenceCol: str = ""):
         super().__init__()
         self._setDefault(inputCol="content", outputCol="colorized_jpeg", model="", labCol="lab",
-                         labEncoding="lab8", temperature=0.0, renderSize=0, keepAspect=_KEEP_ASPECT)
+                         labEncoding="lab8", temperature=0.0, renderSize=0, keepAspect=_KEEP_ASPECT,
+                         referenceCol="")
         self._set(**self._input_kwargs)
 
     @keyword_only
     def setParams(self, *, inputCol: str = "content", outputCol: str = "colorized_jpeg", model: str = "",
                   labCol: str = "lab", labEncoding: str = "lab8", temperature: float = 0.0, renderSize: int = 0,
-                  keepAspect: bool = _KEEP_ASPECT):
+                  keepAspect: bool = _KEEP_ASPECT, referenceCol: str = ""):
         return self._set(**self._input_kwargs)
 
     def _transform(self, dataset):
@@ -56,4 +60,5 @@ class ColorizeTransformer(Transformer, HasInputCol, HasOutputCol, DefaultParamsR
             output_col=self.getOrDefault(self.outputCol), lab_col=self.getOrDefault(self.labCol) or None,
             lab_encoding=self.getOrDefault(self.labEncoding),
             temperature=self.getOrDefault(self.temperature) or None,
-            render_size=self.getOrDefault(self.renderSize) or None, keep_aspect=self.getOrDefault(self.keepAspect))
+            render_size=self.getOrDefault(self.renderSize) or None, keep_aspect=self.getOrDefault(self.keepAspect),
+            reference_col=self.getOrDefault(self.referenceCol) or None)

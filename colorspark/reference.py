@@ -18,6 +18,7 @@ otherwise add mass at gray that the model predicts anyway, diluting the colours 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -28,23 +29,57 @@ from PIL import Image
 from .bins import annealed_mean, gamut_centres, smooth_prior, soft_encode
 from .colorspace import rgb_to_lab
 from .decode import DecodeError, decode_image
+from .errors import JobError
+from .thumbnails import make_thumbnail
 
 GRAY_CHROMA = 5.0          # ab distance from gray below which a reference pixel counts as gray (data.gray_chroma)
 MIN_COLOUR_SHARE = 0.01    # a reference with fewer colourful pixels than this share has no colour to give
 ENCODE_SIDE = 64           # a reference image is reduced to about this many pixels a side before soft encoding
 PALETTE_PREFIX = "palette:"
+PREVIEW_SIDE = 80          # the report's picture of a reference: up to 4 images of this side, or colour swatches
 _HEX = re.compile(r"#?([0-9a-fA-F]{6})")
 
 
-class ReferenceError(ValueError):
-    """A reference that cannot serve: unreadable, without colour, over the size limits, or a malformed palette."""
+class UnusableReference(JobError):
+    """A reference that cannot serve: unreadable, without colour, over the size limits, or a malformed palette.
+    For the job a usage error found before any work (exit code 2); for the API, the error of the rows using it."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class ReferenceMap:
+    """Which reference steers which input: one for all (`default`), and by relative path or folder prefix
+    (`by_location`, keys without a trailing slash). The most specific entry wins: the file, then its folder, then
+    the folder above, ..., then `default`."""
+    default: Reference | None = None
+    by_location: tuple = ()  # ((relative path or folder, Reference), ...)
+
+    @functools.cached_property
+    def _entries(self) -> dict:
+        return dict(self.by_location)
+
+    def for_path(self, relative_path: str) -> Reference | None:
+        key = relative_path.strip("/")
+        while key:
+            if key in self._entries:
+                return self._entries[key]
+            key = key.rpartition("/")[0]
+        return self.default
+
+    def references(self) -> list[Reference]:
+        """Each distinct reference once, by name."""
+        found = {ref.name: ref for ref in [self.default, *(ref for _, ref in self.by_location)] if ref is not None}
+        return list(found.values())
 
 
 @dataclass(frozen=True)
 class Reference:
-    """A reference's name (what the records show) and its distribution over the bins (sums to 1)."""
+    """A reference's name (what the records show), its distribution over the bins (sums to 1) and a small JPEG of
+    it for the report."""
     name: str
     distribution: np.ndarray = field(repr=False, compare=False)
+    preview: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def key(self) -> str:
@@ -87,10 +122,10 @@ def parse_palette(text: str) -> list[tuple[int, int, int]]:
     for item in filter(None, (part.strip() for part in body.split(","))):
         match = _HEX.fullmatch(item)
         if not match:
-            raise ReferenceError(f"palette colour {item!r} is not a hex sRGB colour like #aa3311")
+            raise UnusableReference(f"palette colour {item!r} is not a hex sRGB colour like #aa3311")
         colours.append(tuple(int(match.group(1)[i:i + 2], 16) for i in (0, 2, 4)))
     if not colours:
-        raise ReferenceError("the palette names no colour (expected palette:#aa3311,#2255cc,...)")
+        raise UnusableReference("the palette names no colour (expected palette:#aa3311,#2255cc,...)")
     return colours
 
 
@@ -110,20 +145,24 @@ def from_images(name: str, images: list[bytes], *, max_pixels: int, max_bytes: i
         try:
             decoded.append(decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes))
         except DecodeError as exc:
-            raise ReferenceError(f"reference {name}: {exc}") from None
+            raise UnusableReference(f"reference {name}: {exc}") from None
     distribution = images_distribution(decoded)
     if distribution is None:
-        raise ReferenceError(f"reference {name} has no colour (a gray image): nothing to take colours from")
-    return Reference(name, distribution)
+        raise UnusableReference(f"reference {name} has no colour (a gray image): nothing to take colours from")
+    return Reference(name, distribution, make_thumbnail(np.concatenate(
+        [np.asarray(Image.fromarray(rgb).resize((PREVIEW_SIDE, PREVIEW_SIDE))) for rgb in decoded[:4]], axis=1)))
 
 
 def from_palette(text: str) -> Reference:
-    return Reference(text, palette_distribution(parse_palette(text)))
+    colours = parse_palette(text)
+    swatches = np.repeat(np.asarray(colours, np.uint8)[None, :, None, :], PREVIEW_SIDE, axis=(0))
+    swatches = np.repeat(swatches, PREVIEW_SIDE // 2, axis=2).reshape(PREVIEW_SIDE, -1, 3)
+    return Reference(text, palette_distribution(colours), make_thumbnail(swatches))
 
 
 def load_reference(location: str, *, max_pixels: int, max_bytes: int) -> Reference:
     """A reference from a palette ('palette:#aa3311,...'), an image file or a folder of images (path or URI, read
-    through `colorspark.fs`), checked; a `ReferenceError` with one line says what is wrong."""
+    through `colorspark.fs`), checked; a `UnusableReference` with one line says what is wrong."""
     from . import fs
     from .config import EXTENSIONS
 
@@ -137,13 +176,13 @@ def load_reference(location: str, *, max_pixels: int, max_bytes: int) -> Referen
             files = sorted(fs.join(uri, name) for name in fs.children(uri)
                            if name.rpartition(".")[2].lower() in EXTENSIONS)
             if not files:
-                raise ReferenceError(f"reference {fs.display(uri)}: no such image file, or a folder without images")
+                raise UnusableReference(f"reference {fs.display(uri)}: no such image file, or a folder without images")
         for file in files:
             if fs.size(file) > max_bytes:
-                raise ReferenceError(f"reference {fs.display(file)} is larger than limits.max_bytes ({max_bytes})")
+                raise UnusableReference(f"reference {fs.display(file)} is larger than limits.max_bytes ({max_bytes})")
         data = [fs.read_bytes(file) for file in files]
     except OSError as exc:
-        raise ReferenceError(f"reference {fs.display(uri)} cannot be read: {exc}") from None
+        raise UnusableReference(f"reference {fs.display(uri)} cannot be read: {exc}") from None
     return from_images(fs.display(uri), data, max_pixels=max_pixels, max_bytes=max_bytes)
 
 
@@ -178,3 +217,49 @@ def steered_decode(logits: np.ndarray, temperature: float, reference: Reference 
     p = np.exp(z - z.max(-1, keepdims=True))
     p /= p.sum(-1, keepdims=True)
     return annealed_mean(logits + shift, temperature), divergence(reference.distribution, p, floor)
+
+
+def read_reference_table(location: str) -> list[tuple[str, str]]:
+    """(input's relative path or folder prefix, reference) pairs from a CSV (header `path,reference`) or Parquet
+    table (columns `path` and `reference`), read through `colorspark.fs`. A reference that is neither a palette nor
+    an absolute path or URI is taken relative to the table's folder."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from . import fs
+
+    uri = fs.to_uri(location)
+    try:
+        data = fs.read_bytes(uri)
+        table = (pq.read_table(pa.BufferReader(data)) if data[:4] == b"PAR1"
+                 else pacsv.read_csv(pa.BufferReader(data)))
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise UnusableReference(f"references table {fs.display(uri)} cannot be read: {exc}") from None
+    missing = {"path", "reference"} - set(table.column_names)
+    if missing:
+        raise UnusableReference(f"references table {fs.display(uri)} needs columns path and reference "
+                             f"(it has {', '.join(table.column_names)})")
+    folder = uri.rpartition("/")[0]
+    pairs = []
+    for path, ref in zip(table.column("path").to_pylist(), table.column("reference").to_pylist()):
+        if not path or not ref:
+            raise UnusableReference(f"references table {fs.display(uri)} has a row without path or reference")
+        absolute = ref.startswith(PALETTE_PREFIX) or ref.startswith("/") or "://" in ref or ref.startswith("file:")
+        pairs.append((str(path).strip("/"), ref if absolute else fs.join(folder, ref)))
+    return pairs
+
+
+def reference_map(reference: str | None, table: str | None, *, max_pixels: int, max_bytes: int) -> ReferenceMap:
+    """The job's `--reference` and `--references` as a `ReferenceMap`, each distinct reference loaded (and
+    checked) once."""
+    loaded: dict[str, Reference] = {}
+
+    def load(location: str) -> Reference:
+        if location not in loaded:
+            loaded[location] = load_reference(location, max_pixels=max_pixels, max_bytes=max_bytes)
+        return loaded[location]
+
+    default = load(reference) if reference else None
+    pairs = read_reference_table(table) if table else []
+    return ReferenceMap(default, tuple((path, load(ref)) for path, ref in pairs))

@@ -26,7 +26,8 @@ from .metrics import SCORE_KEYS
 
 __all__ = ["render_report"]
 
-_THUMBS = (("thumb_input", "input"), ("thumb_color", "colorized"), ("thumb_truth", "original"))
+_THUMBS = (("thumb_input", "input"), ("thumb_color", "colorized"), ("thumb_reference", "reference"),
+           ("thumb_truth", "original"))
 
 
 class _Metric(NamedTuple):
@@ -472,6 +473,10 @@ def _card(row: Mapping[str, Any]) -> str:
     meta = " · ".join(part for part in (_size(row), _millis(row)) if part)
     if row.get("has_truth") is False:
         meta += " · no original"
+    if not _is_missing(row.get("reference")):
+        meta += f" · reference {_esc(row['reference'])}"
+        if row.get("reference_looks_wrong"):
+            meta += f" (looks wrong for this image: divergence {float(row['reference_divergence']):.2f})"
     meta += _full_size_links(row)
 
     data = {"millis": _sort_value(row.get("millis"))}

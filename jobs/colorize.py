@@ -20,13 +20,20 @@ def main(argv=None) -> int:
     p.add_argument("--lab-encoding", choices=choices("output", "lab_encoding"),
                    help="Lab array encoding (default lab8: uint8 L*2.55, a+128, b+128, 3 bytes/pixel)")
     p.add_argument("--resume", action="store_true", help="skip inputs whose outputs already exist")
+    p.add_argument("--reference", metavar="IMAGE_OR_URI",
+                   help="steer every input's colours towards a colour image, a folder of images, or a palette "
+                        "(palette:#aa3311,#2255cc); see docs/reference.md")
+    p.add_argument("--references", metavar="TABLE",
+                   help="CSV or Parquet table with columns path (an input's relative path or a folder prefix) and "
+                        "reference; the most specific row wins, --reference covers the rest")
     args = p.parse_args(argv)
     locations = [cli.Location("--output", args.output, output=True),
                  cli.Location("--model", args.model or shipped_model_dir())]
     given = cli.flags(output={"lab_format": args.lab_format, "lab_encoding": args.lab_encoding})
     return cli.main(JOB, args, given, locations,
                     lambda spark, config, uris: colorize.run(spark, args.input, uris["--output"], uris["--model"],
-                                                             config, args.resume))
+                                                             config, args.resume, args.reference,
+                                                             args.references))
 
 
 if __name__ == "__main__":

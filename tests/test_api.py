@@ -188,3 +188,42 @@ def test_readme_example_runs_as_written(py_files, folder, tmp_path):
     assert sorted((Path(r["path"]).name, r["status"]) for r in table) == [
         ("broken.jpg", "error"), *[(f"g{i}.jpg", "ok") for i in range(5)]]
     assert all(Image.open(io.BytesIO(r["colorized_jpeg"])).format == "JPEG" for r in table if r["status"] == "ok")
+
+
+def _mean_ab(jpeg: bytes) -> np.ndarray:
+    from colorspark.colorspace import rgb_to_lab
+
+    return rgb_to_lab(np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")))[..., 1:].mean((0, 1))
+
+
+def test_a_reference_per_row_in_every_interface(spark, folder, tmp_path):
+    """colorize_dataframe's reference_col (a palette, an image file, image bytes, a gray image, none), the
+    Transformer's referenceCol and SQL's colorize(content, reference) steer each row by its own reference."""
+    import colorspark
+
+    write_image(tmp_path / "gray.png", _gray(20, 20, seed=1))
+    gray = _jpeg_bytes(_gray(48, 40, seed=0))
+    red = np.zeros((20, 20, 3), np.uint8)
+    red[...] = (210, 30, 30)
+    rows = [(gray, "palette:#2040d0"), (gray, "palette:#d02020"), (gray, str(tmp_path / "gray.png")), (gray, None)]
+    df = spark.createDataFrame(rows, "content binary, reference string")
+    out = colorspark.colorize_dataframe(df, reference_col="reference", lab_col=None,
+                                        reference_strength=3.0).collect()
+    assert [r["status"] for r in out] == ["ok", "ok", "error", "ok"]
+    assert "no colour" in out[2]["error"]
+    blue_ab, red_ab, plain_ab = (_mean_ab(out[i]["colorized_jpeg"]) for i in (0, 1, 3))
+    assert blue_ab[1] < plain_ab[1] - 5 and red_ab[0] > plain_ab[0] + 5
+    assert out[0]["reference_divergence"] > 0 and out[3]["reference_divergence"] is None
+
+    by_bytes = spark.createDataFrame([(gray, _jpeg_bytes(red))], "content binary, ref binary")
+    stage = colorspark.ColorizeTransformer(referenceCol="ref", labCol="")
+    [steered] = stage.transform(by_bytes).collect()
+    assert steered["status"] == "ok" and _mean_ab(steered["colorized_jpeg"])[0] > plain_ab[0]
+
+    colorspark.register_sql_functions(spark)
+    df.createOrReplaceTempView("referenced")
+    sql = spark.sql("SELECT colorize(content, reference) AS jpeg, colorize(content) AS plain "
+                    "FROM referenced").collect()
+    assert sql[2]["jpeg"] is None and sql[2]["plain"] is not None
+    assert sql[3]["jpeg"] == sql[3]["plain"]
+    assert _mean_ab(sql[0]["jpeg"])[1] < _mean_ab(sql[0]["plain"])[1]

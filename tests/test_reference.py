@@ -12,7 +12,7 @@ from colorspark import reference
 from colorspark.bins import annealed_mean, gamut_centres, smooth_prior, soft_encode
 from colorspark.colorizer import Rendering, colorize_stream
 from colorspark.colorspace import rgb_to_lab
-from colorspark.reference import Reference, ReferenceError
+from colorspark.reference import Reference, UnusableReference
 
 RED, BLUE, GRAY = (200, 30, 30), (30, 60, 200), (128, 128, 128)
 LIMITS = {"max_pixels": 10_000_000, "max_bytes": 10_000_000}
@@ -50,7 +50,7 @@ def test_a_palette_weighs_its_colours_equally_and_parses_hex():
 
 @pytest.mark.parametrize("text", ["palette:", "palette:#12345", "palette:red"])
 def test_a_malformed_palette_is_a_reference_error(text):
-    with pytest.raises(ReferenceError, match="palette"):
+    with pytest.raises(UnusableReference, match="palette"):
         reference.parse_palette(text)
 
 
@@ -73,18 +73,18 @@ def test_several_images_weigh_the_same_whatever_their_size():
 
 
 def test_a_gray_image_is_refused_and_a_colour_one_accepted():
-    with pytest.raises(ReferenceError, match="no colour"):
+    with pytest.raises(UnusableReference, match="no colour"):
         reference.from_images("gray.png", [_png(_flat(GRAY))], **LIMITS)
     assert reference.from_images("red.png", [_png(_flat(RED))], **LIMITS).name == "red.png"
 
 
 def test_an_undecodable_or_too_large_reference_is_refused(tmp_path):
-    with pytest.raises(ReferenceError, match="bad.png"):
+    with pytest.raises(UnusableReference, match="bad.png"):
         reference.from_images("bad.png", [b"not an image"], **LIMITS)
     (tmp_path / "red.png").write_bytes(_png(_flat(RED)))
-    with pytest.raises(ReferenceError, match="max_bytes"):
+    with pytest.raises(UnusableReference, match="max_bytes"):
         reference.load_reference(str(tmp_path / "red.png"), max_pixels=10_000, max_bytes=10)
-    with pytest.raises(ReferenceError, match="no such image"):
+    with pytest.raises(UnusableReference, match="no such image"):
         reference.load_reference(str(tmp_path / "missing.png"), **LIMITS)
 
 
