@@ -199,3 +199,32 @@ def test_hostile_names_stay_inside_out(run_job, tmp_path):
         assert resolved_out in path.resolve().parents
     assert len(list((out / "jpeg").rglob("*.jpg"))) == len(names)
     assert sorted(tmp_path.iterdir()) == sorted([images, out])
+
+
+def test_references_by_table_and_default_are_recorded_and_a_gray_one_is_refused(run_job, tmp_path):
+    """--references maps a file and a folder prefix, --reference covers the rest; results, summary and report say
+    which reference each output used. A gray reference ends the job before any work: exit 2, one line."""
+    images, refs = tmp_path / "images", tmp_path / "refs"
+    for rel in ("a.png", "street/b.png", "street/c.png"):
+        write_image(images / rel, colour_photo(40, 32, seed=len(rel)))
+    write_image(refs / "red.png", np.full((16, 16, 3), (210, 40, 30), np.uint8))
+    (tmp_path / "refs.csv").write_text("path,reference\nstreet,refs/red.png\nstreet/c.png,palette:#2050e0\n")
+    out = tmp_path / "out"
+    proc = run_job("colorize", "--input", images, "--output", out, "--references", tmp_path / "refs.csv",
+                   "--reference", "palette:#30a040,#e0c020", "--set", "colorize.reference_warning=0.001")
+    assert proc.returncode == 0, proc.log
+    rows = _results(out)
+    assert rows["street/b.png"]["reference"] == fs.display(fs.to_uri(str(refs / "red.png")))
+    assert rows["street/c.png"]["reference"] == "palette:#2050e0"
+    assert rows["a.png"]["reference"] == "palette:#30a040,#e0c020"
+    assert all(r["reference_divergence"] > 0.001 and r["reference_looks_wrong"] for r in rows.values())
+    assert "reference looks wrong" in proc.log
+    summary = json.loads((out / "summary.json").read_text())
+    assert sum(summary["references"].values()) == 3 and summary["wrong_references"] == 3
+    html = (out / "report.html").read_text()
+    assert 'alt="reference"' in html and "palette:#2050e0" in html
+
+    write_image(refs / "gray.png", np.full((16, 16, 3), 120, np.uint8))
+    refused = run_job("colorize", "--input", images, "--output", tmp_path / "out2", "--reference", refs / "gray.png")
+    assert refused.returncode == 2 and not (tmp_path / "out2").exists()
+    assert len([line for line in refused.log.splitlines() if "no colour" in line]) == 1
