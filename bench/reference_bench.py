@@ -16,6 +16,7 @@ selection photos and the clips; --write replaces the benchmark's section of BENC
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -71,8 +72,18 @@ class Scene:
         return {key: scores[key] for key in KEYS}
 
 
-def decode(scene: Scene, temperature: float, shift: np.ndarray | None) -> np.ndarray:
-    return annealed_mean(scene.logits if shift is None else scene.logits + shift, temperature)
+def decode(scene: Scene, temperature: float, shift: np.ndarray | None, region: str = "") -> np.ndarray:
+    """The annealed mean, shifted; with region="entropy" each pixel's shift is scaled by its prediction's entropy
+    over the image's mean entropy (unsure pixels take more from the reference, sure ones keep their colour)."""
+    if shift is None:
+        return annealed_mean(scene.logits, temperature)
+    if region == "entropy":
+        z = scene.logits / temperature
+        p = np.exp(z - z.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        entropy = -(p * np.log(np.maximum(p, 1e-12))).sum(-1, keepdims=True)
+        return annealed_mean(scene.logits + shift * (entropy / entropy.mean()), temperature)
+    return annealed_mean(scene.logits + shift, temperature)
 
 
 def summary(rows: list[dict]) -> dict:
@@ -99,8 +110,10 @@ def load(model_dir: str):
     return forward_pass(_MODEL), meta
 
 
-def variants(grid: bool) -> list[dict]:
-    base = {"strength": 1.0, "floor": 1e-4, "gray_chroma": refmod.GRAY_CHROMA, "temperature": None}
+def variants(grid: bool, extra: str = "") -> list[dict]:
+    base = {"strength": 1.5, "floor": 1e-4, "gray_chroma": 0.0, "temperature": None, "region": ""}
+    if extra:
+        return [{**base, **json.loads(item)} for item in extra.split(";")]
     if not grid:
         return [base]
     return [{**base, "strength": s, "floor": f, "gray_chroma": g} for g in (0.0, refmod.GRAY_CHROMA)
@@ -112,7 +125,7 @@ def shift_for(images: list[np.ndarray], variant: dict, marginal: np.ndarray) -> 
     return refmod.logit_shift(distribution, marginal, variant["strength"], variant["floor"])
 
 
-def clips(forward, rendering, prior, marginal, every: int, grid: bool) -> dict:
+def clips(forward, rendering, prior, marginal, every: int, grid: bool, extra: str) -> dict:
     out = {}
     cases = {}
     for name in CLIPS:
@@ -120,16 +133,16 @@ def clips(forward, rendering, prior, marginal, every: int, grid: bool) -> dict:
         cases[name] = (reference, [Scene(rgb, forward, rendering, prior) for rgb in test])
     for name, (reference, scenes) in cases.items():
         none = summary([s.score(decode(s, rendering.temperature, None)) for s in scenes])
-        other = next(n for n in CLIPS if n != name)
-        for variant in variants(grid):
-            label = json.dumps({k: v for k, v in variant.items() if v is not None})
+        for variant in variants(grid, extra):
+            label = json.dumps({k: v for k, v in variant.items() if v})
             t = variant["temperature"] or rendering.temperature
             shift = shift_for(reference, variant, marginal)
-            wrong = shift_for(cases[other][0], variant, marginal)
-            right = summary([s.score(decode(s, t, shift)) for s in scenes])
-            bad = summary([s.score(decode(s, t, wrong)) for s in scenes])
+            right = summary([s.score(decode(s, t, shift, variant["region"])) for s in scenes])
+            wrong = [summary([s.score(decode(s, t, shift_for(cases[other][0], variant, marginal), variant["region"]))
+                              for s in scenes])["psnr"] - none["psnr"] for other in CLIPS if other != name]
             out.setdefault(label, {})[name] = {"frames": len(scenes), "none": none, **gain(right, none),
-                                                "wrong_psnr": bad["psnr"] - none["psnr"]}
+                                                "wrong_psnr": float(np.mean(wrong)), "wrong_worst": min(wrong),
+                                                "cast_vs_none": right["cast"] / none["cast"]}
     return out
 
 
@@ -174,7 +187,7 @@ def divergences(scene: Scene, distribution: np.ndarray, temperature: float, floo
             "evidence": -float(np.mean(np.log(p.reshape(-1, 313) @ ((distribution + floor) / (marginal + floor)))))}
 
 
-def photos(forward, rendering, prior, marginal, limit: int, grid: bool) -> dict:
+def photos(forward, rendering, prior, marginal, limit: int, grid: bool, extra: str) -> dict:
     rng = np.random.default_rng(1)
     selection, train = selection_photos(limit)
     folders = sorted(train)
@@ -188,15 +201,16 @@ def photos(forward, rendering, prior, marginal, limit: int, grid: bool) -> dict:
                    "other folder": str(rng.choice(train[other]))}
         none = scene.score(decode(scene, rendering.temperature, None))
         row = {"key": key, "none": none}
-        for variant in variants(grid):
-            label = json.dumps({k: v for k, v in variant.items() if v is not None})
+        for variant in variants(grid, extra):
+            label = json.dumps({k: v for k, v in variant.items() if v})
             for kind, source in sources.items():
                 rgb = scene.rgb if source is None else cache.setdefault(source, photo_rgb(source))
                 distribution = refmod.images_distribution([rgb], variant["gray_chroma"])
                 if distribution is None:
                     continue
                 shift = refmod.logit_shift(distribution, marginal, variant["strength"], variant["floor"])
-                scores = scene.score(decode(scene, variant["temperature"] or rendering.temperature, shift))
+                scores = scene.score(decode(scene, variant["temperature"] or rendering.temperature, shift,
+                                            variant["region"]))
                 row[(label, kind)] = {**scores, **divergences(scene, distribution, rendering.temperature,
                                                               variant["floor"], marginal)}
         rows.append(row)
@@ -215,19 +229,40 @@ def report_photos(rows: list[dict]) -> None:
         g = gain(s, base)
         print(f"  {label}: n={len(kept)} PSNR {g['psnr']:+.2f} dB, cast {base['cast_ratio']:.2f} -> "
               f"{s['cast_ratio']:.2f}, rebal AuC {g['auc_rebal']:+.2f}")
-    for measure in ("kl", "kl_colour", "tv", "kl_rev", "evidence"):
+    for measure, cost in itertools.product(("kl", "kl_colour", "tv", "kl_rev", "evidence"), (0.0, 1.0)):
         for label in {label[0] for label in labels}:
-            pairs = [(row[(label, kind)][measure], row[(label, kind)]["psnr"] < row["none"]["psnr"])
+            pairs = [(row[(label, kind)][measure], row[(label, kind)]["psnr"] < row["none"]["psnr"] - cost)
                      for row in rows for kind in ("own", "same folder", "other folder") if (label, kind) in row]
             harmful = [v for v, h in pairs if h]
             fine = [v for v, h in pairs if not h]
             auroc = np.mean([h > f for h in harmful for f in fine]) if harmful and fine else float("nan")
             best = max(sorted(v for v, _ in pairs), key=lambda t: np.mean([v > t for v in harmful] or [0])
                        + np.mean([v <= t for v in fine] or [0]))
-            print(f"  {measure} {label}: harmful {len(harmful)}/{len(pairs)}, AUROC {auroc:.2f}, "
+            print(f"  {measure} {label}: costing > {cost} dB {len(harmful)}/{len(pairs)}, AUROC {auroc:.2f}, "
                   f"threshold {best:.3f}:"
                   f" flags {np.mean([v > best for v in harmful]):.2f} of harmful, "
                   f"{np.mean([v > best for v in fine]):.2f} of the rest")
+
+
+def cost(rendering: Rendering, limit: int, rounds: int = 3) -> dict:
+    """Seconds per image through `colorize_stream` (decode, predict, decode ab, render, JPEG), without and with a
+    reference, alternated in one process; the best of `rounds` each."""
+    from colorspark.colorizer import colorize_stream
+
+    selection, train = selection_photos(limit)
+    data = [(DATA / key).read_bytes() for key in selection]
+    ref = refmod.Reference("bench", refmod.images_distribution([photo_rgb(train["photos"][0])]))
+    times = {"none": [], "reference": []}
+    for _ in range(rounds):
+        for kind, reference_of in (("none", None), ("reference", lambda key: ref)):
+            started = time.perf_counter()
+            for _ in colorize_stream(enumerate(data), lambda: _MODEL, rendering, reference_of):
+                pass
+            times[kind].append((time.perf_counter() - started) / len(data))
+    best = {kind: min(values) for kind, values in times.items()}
+    print(f"cost: {len(data)} photos, s/image without {best['none']:.4f}, with a reference {best['reference']:.4f}"
+          f" ({100 * (best['reference'] / best['none'] - 1):+.1f} %); all rounds {times}")
+    return best
 
 
 def main() -> None:
@@ -235,6 +270,7 @@ def main() -> None:
     p.add_argument("--model", default="models/small")
     p.add_argument("--every", type=int, default=12)
     p.add_argument("--grid", action="store_true")
+    p.add_argument("--variants", default="", help="';'-separated JSON objects overriding the default variant")
     p.add_argument("--part", default="clips,photos")
     p.add_argument("--photos-max", type=int, default=60)
     args = p.parse_args()
@@ -244,19 +280,22 @@ def main() -> None:
     marginal = refmod.training_marginal(meta["prior"], meta["class_weights"])
     started = time.time()
     if "clips" in args.part:
-        results = clips(forward, rendering, prior, marginal, args.every, args.grid)
+        results = clips(forward, rendering, prior, marginal, args.every, args.grid, args.variants)
         for label, per_clip in results.items():
             print(label)
             for name, r in per_clip.items():
                 print(f"  {name:24s} n={r['frames']:3d} PSNR {r['psnr']:+.2f} dB  cast {r['cast_ratio_none']:.2f}"
                       f" -> {r['cast_ratio']:.2f}  rebal AuC {r['auc_rebal']:+.2f}"
-                      f"  wrong ref PSNR {r['wrong_psnr']:+.2f}")
-            means = {k: np.mean([r[k] for r in per_clip.values()]) for k in ("psnr", "cast_ratio", "auc_rebal",
-                                                                              "wrong_psnr")}
-            print("  mean: PSNR {psnr:+.2f} dB, cast {cast_ratio:.2f}, rebal AuC {auc_rebal:+.2f}, "
-                  "wrong {wrong_psnr:+.2f}".format(**means), flush=True)
+                      f"  cast vs none {r['cast_vs_none']:.2f}"
+                      f"  wrong ref PSNR mean {r['wrong_psnr']:+.2f} worst {r['wrong_worst']:+.2f}")
+            means = {k: np.mean([r[k] for r in per_clip.values()])
+                     for k in ("psnr", "cast_ratio", "cast_vs_none", "auc_rebal", "wrong_psnr")}
+            print("  mean: PSNR {psnr:+.2f} dB, cast {cast_ratio:.2f} of gray's, {cast_vs_none:.2f} of no reference's,"
+                  " rebal AuC {auc_rebal:+.2f}, wrong {wrong_psnr:+.2f}".format(**means), flush=True)
+    if "cost" in args.part:
+        cost(rendering, args.photos_max)
     if "photos" in args.part:
-        report_photos(photos(forward, rendering, prior, marginal, args.photos_max, args.grid))
+        report_photos(photos(forward, rendering, prior, marginal, args.photos_max, args.grid, args.variants))
     print(f"{time.time() - started:.0f} s")
 
 

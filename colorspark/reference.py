@@ -11,9 +11,9 @@ which on logits is one additive vector per image, β·log((r + ε)/(p_train + ε
 decoding costs one more addition. The floor ε keeps every colour possible; the strength β scales the shift.
 
 References are turned into distributions the way training targets are made (`bins.soft_encode`, k = 10, σ = 5), from
-the image's ab at the network's output stride, so r and p_train are on the same footing. Pixels within
-`GRAY_CHROMA` of gray are left out (bench/reference_bench.py measured both choices): white walls and shadows would
-otherwise add mass at gray that the model predicts anyway, diluting the colours the reference is there for.
+the image's ab at the network's output stride, so r and p_train are on the same footing. Every pixel counts, near-gray
+ones too: on the selection split leaving out those within chroma 5 of gray gave less (docs/reference.md), since a
+reference's gray walls and shadows say that the scene's gray stays gray.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from .decode import DecodeError, decode_image
 from .errors import JobError
 from .thumbnails import make_thumbnail
 
-GRAY_CHROMA = 5.0          # ab distance from gray below which a reference pixel counts as gray (data.gray_chroma)
+GRAY_CHROMA = 5.0          # ab distance from gray below which a pixel counts as gray (as data.gray_chroma)
 MIN_COLOUR_SHARE = 0.01    # a reference with fewer colourful pixels than this share has no colour to give
 ENCODE_SIDE = 64           # a reference image is reduced to about this many pixels a side before soft encoding
 PALETTE_PREFIX = "palette:"
@@ -87,14 +87,15 @@ class Reference:
         return hashlib.sha1(np.ascontiguousarray(self.distribution, np.float64).tobytes()).hexdigest()[:12]
 
 
-def ab_distribution(ab: np.ndarray, gray_chroma: float = GRAY_CHROMA) -> np.ndarray | None:
+def ab_distribution(ab: np.ndarray, gray_chroma: float = 0.0) -> np.ndarray | None:
     """Soft-encoded histogram of ab pairs ((..., 2) array) over the bins, pairs nearer gray than `gray_chroma`
-    left out (0 keeps all); None when fewer than `MIN_COLOUR_SHARE` of the pairs are colourful."""
+    left out (0 keeps all); None when fewer than `MIN_COLOUR_SHARE` of the pairs are at least `GRAY_CHROMA` from
+    gray (a gray image has no colour to give)."""
     flat = np.asarray(ab, np.float32).reshape(-1, 2)
-    colourful = np.hypot(flat[:, 0], flat[:, 1]) >= gray_chroma
-    if not flat.size or colourful.mean() < MIN_COLOUR_SHARE:
+    chroma = np.hypot(flat[:, 0], flat[:, 1])
+    if not flat.size or (chroma >= GRAY_CHROMA).mean() < MIN_COLOUR_SHARE:
         return None
-    indices, weights = soft_encode(flat[colourful] if gray_chroma > 0 else flat)
+    indices, weights = soft_encode(flat[chroma >= gray_chroma] if gray_chroma > 0 else flat)
     histogram = np.bincount(indices.ravel(), weights.ravel(), minlength=len(gamut_centres()))
     return histogram / histogram.sum()
 
@@ -107,7 +108,7 @@ def image_ab(rgb: np.ndarray) -> np.ndarray:
     return rgb_to_lab(small)[..., 1:]
 
 
-def images_distribution(images: list[np.ndarray], gray_chroma: float = GRAY_CHROMA) -> np.ndarray | None:
+def images_distribution(images: list[np.ndarray], gray_chroma: float = 0.0) -> np.ndarray | None:
     """Several sRGB images (H×W×3 uint8) as one distribution, each image weighing the same; None if none has
     colour."""
     parts = [ab_distribution(image_ab(rgb), gray_chroma) for rgb in images]
@@ -133,8 +134,9 @@ def palette_distribution(colours: list[tuple[int, int, int]]) -> np.ndarray:
     """sRGB colours as a distribution, each colour weighing the same; gray colours count (a user who lists them
     wants them)."""
     ab = rgb_to_lab(np.asarray(colours, np.uint8)[None])[0, :, 1:]
-    distribution = ab_distribution(ab, gray_chroma=0.0)
-    return distribution
+    indices, weights = soft_encode(ab)
+    histogram = np.bincount(indices.ravel(), weights.ravel(), minlength=len(gamut_centres()))
+    return histogram / histogram.sum()
 
 
 def from_images(name: str, images: list[bytes], *, max_pixels: int, max_bytes: int) -> Reference:
@@ -199,12 +201,13 @@ def logit_shift(distribution: np.ndarray, marginal: np.ndarray, strength: float,
 
 
 def divergence(distribution: np.ndarray, probabilities: np.ndarray, floor: float) -> float:
-    """How far the model's own prediction for an image (its per-pixel distributions, (..., 313), averaged) is
-    from the reference: KL(p̄ ‖ r + ε), in nats. Large when the model puts much of its mass on colours the
-    reference lacks: the sign of a reference from another scene."""
+    """How far the reference is from the model's own prediction for an image (its per-pixel distributions,
+    (..., 313), averaged to p̄): KL(r ‖ p̄), with ε added to both, in nats. Large when much of the reference's
+    colour is what the model finds implausible anywhere in this image: the sign of a reference from another scene.
+    (Of five measures this separated the references that cost PSNR best on the selection split; docs/reference.md.)"""
     mean = np.asarray(probabilities, np.float64).reshape(-1, len(distribution)).mean(0)
-    target = (np.asarray(distribution) + floor) / (1 + floor * len(distribution))
-    return float(np.sum(mean * (np.log(np.maximum(mean, 1e-12)) - np.log(target))))
+    r = np.asarray(distribution, np.float64)
+    return float(np.sum(r * (np.log(r + floor) - np.log(mean + floor))))
 
 
 def steered_decode(logits: np.ndarray, temperature: float, reference: Reference | None, shift: np.ndarray | None,

@@ -60,11 +60,18 @@ def test_an_image_counts_its_colours_by_area():
     np.testing.assert_allclose(distribution, 0.75 * _encoded(RED) + 0.25 * _encoded(BLUE), atol=1e-5)
 
 
-def test_near_gray_pixels_are_left_out_unless_asked_for():
+def test_near_gray_pixels_count_unless_left_out():
     image = np.concatenate([_flat(RED, 16, 32), _flat(GRAY, 16, 32)])
-    np.testing.assert_allclose(reference.images_distribution([image]), _encoded(RED), atol=1e-5)
-    with_gray = reference.images_distribution([image], gray_chroma=0.0)
-    np.testing.assert_allclose(with_gray, 0.5 * _encoded(RED) + 0.5 * _encoded(GRAY), atol=1e-4)
+    np.testing.assert_allclose(reference.images_distribution([image]), 0.5 * _encoded(RED) + 0.5 * _encoded(GRAY),
+                               atol=1e-4)
+    np.testing.assert_allclose(reference.images_distribution([image], gray_chroma=5.0), _encoded(RED), atol=1e-5)
+
+
+def test_an_image_needs_one_percent_colourful_pixels():
+    image = _flat(GRAY, 100, 100)
+    image[:2, :] = RED  # 2 % red
+    assert reference.images_distribution([image]) is not None
+    assert reference.images_distribution([_flat(GRAY, 100, 100)]) is None
 
 
 def test_several_images_weigh_the_same_whatever_their_size():
