@@ -55,9 +55,9 @@ class Rendering:
     upsample: str = "bilinear"
     guided_radius: int = 1
     guided_eps: float = 5e-3
-    reference_strength: float = 1.0
+    reference_strength: float = 1.5  # β and ε of reference.logit_shift, chosen on the selection split
     reference_floor: float = 1e-4
-    reference_warning: float = 0.0  # divergence (reference.divergence) above which a reference looks wrong; 0: never
+    reference_warning: float = 1.0  # divergence (reference.divergence) above which a reference looks wrong; 0: never
     training_marginal: tuple = field(default=(), repr=False)  # p_train (reference.training_marginal)
 
     @classmethod

@@ -138,9 +138,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "upsample": ("bilinear", _one_of("bilinear", "guided")),
         "guided_radius": (1, _positive),
         "guided_eps": (0.005, _positive),
-        "reference_strength": (1.0, _non_negative),
+        "reference_strength": (1.5, _non_negative),
         "reference_floor": (1e-4, _positive),
-        "reference_warning": (0.0, _non_negative),
+        "reference_warning": (1.0, _non_negative),
     },
 }
 
