@@ -244,7 +244,7 @@ def report_photos(rows: list[dict]) -> None:
                   f"{np.mean([v > best for v in fine]):.2f} of the rest")
 
 
-def cost(rendering: Rendering, limit: int, rounds: int = 3) -> dict:
+def cost(rendering: Rendering, limit: int, rounds: int = 7) -> dict:
     """Seconds per image through `colorize_stream` (decode, predict, decode ab, render, JPEG), without and with a
     reference, alternated in one process; the best of `rounds` each."""
     from colorspark.colorizer import colorize_stream
