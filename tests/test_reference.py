@@ -160,3 +160,44 @@ def test_the_stream_steers_each_input_by_its_own_reference_and_says_which():
 
 def test_gamut_is_what_the_distributions_index():
     assert reference.palette_distribution([RED]).shape == (len(gamut_centres()),)
+
+
+def test_the_most_specific_table_entry_wins_then_the_default():
+    red, blue, green = (Reference(name, reference.palette_distribution([c])) for name, c in
+                        (("red", RED), ("blue", BLUE), ("green", (30, 160, 40))))
+    references = reference.ReferenceMap(green, (("street", red), ("street/night/b.jpg", blue)))
+    assert references.for_path("street/a.jpg") is red
+    assert references.for_path("street/night/a.jpg") is red
+    assert references.for_path("street/night/b.jpg") is blue
+    assert references.for_path("streetcar/a.jpg") is green  # a prefix is a folder, not a string prefix
+    assert reference.ReferenceMap().for_path("a.jpg") is None
+    assert [ref.name for ref in references.references()] == ["green", "red", "blue"]
+
+
+def test_a_references_table_in_csv_or_parquet_resolves_relative_references(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "refs.csv").write_text("path,reference\nstreet/,day.jpg\na.jpg,palette:#ff0000\n")
+    pq.write_table(pa.table({"path": ["street"], "reference": ["/data/day.jpg"]}), tmp_path / "refs.parquet")
+    pairs = reference.read_reference_table(str(tmp_path / "refs.csv"))
+    assert pairs[0][0] == "street" and pairs[0][1].endswith(str(tmp_path / "day.jpg"))
+    assert pairs[1] == ("a.jpg", "palette:#ff0000")
+    assert reference.read_reference_table(str(tmp_path / "refs.parquet")) == [("street", "/data/day.jpg")]
+    (tmp_path / "bad.csv").write_text("file,colour\na.jpg,x\n")
+    with pytest.raises(UnusableReference, match="columns path and reference"):
+        reference.read_reference_table(str(tmp_path / "bad.csv"))
+    with pytest.raises(UnusableReference, match="cannot be read"):
+        reference.read_reference_table(str(tmp_path / "missing.csv"))
+
+
+def test_each_distinct_reference_of_the_job_is_loaded_once(tmp_path, monkeypatch):
+    (tmp_path / "red.png").write_bytes(_png(_flat(RED)))
+    (tmp_path / "refs.csv").write_text("path,reference\na,red.png\nb,red.png\nc,palette:#2050e0\n")
+    loads = []
+    real = reference.load_reference
+    monkeypatch.setattr(reference, "load_reference",
+                        lambda location, **kw: loads.append(location) or real(location, **kw))
+    references = reference.reference_map(str(tmp_path / "red.png"), str(tmp_path / "refs.csv"), **LIMITS)
+    assert len(loads) == 3 and len(references.references()) == 2
+    assert references.for_path("a/x.png") is references.for_path("b/y.png")

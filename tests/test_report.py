@@ -421,3 +421,17 @@ def test_cards_link_the_full_size_files():
     assert '<a href="file:///data/in/a%20b.png">original, full size</a>' in page
     s3_row = {**row, "path": "s3://bucket/in/a.png", "jpeg_href": None, "has_truth": False}
     assert "full size" not in render_report([s3_row], {"inputs": 1}, total_rows=1).split("<h2>Images</h2>")[1]
+
+
+def test_the_reference_shows_beside_the_output_and_a_wrong_one_is_named():
+    swatch = make_thumbnail(np.full((20, 40, 3), (200, 30, 30), np.uint8))
+    steered = _ok_row(reference="palette:#c81e1e", reference_divergence=0.3, reference_looks_wrong=False,
+                      thumb_reference=swatch)
+    doubtful = _ok_row(relative_path="b.png", reference="s3://bucket/<day>.jpg", reference_divergence=2.5,
+                       reference_looks_wrong=True, thumb_reference=swatch)
+    page = _page([steered, doubtful])
+    card = _card(page, "space/astronaut.png")
+    assert 'alt="reference"' in card and "reference palette:#c81e1e" in card and "looks wrong" not in card
+    assert card.index('alt="colorized"') < card.index('alt="reference"') < card.index('alt="original"')
+    other = _card(page, "b.png")
+    assert "&lt;day&gt;" in other and "looks wrong for this image: divergence 2.50" in other
