@@ -3,8 +3,9 @@
 This is the one per-partition code path behind both the colorize job (`colorize_tasks` adds file outputs, scores and
 thumbnails) and the DataFrame API (`api` adds Arrow columns). Per image: decode -> L at the original resolution ->
 L resized to the network's input -> predict, in batches, with the worker's cached model -> annealed-mean ab at 1/4
-of the input -> ab brought up to the original size (bilinearly, or with `upsample = "guided"` edge-aware, guided by
-the full-resolution L) -> recombined with the original L -> 8-bit RGB -> JPEG.
+of the input (steered towards the image's reference, if it has one: `colorspark.reference`) -> ab brought up to
+the original size (bilinearly, or with `upsample = "guided"` edge-aware, guided by the full-resolution L) ->
+recombined with the original L -> 8-bit RGB -> JPEG.
 Colour inputs are colorized from their L alone; their own ab is kept for scoring. Nothing here raises for one bad
 image: it becomes a `Failed` with a reason, in its place in the output.
 """
