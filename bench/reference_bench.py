@@ -120,9 +120,22 @@ def variants(grid: bool, extra: str = "") -> list[dict]:
             for f in (1e-4, 1e-3) for s in (0.5, 1.0, 1.5, 2.0)]
 
 
-def shift_for(images: list[np.ndarray], variant: dict, marginal: np.ndarray) -> np.ndarray:
+def adapted(variant: dict, divergence: float) -> float:
+    """The strength; with "adaptive": t, scaled by t / divergence where the divergence passes t."""
+    t = variant.get("adaptive")
+    return variant["strength"] * (min(1.0, t / divergence) if t and divergence > 0 else 1.0)
+
+
+def shift_for(images: list[np.ndarray], variant: dict, marginal: np.ndarray, scene: Scene | None = None,
+              temperature: float = 1.0) -> np.ndarray:
     distribution = refmod.images_distribution(images, variant["gray_chroma"])
-    return refmod.logit_shift(distribution, marginal, variant["strength"], variant["floor"])
+    strength = variant["strength"]
+    if scene is not None and variant.get("adaptive"):
+        z = scene.logits / temperature
+        p = np.exp(z - z.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        strength = adapted(variant, refmod.divergence(distribution, p, variant["floor"]))
+    return refmod.logit_shift(distribution, marginal, strength, variant["floor"])
 
 
 def clips(forward, rendering, prior, marginal, every: int, grid: bool, extra: str) -> dict:
@@ -136,9 +149,10 @@ def clips(forward, rendering, prior, marginal, every: int, grid: bool, extra: st
         for variant in variants(grid, extra):
             label = json.dumps({k: v for k, v in variant.items() if v})
             t = variant["temperature"] or rendering.temperature
-            shift = shift_for(reference, variant, marginal)
-            right = summary([s.score(decode(s, t, shift, variant["region"])) for s in scenes])
-            wrong = [summary([s.score(decode(s, t, shift_for(cases[other][0], variant, marginal), variant["region"]))
+            right = summary([s.score(decode(s, t, shift_for(reference, variant, marginal, s, t), variant["region"]))
+                             for s in scenes])
+            wrong = [summary([s.score(decode(s, t, shift_for(cases[other][0], variant, marginal, s, t),
+                                             variant["region"]))
                               for s in scenes])["psnr"] - none["psnr"] for other in CLIPS if other != name]
             out.setdefault(label, {})[name] = {"frames": len(scenes), "none": none, **gain(right, none),
                                                 "wrong_psnr": float(np.mean(wrong)), "wrong_worst": min(wrong),
@@ -208,11 +222,11 @@ def photos(forward, rendering, prior, marginal, limit: int, grid: bool, extra: s
                 distribution = refmod.images_distribution([rgb], variant["gray_chroma"])
                 if distribution is None:
                     continue
-                shift = refmod.logit_shift(distribution, marginal, variant["strength"], variant["floor"])
+                measures = divergences(scene, distribution, rendering.temperature, variant["floor"], marginal)
+                shift = refmod.logit_shift(distribution, marginal, adapted(variant, measures["kl"]), variant["floor"])
                 scores = scene.score(decode(scene, variant["temperature"] or rendering.temperature, shift,
                                             variant["region"]))
-                row[(label, kind)] = {**scores, **divergences(scene, distribution, rendering.temperature,
-                                                              variant["floor"], marginal)}
+                row[(label, kind)] = {**scores, **measures}
         rows.append(row)
     return rows
 
