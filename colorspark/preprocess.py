@@ -18,10 +18,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import __version__, fs
+from .balance import crops_per_folder
 from .bins import gamut_centres, prior_from_counts
 from .datasets import write_part
 from .errors import JobError
 from .listing import Inputs, find_inputs
+from .paths import relative_output_path
 from .preprocess_tasks import SUMMARY, Staging, prepare_worker, process_batches, result_ddl
 from .samples import OUTPUT_STRIDE
 from .session import python_workers_starting
@@ -40,7 +42,8 @@ def run(spark, input_path: str, output_dir: str, config: dict) -> dict:
     with python_workers_starting(spark, prepare_worker):
         inputs = find_inputs(spark, input_path, config["data"]["extensions"])
         staging = start_staging(out)
-        results = process(spark, inputs, staging, config)
+        folder_crops = training_crops(inputs, config)
+        results = process(spark, inputs, staging, config, folder_crops)
     shards, counts = partition_summaries(results)
     files = add_unscanned(spark, inputs, results)
     tally = count_results(files, input_path, config)
@@ -48,7 +51,7 @@ def run(spark, input_path: str, output_dir: str, config: dict) -> dict:
     write_prior(prior_from_counts(counts), staging)
     fs.sweep_temp_files(staging)  # a file half-written by a killed task must not be published with the others
     fs.publish(staging, out, OUTPUTS)
-    manifest = make_manifest(input_path, config, tally, shards, time.time() - started)
+    manifest = make_manifest(input_path, config, tally, shards, time.time() - started) | {"folder_crops": folder_crops}
     fs.write_json(fs.join(out, MANIFEST), manifest)
     log.info("%s; manifest at %s", ", ".join(f"{split}: {manifest[split]} images ({manifest[split + '_crops']} crops)"
                                              for split in SPLITS), fs.display(fs.join(out, MANIFEST)))
@@ -67,7 +70,17 @@ def start_staging(out: str) -> str:
     return staging
 
 
-def process(spark, inputs: Inputs, staging: str, config: dict):
+def training_crops(inputs: Inputs, config: dict) -> dict[str, int]:
+    """{top-level folder: crops per training photo}, from the driver's listing (`balance.crops_per_folder`)."""
+    folder_crops = crops_per_folder([relative_output_path(path, inputs.root) for path in inputs.listed()],
+                                    config["data"])
+    if config["data"]["balance"] != "none":
+        log.info("balance %s: crops per training photo by folder: %s", config["data"]["balance"],
+                 ", ".join(f"{folder} {n}" for folder, n in folder_crops.items()))
+    return folder_crops
+
+
+def process(spark, inputs: Inputs, staging: str, config: dict, folder_crops: dict | None = None):
     """The processing pass, the job's one Spark job: the tasks write the samples into `staging`, and the driver gets
     back, as one Arrow table, one small result row per input file plus one summary row per partition.
 
@@ -87,7 +100,8 @@ def process(spark, inputs: Inputs, staging: str, config: dict):
     log.info("processing images (extensions: %s) into %s", ", ".join(config["data"]["extensions"]),
              fs.display(staging))
     return files.mapInArrow(
-        lambda batches: process_batches(TaskContext.get().partitionId(), batches, config, root, targets),
+        lambda batches: process_batches(TaskContext.get().partitionId(), batches, config, root, targets,
+                                        folder_crops),
         result_ddl()).toArrow()
 
 

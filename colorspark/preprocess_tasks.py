@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import fs
+from .balance import folder_of
 from .bins import bin_counts, gamut_centres, hard_bins
 from .datasets import PartWriter, part_name
 from .decode import DecodeError, decode_image
@@ -51,14 +52,16 @@ def result_ddl() -> str:
     return ", ".join(f"{n} {spark_types[_RESULT_TYPES.get(n, 'string')]}" for n in RESULT_COLUMNS)
 
 
-def process_image(content: bytes, key: str, config: dict) -> list[dict]:
-    """Decode one file and return its encoded crops as row dicts; raises DecodeError for a bad file."""
+def process_image(content: bytes, key: str, config: dict, train_crops: int | None = None) -> list[dict]:
+    """Decode one file and return its encoded crops as row dicts; raises DecodeError for a bad file. A training
+    photo gets `train_crops` crops when given (`balance.crops_per_folder`), a held-out one always data.crops."""
     data, limits = config["data"], config["limits"]
     rgb = decode_image(content, max_pixels=limits["max_pixels"], max_bytes=limits["max_bytes"])
     rng = crop_rng(key, data["seed"])
     split = split_of(key, data["val_fraction"], data["selection_fraction"])
+    count = train_crops if split == TRAIN and train_crops else data["crops"]
     rows = []
-    for index, crop in enumerate(random_crops(rgb, data["size"], data["crops"], data["min_crop_scale"],
+    for index, crop in enumerate(random_crops(rgb, data["size"], count, data["min_crop_scale"],
                                               data["flip"], rng)):
         sample = encode_sample(crop)
         rows.append({"crop": index, "split": split, "l": sample["l"], "ab": sample["ab"], "bins": sample["bins"],
@@ -124,16 +127,18 @@ class _SampleSink:
         return name
 
 
-def process_files(index: int, files, config: dict, root: str, staging: Staging):
+def process_files(index: int, files, config: dict, root: str, staging: Staging, folder_crops: dict | None = None):
     """One partition's work over (path, content) files: one result row per file (status ok with its split and crop
-    counts, or error with the reason), then the partition's summary row. Rows are tuples in RESULT_COLUMNS order."""
+    counts, or error with the reason), then the partition's summary row. Rows are tuples in RESULT_COLUMNS order.
+    `folder_crops` gives the crops per training photo of each top-level folder (`balance.crops_per_folder`)."""
     counts = np.zeros(len(gamut_centres()), np.int64)
     sink = _SampleSink(index, staging, config["data"]["size"])
     try:
         for path, content in files:
             key = relative_output_path(path, root)
             try:
-                samples = process_image(read_content(path, content, config["limits"]["max_bytes"]), key, config)
+                samples = process_image(read_content(path, content, config["limits"]["max_bytes"]), key, config,
+                                        (folder_crops or {}).get(folder_of(key)))
             except DecodeError as exc:
                 yield (path, key, "error", str(exc), None, None, None, None)
                 continue
@@ -153,7 +158,7 @@ def process_files(index: int, files, config: dict, root: str, staging: Staging):
     yield (shard, "", SUMMARY, None, None, len(sink.shard_rows), None, counts.tobytes())
 
 
-def process_batches(index: int, batches, config: dict, root: str, staging: Staging):
+def process_batches(index: int, batches, config: dict, root: str, staging: Staging, folder_crops: dict | None = None):
     """mapInArrow body: `binaryFile`-shaped record batches (path, content) in, result record batches out."""
     import pyarrow as pa
 
@@ -164,6 +169,6 @@ def process_batches(index: int, batches, config: dict, root: str, staging: Stagi
         for batch in batches:
             yield from zip(batch.column("path").to_pylist(), batch.column("content").to_pylist())
 
-    rows = list(process_files(index, files(), config, root, staging))
+    rows = list(process_files(index, files(), config, root, staging, folder_crops))
     yield pa.RecordBatch.from_arrays([pa.array(column, field.type) for column, field in zip(zip(*rows), schema)],
                                      schema=schema)

@@ -150,3 +150,17 @@ def test_bad_config_value_is_a_clear_error(run_job, tmp_path):
     proc = run_job("preprocess", "--input", tmp_path, "--output", tmp_path / "out", "--set", "data.size=60")
     assert proc.returncode == 2
     assert "data.size must be a multiple of 8" in proc.log
+
+
+def test_folder_balance_is_recorded_and_keeps_the_splits(dataset, run_job, tmp_path):
+    out = tmp_path / "balanced"
+    proc = run_job("preprocess", "--input", dataset["images"], "--output", out, "--set", f"data.crops={CROPS}",
+                   "--set", "data.balance=folder", "--format", "parquet")
+    assert proc.returncode == 0, proc.log
+    plain = json.loads((dataset["out"] / "manifest.json").read_text())
+    balanced = json.loads((out / "manifest.json").read_text())
+    assert "balance folder: crops per training photo by folder" in proc.log
+    assert "photos" in balanced["folder_crops"] and balanced["config"]["data"]["balance"] == "folder"
+    for split in ("train", "val", "selection"):
+        assert balanced[split] == plain[split]
+    assert balanced["val_crops"] == plain["val_crops"]
