@@ -210,8 +210,11 @@ def _fit_quietly(spark_model, rdd, config: dict) -> dict:
     return {"train_loss": float(np.mean(losses[-config["train"]["workers"]:])) if losses else None}
 
 
-def run(spark, data_dir: str, model_dir: str, config: dict, resume: bool = False) -> dict:
-    """Train into `model_dir` (a URI) from the preprocess output in `data_dir`; returns colorspark.json's content."""
+def run(spark, data_dir: str, model_dir: str, config: dict, resume: bool = False,
+        init_model: str | None = None) -> dict:
+    """Train into `model_dir` (a URI) from the preprocess output in `data_dir`; returns colorspark.json's content.
+    With `init_model` (a model directory's URI) a run that has no checkpoint to resume starts from that model's
+    weights and architecture (`colorspark/finetune.py`)."""
     from .runtime import import_tensorflow
 
     import_tensorflow(int(spark.sparkContext.getConf().get("spark.task.cpus", "1")))
@@ -219,12 +222,13 @@ def run(spark, data_dir: str, model_dir: str, config: dict, resume: bool = False
     from .averaging_worker import optimizer_state
 
     manifest = read_manifest(data_dir)
-    settings = model_settings(config)
+    start = starting_point(model_dir, manifest, data_dir, config, resume, init_model)
+    settings = start["settings"]
     check_input_size(manifest, settings, data_dir)
     loss_settings = loss_and_metric_settings(data_dir, config)
     train_rdd, val_rdd, sizes = load_splits(spark, data_dir, manifest, config)
     try:
-        model, history, buffer = start_or_resume(model_dir, settings, loss_settings, config, resume)
+        model, history, buffer = start_or_resume(model_dir, start, loss_settings, config)
         outer = OuterMomentum(config["train"]["outer_momentum"], buffer)
         log.info("network: %s, %d parameters", model.name, model.count_params())
         for round_number in range(len(history) + 1, config["train"]["rounds"] + 1):
@@ -236,7 +240,7 @@ def run(spark, data_dir: str, model_dir: str, config: dict, resume: bool = False
     finally:
         train_rdd.unpersist()
         val_rdd.unpersist()
-    meta = model_meta(settings, loss_settings, manifest, config, history)
+    meta = model_meta(settings, loss_settings, manifest, config, history) | start["record"]
     write_model_dir(model_dir, model, meta, history)
     log.info("model written to %s (%d rounds)", fs.display(model_dir), len(history))
     return meta
@@ -286,14 +290,34 @@ def deal_evenly(rdd, parts: int):
     return rdd.zipWithIndex().map(lambda pair: (pair[1] % parts, pair[0])).partitionBy(parts, lambda key: key).values()
 
 
-def start_or_resume(model_dir: str, settings: dict, loss_settings: dict, config: dict, resume: bool):
-    """(compiled model, history so far, outer-momentum buffer or None): the newest checkpoint that verifies with
-    --resume, with its optimizer state and momentum buffer when the checkpoint has them; else a new network."""
-    from .averaging_worker import set_optimizer_state
+def starting_point(model_dir: str, manifest: dict, data_dir: str, config: dict, resume: bool,
+                   init_model: str | None) -> dict:
+    """Where the run starts: `checkpoint` (the newest one that verifies, with --resume), else `initial` (the
+    --init-model's network, frozen as train.freeze_blocks says), else neither (new weights); `settings` are the
+    network's, and `record` what colorspark.json keeps of the start (`init_model`, also across a resume)."""
+    from .finetune import load_init_model
 
     found = latest_checkpoint(model_dir) if resume else None
-    if found:
-        done, model, state, saved_optimizer, buffer = found
+    if resume and not found:
+        log.info("no usable checkpoint in %s: starting from scratch", fs.display(model_dir))
+    initial, record = None, {}
+    if init_model:
+        initial, settings, init_record = load_init_model(init_model, manifest, data_dir,
+                                                         config["train"]["freeze_blocks"])
+        record = {"init_model": init_record}
+    else:
+        settings = model_settings(config)
+    return {"checkpoint": found, "initial": None if found else initial, "settings": settings, "record": record}
+
+
+def start_or_resume(model_dir: str, start: dict, loss_settings: dict, config: dict):
+    """(compiled model, history so far, outer-momentum buffer or None): the checkpoint of `start` with its optimizer
+    state and momentum buffer when the checkpoint has them; else `start`'s initial network or a new one, with a
+    fresh optimizer."""
+    from .averaging_worker import set_optimizer_state
+
+    if start["checkpoint"]:
+        done, model, state, saved_optimizer, buffer = start["checkpoint"]
         log.info("resuming after round %d from %s", done, fs.display(checkpoint_dir(model_dir, done)))
         compile_for_training(model, loss_settings, config["train"])
         if saved_optimizer is not None:
@@ -305,12 +329,11 @@ def start_or_resume(model_dir: str, settings: dict, loss_settings: dict, config:
         elif buffer is not None and not config["train"]["outer_momentum"]:
             log.info("train.outer_momentum is 0: the checkpoint's outer-momentum buffer is not used")
         return model, state.get("history", [])[:done], buffer
-    if resume:
-        log.info("no usable checkpoint in %s: starting from scratch", fs.display(model_dir))
     import keras
 
     keras.utils.set_random_seed(config["train"]["seed"])  # the same initial weights for the same settings and seed
-    return compile_for_training(build_model(settings), loss_settings, config["train"]), [], None
+    model = start["initial"] or build_model(start["settings"])
+    return compile_for_training(model, loss_settings, config["train"]), [], None
 
 
 def train_round(spark, model, train_rdd, val_rdd, round_number: int, sizes: list[int], loss_settings: dict,

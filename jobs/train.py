@@ -2,7 +2,7 @@
 
 import sys
 
-from colorspark import cli, training
+from colorspark import cli, finetune, training
 from colorspark.config import choices
 
 JOB = cli.Job("train", "Train the colorization CNN with Elephas on the output of jobs/preprocess.py. "
@@ -23,14 +23,21 @@ def main(argv=None) -> int:
     p.add_argument("--source", choices=choices("train", "source"),
                    help="which preprocess output to read (default parquet)")
     p.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint in --model-dir")
+    p.add_argument("--init-model", metavar="DIR_OR_URI",
+                   help="fine-tune: start from this trained model directory (or 'shipped'), its architecture and "
+                        "input size, with a fresh optimizer")
+    p.add_argument("--freeze-blocks", type=int, metavar="N",
+                   help="with --init-model: keep the first N blocks of the network as they are (default 0)")
     args = p.parse_args(argv)
     overrides = cli.flags(train={"preset": args.preset, "rounds": args.rounds, "workers": args.workers,
-                                 "mode": args.mode, "source": args.source})
-    locations = [cli.Location("--data", args.data, shared=True), cli.Location("--model-dir", args.model_dir,
-                                                                              output=True)]
+                                 "mode": args.mode, "source": args.source, "freeze_blocks": args.freeze_blocks})
+    init = None if args.init_model == finetune.SHIPPED else args.init_model
+    locations = [cli.Location("--data", args.data, shared=True),
+                 cli.Location("--model-dir", args.model_dir, output=True), cli.Location("--init-model", init)]
     return cli.main(JOB, args, overrides, locations,
-                    lambda spark, config, uris: training.run(spark, uris["--data"], uris["--model-dir"], config,
-                                                             args.resume))
+                    lambda spark, config, uris: training.run(
+                        spark, uris["--data"], uris["--model-dir"], config, args.resume,
+                        args.init_model and finetune.init_model_uri(uris.get("--init-model", args.init_model))))
 
 
 if __name__ == "__main__":

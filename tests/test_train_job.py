@@ -228,3 +228,50 @@ def test_validation_sums_score_the_colour_cast_at_the_output_stride():
     means = mean_metrics(sums)
     assert means["val_cast"] == pytest.approx(2.5)
     assert means["val_cast_ratio"] == pytest.approx(5.0 / (np.hypot(23, 34) + np.hypot(20, 30)))
+
+
+def _layer_weights(model_dir) -> dict:
+    from colorspark.modeldir import load_model_dir
+
+    model, _ = load_model_dir(model_dir)
+    return {layer.name: layer.get_weights() for layer in model.layers}
+
+
+def test_init_model_fine_tunes_with_frozen_blocks_and_a_fresh_optimizer(trained, data, run_job, tmp_path):
+    proc = run_job("train", "--data", data, "--model-dir", tmp_path / "ft", "--rounds", "1",
+                   "--init-model", trained["dir"], "--freeze-blocks", "2", *FAST)
+    assert proc.returncode == 0, proc.log
+    assert "starting from" in proc.log and "blocks conv1, conv2" in proc.log
+    start, tuned = _layer_weights(trained["dir"]), _layer_weights(tmp_path / "ft")
+    for name, weights in tuned.items():
+        same = all(np.array_equal(a, b) for a, b in zip(weights, start[name]))
+        assert same == name.startswith(("conv1_", "conv2_")) or not weights, name
+    meta = json.loads((tmp_path / "ft" / "colorspark.json").read_text())
+    source = json.loads((trained["dir"] / "colorspark.json").read_text())
+    assert meta["init_model"]["sha256"] == source["model_sha256"] and meta["init_model"]["freeze_blocks"] == 2
+    assert meta["settings"] == source["settings"] and meta["rounds_done"] == 1
+    steps = {}
+    for name, folder in (("fresh", trained["dir"]), ("tuned", tmp_path / "ft")):
+        with np.load(folder / "checkpoints" / "round-0001" / "optimizer.npz") as state:
+            steps[name] = int(state["arr_0"])  # Adam's step count, its first variable
+    assert steps["tuned"] == steps["fresh"] > 0  # counted from this run's first batch, not from the 2-round run's
+
+
+def test_init_model_refuses_a_changed_file_and_other_crop_sizes(trained, data, run_job, tmp_path):
+    import shutil
+
+    changed = tmp_path / "changed"
+    shutil.copytree(trained["dir"], changed)
+    meta = json.loads((changed / "colorspark.json").read_text())
+    meta["model_sha256"] = "0" * 64
+    (changed / "colorspark.json").write_text(json.dumps(meta))
+    proc = run_job("train", "--data", data, "--model-dir", tmp_path / "a", "--rounds", "1", "--init-model", changed,
+                   *FAST)
+    assert proc.returncode == 1 and "does not match the SHA-256" in proc.log, proc.log
+    meta["model_sha256"] = json.loads((trained["dir"] / "colorspark.json").read_text())["model_sha256"]
+    meta["settings"]["input_size"] = 96
+    (changed / "colorspark.json").write_text(json.dumps(meta))
+    proc = run_job("train", "--data", data, "--model-dir", tmp_path / "b", "--rounds", "1", "--init-model", changed,
+                   *FAST)
+    assert proc.returncode == 1 and "preprocess with --set data.size=96" in proc.log, proc.log
+    assert not (tmp_path / "a" / "model.keras").exists() and not (tmp_path / "b" / "model.keras").exists()
