@@ -12,12 +12,16 @@ and reads no other photo. It copies them to --work (never into the repository) a
 once under spark-submit on local[2]. Colorize scores a colour photo against its own colours, so each result row
 carries every score for the prediction and the gray baseline (ab = 0).
 
-Per split it reports, next to gray: AuC and rebalanced AuC (means over the photos), PSNR (mean of the finite
-values), the colourfulness ratio (mean colourfulness over the originals' mean; gray's is 0) and the cast ratio
-(mean colour cast over gray's mean cast; gray's is 1), as a Markdown table on stdout and as JSON (--work/quality.json).
+Per split, per top-level source folder below --input within each split, and per folder over all the scored
+splits together (a domain's photos in one split are few), it reports, next to gray: AuC and rebalanced AuC (means
+over the photos), PSNR (mean of the finite values), the colourfulness ratio (mean colourfulness over the originals'
+mean; gray's is 0) and the cast ratio (mean colour cast over gray's mean cast; gray's is 1), as a Markdown table on
+stdout and as JSON (--work/quality.json).
 The ratios are ratios of means, as colorize's summary.json has the cast ratio. With each figure goes its standard
 error over the photos (±): for the means, of the per-photo gap between model and gray; for the ratios, a bootstrap
-over the photos. A few dozen photos make these figures noisy, and the ± says how much.
+over the photos. A few dozen photos make these figures noisy, and the ± says how much. Means hide the photos a
+model ruins, so each group also has the number (and share) of photos whose PSNR falls more than 3 dB below gray's
+and the 10th percentile of the per-photo PSNR gap. quality.json also keeps each photo's PSNR and rebalanced AuC.
 
 A split's photos may include photos the model was trained on, when the model was trained on other splits or another
 --input (the shipped model was trained on ../shared/data/photos alone, by keys relative to that folder). From the
@@ -59,6 +63,7 @@ MEANS = (("AuC", "auc", "auc_gray", 100.0, 1), ("rebalanced AuC", "auc_rebal", "
 # (name, numerator key, denominator key): the ratios of means reported for the prediction.
 RATIOS = (("colourfulness_ratio", "colourfulness", "colourfulness_truth"), ("cast_ratio", "cast", "cast_gray"))
 BOOTSTRAP_DRAWS = 2000
+HARM_DB = 3.0  # a photo is harmed when its PSNR falls more than this below gray's
 
 
 def list_photos(root: Path, extensions: list[str]) -> list[Path]:
@@ -144,9 +149,21 @@ def _ratio_se(rows: list[dict], numerator: str, denominator: str) -> float | Non
     return float((draws[:, 0] / draws[:, 1]).std())
 
 
+def harm(rows: list[dict]) -> dict:
+    """How often and how badly the model does worse than gray: the share of photos whose PSNR falls more than
+    HARM_DB below gray's, and the 10th percentile of the per-photo PSNR gap (model − gray)."""
+    gaps = np.array([r["psnr"] - r["psnr_gray"] for r in rows if r["psnr"] is not None and r["psnr_gray"] is not None])
+    gaps = gaps[np.isfinite(gaps)]
+    if not len(gaps):
+        return {"harmed_share": None, "harmed": None, "psnr_gap_p10": None}
+    return {"harmed_share": float(np.mean(gaps < -HARM_DB)), "harmed": int(np.sum(gaps < -HARM_DB)),
+            "psnr_gap_p10": float(np.percentile(gaps, 10))}
+
+
 def figures(rows: list[dict]) -> dict:
-    """The reported figures of a group of scored result rows: means, ratios and their ± (see the module docstring)."""
-    result = {"photos": len(rows)}
+    """The reported figures of a group of scored result rows: means, ratios and their ± (see the module docstring),
+    and how often the model harms a photo (`harm`)."""
+    result = {"photos": len(rows)} | harm(rows)
     for _, model, gray, _, _ in MEANS:
         result |= {model: _finite_mean(r[model] for r in rows), gray: _finite_mean(r[gray] for r in rows),
                    f"{model}_gap_se": _gap_se(rows, model, gray)}
@@ -158,18 +175,45 @@ def figures(rows: list[dict]) -> dict:
     return result
 
 
+def folder_of(relative_path: str) -> str:
+    """The top-level source folder below --input of a staged result (`<split>/<folder>/...`; "." for a photo
+    directly in --input): the domain it is reported under."""
+    parts = relative_path.split("/")
+    return parts[1] if len(parts) > 2 else "."
+
+
+def domain_groups(rows: list[dict], splits: list[str]) -> dict[str, dict]:
+    """The figures per top-level source folder: per split, and for the held-out splits together when several are
+    scored (a folder's photos in one split are few; both together are what a domain's targets are read on)."""
+    folders = sorted({folder_of(r["relative_path"]) for r in rows})
+    groups = {}
+    for split in splits:
+        for folder in folders:
+            chosen = [r for r in rows if r["relative_path"].split("/", 1)[0] == split
+                      and folder_of(r["relative_path"]) == folder]
+            if chosen:
+                groups[f"{SPLIT_NAMES[split]}, {folder}"] = figures(chosen)
+    if len(splits) > 1:
+        together = " + ".join(SPLIT_NAMES[s] for s in splits)
+        for folder in folders:
+            groups[f"{together}, {folder}"] = figures([r for r in rows if folder_of(r["relative_path"]) == folder])
+    return groups
+
+
 def markdown(groups: dict[str, dict]) -> str:
     def value(x, scale=1.0, digits=2):
         return "–" if x is None else f"{x * scale:.{digits}f}"
 
     header = ["photos", "n"] + [f"{label}: model / gray (± gap)" for label, *_ in MEANS] + [
-        "colourfulness × originals", "cast × gray's"]
+        "colourfulness × originals", "cast × gray's", f"PSNR > {HARM_DB:g} dB below gray", "PSNR gap, 10th pct (dB)"]
     rows = []
     for name, f in groups.items():
+        harmed = "–" if f["harmed"] is None else f"{f['harmed']} ({100 * f['harmed_share']:.0f} %)"
         rows.append([name, f["photos"]]
                     + [f"{value(f[model], scale, digits)} / {value(f[gray], scale, digits)} "
                        f"(±{value(f[model + '_gap_se'], scale, digits)})" for _, model, gray, scale, digits in MEANS]
-                    + [f"{value(f[name])} (±{value(f[name + '_se'])})" for name, _, _ in RATIOS])
+                    + [f"{value(f[name])} (±{value(f[name + '_se'])})" for name, _, _ in RATIOS]
+                    + [harmed, value(f["psnr_gap_p10"])])
     return md_table(header, rows)
 
 
@@ -219,13 +263,16 @@ def main() -> None:
             seen[split] = len(in_split) - len(unseen)
             if seen[split]:
                 groups[f"{SPLIT_NAMES[split]}, unseen by the model"] = figures(unseen)
+    groups |= domain_groups(rows, splits)
     table = markdown(groups)
     result = {"command": command_line(), "machine": machine_info(), "input": str(root), "model": str(model),
               "splits": {SPLIT_NAMES[s]: len(chosen[s]) for s in splits}, "not_scored": not_scored,
               "trained_on_by_the_model": {SPLIT_NAMES[s]: n for s, n in seen.items()} if trained_on else None,
               "fractions": {k: config["data"][k] for k in ("val_fraction", "selection_fraction")},
               "colorize_seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%d %H:%M %Z"),
-              "groups": groups, "markdown": table}
+              "groups": groups, "markdown": table,
+              "per_photo": [{k: r[k] for k in ("relative_path", "psnr", "psnr_gray", "auc_rebal", "auc_rebal_gray")}
+                            for r in rows]}
     write_json(work / "quality.json", result)
     say(f"\n{table}\n")
     for split, n in seen.items():
