@@ -25,6 +25,7 @@ from PIL import Image
 
 from .colorspace import gray_to_l, lab_to_rgb8, rgb_to_l, rgb_to_lab
 from .decode import DecodeError, decode_image, is_grayscale
+from .guard import guard_ab
 from .inference import predict_logits
 from .reference import Reference, logit_shift, steered_decode, training_marginal
 from .samples import L_SCALE
@@ -60,6 +61,8 @@ class Rendering:
     reference_floor: float = 1e-4
     reference_warning: float = 1.0  # divergence (reference.divergence) above which a reference looks wrong; 0: never
     training_marginal: tuple = field(default=(), repr=False)  # p_train (reference.training_marginal)
+    guard_entropy: float = 0.0  # do-no-harm decoding (`guard.guard_ab`; 0: off)
+    guard_cast: float = 0.0
 
     @classmethod
     def from_config(cls, config: dict, meta: dict, *, temperature: float | None = None,
@@ -91,7 +94,9 @@ class Rendering:
                    reference_strength=float(settings.get("reference_strength", cls.reference_strength)),
                    reference_floor=float(settings.get("reference_floor", cls.reference_floor)),
                    reference_warning=float(settings.get("reference_warning", cls.reference_warning)),
-                   training_marginal=_training_marginal(meta))
+                   training_marginal=_training_marginal(meta),
+                   guard_entropy=float(settings.get("guard_entropy", 0.0)),
+                   guard_cast=float(settings.get("guard_cast", 0.0)))
 
     def record(self) -> dict:
         """The settings as summary.json records them (without the 313 values of p_train)."""
@@ -345,8 +350,13 @@ def _predict_batch(batch: list[_Prepared], get_model, rendering: Rendering,
             reference = item.reference
             if reference is not None and reference.key not in shifts:
                 shifts[reference.key] = rendering.shift(reference)
-            decoded.append(steered_decode(image_logits, rendering.temperature, reference,
-                                          shifts[reference.key] if reference else None, rendering.reference_floor))
+            ab_small, divergence = steered_decode(image_logits, rendering.temperature, reference,
+                                                  shifts[reference.key] if reference else None,
+                                                  rendering.reference_floor)
+            if reference is None:  # a reference asks for its colours: no cast of them is unsupported
+                ab_small = guard_ab(ab_small[None], image_logits[None], rendering.guard_entropy,
+                                    rendering.guard_cast)[0]
+            decoded.append((ab_small, divergence))
     except Exception as exc:  # e.g. out of memory: every image of the batch gets the reason
         return [Failed(f"prediction failed: {type(exc).__name__}: {exc}")] * len(batch)
     share = (time.perf_counter() - started) / len(batch)

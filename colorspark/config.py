@@ -81,6 +81,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "extensions": (EXTENSIONS, lambda v: len(v) > 0),
         "gray_chroma": (5.0, _non_negative),
         "partitions": (0, _non_negative),
+        "balance": ("none", _one_of("none", "folder")),
     },
     "bins": {
         "neighbours": (10, _positive),
@@ -120,6 +121,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "source": ("parquet", _one_of("parquet", "hdf5")),
         "port": (4000, lambda v: 1024 <= v <= 65535),
         "max_val_rows": (2000, _positive),
+        "freeze_blocks": (0, _non_negative),
     },
     "model": {
         # 0 / empty = take the preset's value
@@ -141,6 +143,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "reference_strength": (1.5, _non_negative),
         "reference_floor": (1e-4, _positive),
         "reference_warning": (1.0, _non_negative),
+        "guard_entropy": (0.0, _fraction),
+        "guard_cast": (0.0, _non_negative),
     },
 }
 

@@ -1,0 +1,81 @@
+"""Do-no-harm decoding: colour held back where the distribution is broad, and a global cast capped."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from colorspark.bins import annealed_mean, gamut_centres
+from colorspark.colorizer import Rendering
+from colorspark.config import ConfigError, load
+from colorspark.guard import ENTROPY_RAMP, cap_global_cast, guard_ab, normalized_entropy, uncertainty_scale
+from colorspark.inference import predict_ab
+
+Q = len(gamut_centres())
+
+
+def _logits(confident: bool) -> np.ndarray:
+    """1×2×2×313 logits: one bin far ahead of the rest (confident), or all bins nearly alike (unsure)."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 0.1, (1, 2, 2, Q)).astype(np.float32)
+    if confident:
+        logits[..., int(np.argmax(gamut_centres()[:, 1]))] += 30.0  # the most yellow bin
+    return logits
+
+
+def test_normalized_entropy_is_0_for_one_bin_and_1_for_all_alike():
+    assert normalized_entropy(np.full((Q,), 0.0)) == pytest.approx(1.0, abs=1e-6)
+    one = np.full((Q,), -1e4, np.float32)
+    one[5] = 0.0
+    assert normalized_entropy(one) == pytest.approx(0.0, abs=1e-6)
+    p = np.zeros(Q)
+    p[:2] = 0.5
+    assert normalized_entropy(np.log(np.maximum(p, 1e-30))) == pytest.approx(math.log(2) / math.log(Q), abs=1e-5)
+
+
+def test_uncertain_pixels_fade_to_gray_and_confident_ones_keep_their_colour():
+    for confident, expected in ((True, 1.0), (False, 0.0)):
+        logits = _logits(confident)
+        ab = annealed_mean(logits, 1.0)
+        guarded = guard_ab(ab, logits, 0.5, 0.0)
+        np.testing.assert_allclose(guarded, ab * expected, atol=1e-5)
+    entropy = np.array([0.4, 0.5, 0.625, 0.75, 0.9])
+    scale = np.clip((ENTROPY_RAMP * 0.5 - entropy) / ((ENTROPY_RAMP - 1) * 0.5), 0, 1)
+    np.testing.assert_allclose(scale, [1, 1, 0.5, 0, 0])
+    assert uncertainty_scale(_logits(False), 0.0).min() == 1.0  # 0 = off
+
+
+def test_a_global_cast_is_capped_and_the_local_variation_kept():
+    ab = np.zeros((2, 4, 4, 2), np.float32)
+    ab[0] = [30.0, 40.0]  # a uniform wash of length 50
+    ab[0, 0, 0] += [10.0, 0.0]
+    ab[1] = [3.0, 4.0]  # a cast of 5: below the limit, untouched
+    capped = cap_global_cast(ab, 10.0)
+    assert np.linalg.norm(capped[0].mean(axis=(0, 1))) == pytest.approx(10.0, rel=1e-4)
+    np.testing.assert_allclose(capped[0, 0, 0] - capped[0, 1, 1], [10.0, 0.0], atol=1e-4)
+    np.testing.assert_array_equal(capped[1], ab[1])
+    np.testing.assert_array_equal(cap_global_cast(ab, 0.0), ab)
+
+
+class _Fixed:
+    """A stand-in model whose output is fixed logits, whatever the input."""
+
+    def __init__(self, logits):
+        self.logits = logits
+
+    def predict_on_batch(self, x):
+        return self.logits
+
+
+def test_the_rendering_carries_the_config_guard_into_predict_ab():
+    config = load(overrides=["colorize.guard_entropy=0.5", "colorize.guard_cast=12"])
+    rendering = Rendering.from_config(config, {"input_size": 64, "temperature": 1.0})
+    assert (rendering.guard_entropy, rendering.guard_cast) == (0.5, 12.0)
+    unsure = _Fixed(_logits(False) + np.linspace(0, 0.5, Q, dtype=np.float32))
+    plain = predict_ab(unsure, np.zeros((1, 8, 8)), 1.0)
+    guarded = predict_ab(unsure, np.zeros((1, 8, 8)), 1.0, (rendering.guard_entropy, rendering.guard_cast))
+    assert np.abs(plain).max() > 1.0 and np.abs(guarded).max() < 1e-4
+    with pytest.raises(ConfigError, match="colorize.guard_entropy"):
+        load(overrides=["colorize.guard_entropy=1.5"])
