@@ -50,7 +50,18 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import ROOT, build_zip, command_line, machine_info, md_table, say, spark_submit, tail, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    ROOT,
+    build_zip,
+    command_line,
+    machine_info,
+    md_table,
+    md_update,
+    say,
+    spark_submit,
+    tail,
+    write_json,
+)
 
 from colorspark import config as config_mod  # noqa: E402
 from colorspark.paths import relative_output_path  # noqa: E402
@@ -229,6 +240,8 @@ def main() -> None:
                         help="config override, as for the jobs (repeatable)")
     parser.add_argument("--work", default="/tmp/colorspark-quality",
                         help="scratch folder: copied photos, colorize output, spark.log, quality.json")
+    parser.add_argument("--record", action="store_true",
+                        help="also write the table into BENCHMARKS.md (section 'quality': the shipped model's figures)")
     args = parser.parse_args()
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
     if not splits or set(splits) - set(SPLIT_NAMES):
@@ -274,6 +287,12 @@ def main() -> None:
               "per_photo": [{k: r[k] for k in ("relative_path", "psnr", "psnr_gray", "auc_rebal", "auc_rebal_gray")}
                             for r in rows]}
     write_json(work / "quality.json", result)
+    if args.record:
+        info = result["machine"]
+        md_update("quality", f"## Full-resolution quality by source folder (`bench/quality.py`)\n\n"
+                             f"{result['finished']}; {info['nproc']} cores, {info['cpu']}, load average "
+                             f"{info['loadavg'][0]:.1f} (quality figures do not depend on it); model {model}\n\n"
+                             f"`{result['command']}`\n\n{table}\n")
     say(f"\n{table}\n")
     for split, n in seen.items():
         say(f"[quality] {n} of the {SPLIT_NAMES[split]} photos are in the model's own training split")

@@ -144,7 +144,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "reference_floor": (1e-4, _positive),
         "reference_warning": (1.0, _non_negative),
         "guard_entropy": (0.0, _fraction),
-        "guard_cast": (0.0, _non_negative),
+        "guard_cast": (7.0, _non_negative),
     },
 }
 

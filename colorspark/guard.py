@@ -14,7 +14,8 @@ upsampled, each off when its setting is 0:
   photo's average colour is at most that far from neutral: a cast the image's own evidence does not support cannot
   tint all of it.
 
-The thresholds were chosen on the selection split (docs/model-history.md); the defaults are in config.py.
+The defaults (config.py) were chosen on the selection split with the shipped model (models/README.md, "Do no
+harm"): the cast limit of 7 ab units on, the entropy guard off, as it cost colour without cutting the harm.
 """
 
 from __future__ import annotations
