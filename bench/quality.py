@@ -240,6 +240,7 @@ def main() -> None:
                         help="config override, as for the jobs (repeatable)")
     parser.add_argument("--work", default="/tmp/colorspark-quality",
                         help="scratch folder: copied photos, colorize output, spark.log, quality.json")
+    parser.add_argument("--py-files", help="the colorspark zip to run (default: ./build.sh's, rebuilt first)")
     parser.add_argument("--record", action="store_true",
                         help="also write the table into BENCHMARKS.md (section 'quality': the shipped model's figures)")
     args = parser.parse_args()
@@ -258,7 +259,8 @@ def main() -> None:
     out = work / "colorized"
     job_args = ["--input", work / "inputs", "--output", out, "--model", model]
     job_args += (["--config", args.config] if args.config else []) + [a for o in args.overrides for a in ("--set", o)]
-    rc, seconds = spark_submit(ROOT / "jobs" / "colorize.py", job_args, zip_path=build_zip(say),
+    zip_path = Path(args.py_files) if args.py_files else build_zip(say)
+    rc, seconds = spark_submit(ROOT / "jobs" / "colorize.py", job_args, zip_path=zip_path,
                                driver_memory="2g", log_path=work / "spark.log", log=say)
     if rc != 0:
         raise SystemExit(f"colorize failed (exit {rc}); log tail:\n{tail(work / 'spark.log', 40)}")
