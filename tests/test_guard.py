@@ -79,3 +79,35 @@ def test_the_rendering_carries_the_config_guard_into_predict_ab():
     assert np.abs(plain).max() > 1.0 and np.abs(guarded).max() < 1e-4
     with pytest.raises(ConfigError, match="colorize.guard_entropy"):
         load(overrides=["colorize.guard_entropy=1.5"])
+
+
+class _Warm:
+    """Stands in for a Keras model: every pixel confidently the most yellow bin, a wash over anything."""
+
+    def predict_on_batch(self, x):
+        logits = np.zeros((x.shape[0], x.shape[1] // 4, x.shape[2] // 4, Q), np.float32)
+        logits[..., int(np.argmax(gamut_centres()[:, 1]))] = 30.0
+        return logits
+
+
+def test_the_stream_caps_a_wash_unless_a_reference_asks_for_its_colours():
+    import io
+
+    from PIL import Image
+
+    from colorspark import reference
+    from colorspark.colorizer import colorize_stream
+    from colorspark.reference import Reference
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(buffer, format="PNG")
+    limits = {"max_pixels": 10_000_000, "max_bytes": 10_000_000}
+    casts = {}
+    for cap in (0.0, 7.0):
+        config = {"colorize": {"batch_size": 4, "guard_cast": cap}, "output": {"jpeg_quality": 90}, "limits": limits}
+        rendering = Rendering.from_config(config, {"input_size": 16, "temperature": 1.0})
+        references = {0: None, 1: Reference("yellow", reference.palette_distribution([(230, 200, 20)]))}
+        out = dict(colorize_stream(((k, buffer.getvalue()) for k in references), _Warm, rendering, references.get))
+        casts[cap] = {k: float(np.linalg.norm(out[k].lab[..., 1:].mean((0, 1)))) for k in out}
+    assert casts[0.0][0] > 50 and casts[7.0][0] == pytest.approx(7.0, abs=0.5)
+    assert casts[7.0][1] == pytest.approx(casts[0.0][1], abs=1e-3) and casts[7.0][1] > 50
