@@ -182,6 +182,15 @@ def read_bytes(uri: str, limit: int | None = None) -> bytes:
         return stream.read() if limit is None else stream.read(limit)
 
 
+@contextlib.contextmanager
+def open_input_file(uri: str) -> Iterator:
+    """A seekable binary file object over `uri` (Arrow's random-access file: ranged reads on object stores), for a
+    library that reads containers by seeking (PyAV); closed when the block ends."""
+    fs, path = filesystem(uri)
+    with fs.open_input_file(path) as handle:
+        yield handle
+
+
 def size(uri: str) -> int:
     return _info(uri).size
 
