@@ -99,7 +99,7 @@ class Encoding:
         return cls(probe.width, probe.height, probe.rate, probe.rotation, preset, crf)
 
 
-# --- probing
+# --- probing ---------------------------------------------------------------------------------------------------------
 
 @contextlib.contextmanager
 def open_container(uri: str):
@@ -216,7 +216,7 @@ def _is_variable(pts: list[int], time_base: Fraction, rate: Fraction) -> bool:
     return bool(np.max(np.abs(steps * float(rate) - 1.0)) > VFR_TOLERANCE)
 
 
-# --- planning
+# --- planning --------------------------------------------------------------------------------------------------------
 
 def plan_segments(probe: Probe, segment_seconds: float, warmup_frames: int) -> list[Segment]:
     """Cut the video into segments of about `segment_seconds`, each starting at a keyframe (a segment is longer
@@ -237,7 +237,7 @@ def plan_segments(probe: Probe, segment_seconds: float, warmup_frames: int) -> l
     return segments
 
 
-# --- decoding
+# --- decoding --------------------------------------------------------------------------------------------------------
 
 @dataclass
 class Decoded:
@@ -276,7 +276,7 @@ def decode_segment(segment: Segment, report: DecodeReport) -> Iterator[Decoded]:
             report.error = f"decoding stopped: {_reason(exc)}"
 
 
-# --- encoding and joining
+# --- encoding and joining --------------------------------------------------------------------------------------------
 
 def encode_frames(frames: Iterable[np.ndarray], encoding: Encoding) -> tuple[bytes, int]:
     """(an MP4 holding `frames` (H×W×3 uint8 RGB) as H.264 at the encoding's rate from pts 0, how many frames).
