@@ -21,12 +21,14 @@ from .datasets import PartWriter, part_files, read_table, write_part
 from .devices import device_records
 from .errors import JobError
 from .inference import ModelFile
-from .listing import Inputs, find_inputs
+from .listing import Inputs, find_inputs, find_videos
 from .metrics import SCORE_KEYS
 from .modeldir import read_model_file
 from .paths import relative_output_path
 from .reference import ReferenceMap, reference_map
 from .report import render_report
+from .video_job import VideoTally, colorize_videos
+from .video_tasks import VideoPlan
 
 log = logging.getLogger("colorspark.colorize")
 
@@ -41,6 +43,7 @@ def run(spark, input_path: str, output_dir: str, model_dir: str, config: dict, r
     references = load_references(reference, references_table, config)
     out = fs.to_uri(output_dir)
     inputs = find_inputs(spark, input_path, config["data"]["extensions"])
+    videos = find_videos(input_path, config["video"]["extensions"])
     model_file, meta = load_model(model_dir)
     start_output(out)
     listed = inputs.listed()
@@ -51,23 +54,28 @@ def run(spark, input_path: str, output_dir: str, model_dir: str, config: dict, r
     builds = spark.sparkContext.accumulator(0)
     try:
         tally = colorize_all(inputs, payload, builds, plan, config)
-        n_inputs = account_for_inputs(spark, inputs, len(listed), tally, plan, input_path, config)
+        video_tally = (colorize_videos(spark, videos, inputs.root, out, payload, builds,
+                                       VideoPlan.from_config(config, meta, plan.rendering, plan.staging), config,
+                                       resume, plan.staging) if videos else VideoTally())
+        n_inputs = account_for_inputs(spark, inputs, len(listed), tally, plan, input_path, config, len(videos))
         log.info("%d input files processed; the model was built %d time(s) across the Python workers",
-                 n_inputs, builds.value)
-        publish_results(out, plan)
+                 n_inputs + len(videos), builds.value)
+        publish_results(out, plan, with_videos=bool(videos))
         summary = summarize(tally, time.time() - started, model_dir, builds.value, plan.rendering)
+        summary["videos"] = video_tally.summary()
         log_failures(tally)
         fs.write_bytes(fs.join(out, "report.html"),
-                       make_report(tally, summary, n_inputs, inputs.root, out, config, references))
+                       make_report(tally, summary, n_inputs, inputs.root, out, config, references,
+                                   video_tally.rows))
         fs.write_json(fs.join(out, SUMMARY), summary)
     finally:
         payload.destroy()
     finish_output(out, plan)
     log.info("%d ok, %d failed, %d skipped; %.1f images/s; report: %s", summary["ok"], summary["errors"],
              summary["skipped"], summary["images_per_second"] or 0.0, fs.display(fs.join(out, "report.html")))
-    if summary["ok"] + summary["skipped"] == 0:
-        raise JobError(f"none of the {n_inputs} inputs could be colorized; reasons in "
-                       f"{fs.display(fs.join(out, 'results'))}")
+    if summary["ok"] + summary["skipped"] + summary["videos"]["ok"] + summary["videos"]["skipped"] == 0:
+        raise JobError(f"none of the {n_inputs + len(videos)} inputs could be colorized; reasons in "
+                       f"{fs.display(fs.join(out, 'results'))}" + (" and videos" if videos else ""))
     return summary
 
 
@@ -130,9 +138,9 @@ def colorize_all(inputs: Inputs, payload, builds, plan: Plan, config: dict) -> T
 
 
 def account_for_inputs(spark, inputs: Inputs, n_listed: int, tally: Tally, plan: Plan, input_path: str,
-                       config: dict) -> int:
-    """The number of inputs, after an error row was added for each of the `n_listed` files that Spark's scan
-    dropped."""
+                       config: dict, n_videos: int = 0) -> int:
+    """The number of image inputs, after an error row was added for each of the `n_listed` files that Spark's scan
+    dropped. A run needs at least one image or one of its `n_videos` videos."""
     if tally.rows < n_listed:
         seen = {key for file in part_files(fs.join(plan.staging, "results"))
                 for key in read_table(file, columns=["relative_path"]).column("relative_path").to_pylist()}
@@ -142,19 +150,19 @@ def account_for_inputs(spark, inputs: Inputs, n_listed: int, tally: Tally, plan:
             writer.write(results_batch(rows))
         for row in rows:
             tally.add(row, plan)
-    if tally.rows == 0:
-        raise JobError(f"no image files (extensions {', '.join(config['data']['extensions'])}) under "
-                       f"{fs.display(input_path)}")
+    if tally.rows == 0 and n_videos == 0:
+        raise JobError(f"no image files (extensions {', '.join(config['data']['extensions'])}) or videos "
+                       f"({', '.join(config['video']['extensions'])}) under {fs.display(input_path)}")
     return tally.rows
 
 
-def publish_results(out: str, plan: Plan) -> None:
-    """OUT/results: staged by the tasks, then made visible in one step where the filesystem allows it. A run
-    without rows still gets one empty part, so that readers find the table's columns."""
+def publish_results(out: str, plan: Plan, with_videos: bool = False) -> None:
+    """OUT/results (and OUT/videos): staged by the tasks, then made visible in one step where the filesystem allows
+    it. A run without rows still gets one empty part, so that readers find the table's columns."""
     results = fs.join(plan.staging, "results")
     if not part_files(results):
         write_part(results, result_schema().empty_table())
-    fs.publish(plan.staging, out, ["results"])
+    fs.publish(plan.staging, out, ["results", "videos"] if with_videos else ["results"])
 
 
 def summarize(tally: Tally, seconds: float, model_dir: str, model_builds: int, rendering: Rendering) -> dict:
@@ -189,15 +197,19 @@ def log_failures(tally: Tally) -> None:
 
 
 def make_report(tally: Tally, summary: dict, n_inputs: int, root: str, out: str, config: dict,
-                references: ReferenceMap) -> bytes:
+                references: ReferenceMap, videos: list[dict] = ()) -> bytes:
     shown = sorted(tally.shown, key=lambda row: row["relative_path"])[:config["output"]["report_max_images"]]
     jpeg_folder = fs.display(fs.join(out, "jpeg")) + "/"  # report.html links each JPEG relative to itself
     previews = {ref.name: ref.preview for ref in references.references()}
     rows = [{**row, "jpeg_href": "jpeg/" + row["jpeg_path"][len(jpeg_folder):]
              if (row["jpeg_path"] or "").startswith(jpeg_folder) else None,
              "thumb_reference": previews.get(row["reference"])} for row in shown]
+    video_folder = fs.display(fs.join(out, "video")) + "/"
+    video_rows = [{**row, "video_href": "video/" + row["video_path"][len(video_folder):]
+                   if (row["video_path"] or "").startswith(video_folder) else None}
+                  for row in sorted(videos, key=lambda row: row["relative_path"])]
     html = render_report(rows, summary, total_rows=n_inputs,
-                         title=f"colorspark: {posixpath.basename(root.rstrip('/')) or root}")
+                         title=f"colorspark: {posixpath.basename(root.rstrip('/')) or root}", videos=video_rows)
     return html.encode("utf-8")
 
 

@@ -63,6 +63,7 @@ class Rendering:
     training_marginal: tuple = field(default=(), repr=False)  # p_train (reference.training_marginal)
     guard_entropy: float = 0.0  # do-no-harm decoding (`guard.guard_ab`; 0: off)
     guard_cast: float = 0.0
+    encode_jpeg: bool = True  # False for video frames, which are encoded as a video instead
 
     @classmethod
     def from_config(cls, config: dict, meta: dict, *, temperature: float | None = None,
@@ -295,7 +296,8 @@ def _prepare(data, rendering: Rendering) -> _Prepared | Failed:
     if data is None:
         return Failed("no image bytes (null)")
     try:
-        pixels = decode_image(data, max_pixels=rendering.max_pixels, max_bytes=rendering.max_bytes, keep_gray=True)
+        pixels = data if isinstance(data, np.ndarray) else decode_image(
+            data, max_pixels=rendering.max_pixels, max_bytes=rendering.max_bytes, keep_gray=True)
         if pixels.ndim == 2:
             l_full, ab_true = gray_to_l(pixels), None
         elif is_grayscale(pixels):  # gray stored as RGB, with JPEG's chroma noise
@@ -328,7 +330,7 @@ def _render(predicted: _Predicted, rendering: Rendering) -> Colorized | Failed:
         lab = recombine(item.l_full, predicted.ab_small, upsample=rendering.upsample, radius=rendering.guided_radius,
                         eps=rendering.guided_eps)
         rgb = lab_to_rgb8(lab)
-        jpeg = encode_jpeg(rgb, rendering.jpeg_quality)
+        jpeg = encode_jpeg(rgb, rendering.jpeg_quality) if rendering.encode_jpeg else b""
     except Exception as exc:
         return Failed(f"rendering failed: {type(exc).__name__}: {exc}")
     seconds = item.seconds + predicted.predict_share + time.perf_counter() - started
@@ -365,11 +367,16 @@ def _predict_batch(batch: list[_Prepared], get_model, rendering: Rendering,
 
 def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], Any], rendering: Rendering,
                     reference_of: Callable[[Any], Reference | None] | None = None,
+                    adjust: Callable[[Any, np.ndarray, np.ndarray], np.ndarray] | None = None,
                     ) -> Iterator[tuple[Any, Colorized | Failed]]:
-    """(key, image bytes or None) pairs -> (key, Colorized or Failed) pairs, one per input and in input order.
+    """(key, image bytes, decoded H×W×3 uint8 RGB pixels (video frames), or None) pairs -> (key, Colorized or Failed)
+    pairs, one per input and in input order.
 
     `reference_of(key)`, when given, is the `Reference` that steers that input's colours (or None): each distinct
     reference's logit shift is computed once per stream.
+
+    `adjust(key, network input, predicted ab)`, if given, returns the ab to render instead; it is called in input
+    order, image after image, which is what a temporal filter over video frames needs.
 
     A `Failed` in place of the bytes (a file that could not even be read) passes through as that input's outcome.
     `get_model` is called only once there is something to predict, so a partition of bad files never loads a model.
@@ -407,6 +414,8 @@ def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], An
             key, outcome = outcomes.pop(released)
             if isinstance(outcome, _Predicted):
                 held -= outcome.item.nbytes
+                if adjust is not None:
+                    outcome.ab_small = adjust(key, outcome.item.x, outcome.ab_small)
                 outcome = _render(outcome, rendering)
             yield key, outcome
             released += 1

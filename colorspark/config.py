@@ -18,6 +18,7 @@ from .labarrays import ENCODINGS as LAB_ENCODINGS
 from .labarrays import FORMATS as LAB_FORMATS
 
 EXTENSIONS = ["jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "gif"]
+VIDEO_EXTENSIONS = ["mp4", "m4v", "mov", "mkv", "avi", "webm", "mpg", "mpeg"]
 
 
 class ConfigError(ValueError):
@@ -145,6 +146,21 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "reference_warning": (1.0, _non_negative),
         "guard_entropy": (0.0, _fraction),
         "guard_cast": (7.0, _non_negative),
+    },
+    "video": {
+        "extensions": (VIDEO_EXTENSIONS, None),
+        "segment_seconds": (10.0, _positive),
+        "warmup_frames": (8, _non_negative),
+        "temporal": ("flow", _one_of("none", "ema", "flow")),
+        "temporal_alpha": (0.3, _unit_open),
+        "cut_threshold": (12.0, _positive),
+        "flow_preset": ("fast", _one_of("ultrafast", "fast", "medium")),
+        "encoder_preset": ("veryfast", _one_of("ultrafast", "superfast", "veryfast", "faster", "fast", "medium",
+                                               "slow")),
+        "crf": (18, lambda v: 0 <= v <= 51),
+        "score_every": (1, _non_negative),
+        "flicker": (True, None),
+        "strip_frames": (6, _non_negative),
     },
 }
 

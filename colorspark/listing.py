@@ -154,6 +154,20 @@ def _arrow_listing(spark, input_path: str, extensions: list[str]):
     partition holds at most `maxPartitionBytes` of that, with at least one partition per core."""
     from pyspark.sql.types import BinaryType, StringType, StructField, StructType
 
+    wanted = _wanted_files(input_path, extensions)
+    sc = spark.sparkContext
+    sql_conf = spark._jsparkSession.sessionState().conf()
+    weighted = sum(n for _, n in wanted) + len(wanted) * sql_conf.filesOpenCostInBytes()
+    by_size = math.ceil(weighted / sql_conf.filesMaxPartitionBytes())
+    slices = max(1, min(len(wanted), max(sc.defaultParallelism, by_size)))
+    schema = StructType([StructField("path", StringType(), False), StructField("content", BinaryType(), True)])
+    frame = spark.createDataFrame(sc.parallelize([(uri, None) for uri, _ in wanted], slices), schema)
+    return frame, [uri for uri, _ in wanted]
+
+
+def _wanted_files(input_path: str, extensions: list[str]) -> list[tuple[str, int]]:
+    """(URI, size) of the files below the input (a URI, folder or glob) with a wanted extension, in either case,
+    listed through the storage layer; names starting with '.' or '_' are left out, as Spark's listing does."""
     base, root = _root_uri(input_path)
     root_uri = base + root
     suffixes = tuple("." + e.lower() for e in extensions)
@@ -166,14 +180,16 @@ def _arrow_listing(spark, input_path: str, extensions: list[str]):
         if pattern and not fnmatch.fnmatchcase(uri_to_posix(uri), pattern):
             continue
         wanted.append((uri, nbytes))
-    sc = spark.sparkContext
-    sql_conf = spark._jsparkSession.sessionState().conf()
-    weighted = sum(n for _, n in wanted) + len(wanted) * sql_conf.filesOpenCostInBytes()
-    by_size = math.ceil(weighted / sql_conf.filesMaxPartitionBytes())
-    slices = max(1, min(len(wanted), max(sc.defaultParallelism, by_size)))
-    schema = StructType([StructField("path", StringType(), False), StructField("content", BinaryType(), True)])
-    frame = spark.createDataFrame(sc.parallelize([(uri, None) for uri, _ in wanted], slices), schema)
-    return frame, [uri for uri, _ in wanted]
+    return wanted
+
+
+def find_videos(input_path: str, extensions: list[str]) -> list[str]:
+    """URIs of the video files under `input_path`, listed through the storage layer on any filesystem: each task
+    reads its segment of a video with ranged reads, so Spark's binaryFile, which would load whole videos into
+    rows, is not used for them."""
+    if not extensions:
+        return []
+    return [uri for uri, _ in _wanted_files(fs.to_uri(input_path), extensions)]
 
 
 def read_content(path: str, content, max_bytes: int) -> bytes:

@@ -120,6 +120,9 @@ font-weight:600;overflow-wrap:anywhere;margin:0 0 4px}
 text-transform:uppercase;color:#fff;margin-right:6px}
 .st-ok{background:#1a7f37}.st-error{background:#cf222e}.st-skipped{background:#6e7781}
 .st-other{background:#9a6700}
+.video-gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:12px}
+.poster img{max-width:100%;height:auto}.strip{display:flex;gap:2px;margin-top:4px}
+.strip img{flex:1 1 0;min-width:0;max-width:100%;height:auto}
 .thumbs{display:flex;gap:6px;align-items:flex-end;cursor:zoom-in;border-radius:4px}
 .thumbs:focus-visible{outline:2px solid #0969da;outline-offset:2px}
 /* Fixed thirds, so cards line up even when a thumbnail is missing. */
@@ -543,12 +546,50 @@ def _gallery(rows: list[Mapping[str, Any]]) -> str:
     return f'{sortbar}\n<div class="gallery">\n{cards}\n</div>\n{_VIEWER}\n<script>{_SCRIPT}</script>'
 
 
+def _video_card(row: Mapping[str, Any]) -> str:
+    """A video: its poster (the colorized middle frame of the strip), the strip of input and colorized frames, a
+    link to the MP4 (relative, like the JPEG links) and its figures."""
+    status = str(row.get("status") or "unknown")
+    badge_cls = f"st-{status}" if status in ("ok", "error", "skipped") else "st-other"
+    facts = [f"{int(row['frames']):,} frames" if _has_number(row.get("frames")) else "",
+             f"{float(row['fps']):.3g} fps" if _has_number(row.get("fps")) else "", _size(row),
+             f"{int(row['frames_lost']):,} lost" if _has_number(row.get("frames_lost")) and row["frames_lost"] else "",
+             *(f"{label} {float(row[key]):.2e}" for key, label in (("warp_error_chroma", "chroma warping error"),
+                                                                   ("warp_error_rgb", "RGB warping error"),
+                                                                   ("cdc", "CDC")) if _has_number(row.get(key)))]
+    link = f' · <a href="{_esc(quote(str(row["video_href"])))}">MP4</a>' if row.get("video_href") else ""
+    parts = [f'<article class="card"><p class="path" title="{_esc(row.get("path"))}">{_esc(row.get("relative_path"))}'
+             f'</p><p class="meta"><span class="badge {badge_cls}">{_esc(status)}</span> '
+             f'{_esc(" · ".join(f for f in facts if f))}{link}</p>']
+    for key, css in (("error", "error" if status == "error" else "reason"), ("note", "reason")):
+        if not _is_missing(row.get(key)) and row.get(key):
+            parts.append(f'<p class="{css}">{_esc(row[key])}</p>')
+    thumbs = list(row.get("thumbs") or [])
+    if thumbs:
+        parts.append(f'<div class="poster">{_img(thumbs[len(thumbs) // 2][1], "poster")}</div>')
+        for index, label in ((0, "input"), (1, "colorized")):
+            figures = "".join(_img(pair[index], label) for pair in thumbs)
+            parts.append(f'<div class="strip" title="{label}">{figures}</div>')
+    if status != "error":
+        parts.append(_scores(row))
+    parts.append("</article>")
+    return "".join(parts)
+
+
+def _videos(rows: list[Mapping[str, Any]]) -> str:
+    if not rows:
+        return ""
+    cards = "\n".join(_video_card(row) for row in rows)
+    return f'<h2>Videos</h2>\n<div class="video-gallery">\n{cards}\n</div>\n'
+
+
 def render_report(
     rows: Iterable[Mapping[str, Any]],
     summary: Mapping[str, Any],
     *,
     total_rows: int,
     title: str = "colorspark report",
+    videos: Iterable[Mapping[str, Any]] = (),
 ) -> str:
     """One HTML page: the run's figures and mean scores, then one card per row.
 
@@ -572,6 +613,7 @@ def render_report(
         f"<h1>{_esc(title)}</h1>\n"
         f'<p class="note">{_esc(note)}</p>\n'
         f"{_summary(summary)}\n"
+        f"{_videos(list(videos))}"
         f"<h2>Images</h2>\n{_gallery(row_list)}\n"
         "</body></html>\n"
     )

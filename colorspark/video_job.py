@@ -1,0 +1,201 @@
+"""Job 3's video pass (driver): colorize every video file below --input, segment by segment across the cluster.
+
+Steps: probe the videos (as Spark tasks: a probe demuxes the whole file), plan segments of about
+`video.segment_seconds` at keyframes, colorize each segment in its own task (`video_tasks.colorize_segment`: a lost
+worker costs one segment's retry), then join each video's segments into OUT/video/<relative path>.mp4 with the
+source's audio copied (`video.join_segments`: no re-encoding, atomic through the storage layer). Every video gets one
+row in OUT/videos, whatever happens to it; a video without a single output frame has no MP4.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+from . import fs
+from .datasets import write_part
+from .metrics import SCORE_KEYS
+from .paths import join_inside, relative_output_path, replace_with_extension
+from .video import Encoding, Probe, join_segments, plan_segments
+from .video_tasks import SegmentOutcome, VideoPlan, colorize_segment, probe_video
+
+log = logging.getLogger("colorspark.colorize")
+
+TABLE = "videos"
+FLICKER_KEYS = ("warp_error_rgb", "warp_error_chroma", "cdc")
+
+
+@dataclass
+class VideoTally:
+    """The video rows (with their report thumbnails) and what the summary counts."""
+    rows: list = field(default_factory=list)
+
+    def summary(self) -> dict:
+        ok = [row for row in self.rows if row["status"] == "ok"]
+        frames = sum(row["frames"] or 0 for row in self.rows)
+        seconds = sum(row["seconds"] or 0.0 for row in self.rows)
+        return {"inputs": len(self.rows), "ok": len(ok), "errors": sum(r["status"] == "error" for r in self.rows),
+                "skipped": sum(r["status"] == "skipped" for r in self.rows), "frames": frames,
+                "frames_lost": sum(row["frames_lost"] or 0 for row in self.rows),
+                "task_seconds": round(seconds, 2),
+                "mean_flicker": {key: _mean(row[key] for row in ok) for key in FLICKER_KEYS}}
+
+
+def _mean(values) -> float | None:
+    present = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(present) / len(present) if present else None
+
+
+def colorize_videos(spark, videos: list[str], root: str, out: str, payload, builds, plan: VideoPlan, config: dict,
+                    resume: bool, staging: str) -> VideoTally:
+    """The whole video pass; its table is staged in `staging`/videos for the driver to publish."""
+    tally = VideoTally()
+    targets = output_targets(videos, root, out)
+    todo = []
+    for uri in videos:
+        if resume and fs.is_file(targets[uri]):
+            tally.rows.append({**base_row(uri, root), "status": "skipped", "error": "output exists (--resume)",
+                               "video_path": fs.display(targets[uri])})
+        else:
+            todo.append(uri)
+    if todo:
+        log.info("colorizing %d video(s) under %s", len(todo), root)
+        probes = probe_all(spark, todo, plan.max_pixels)
+        outcomes = colorize_segments(spark, probes, payload, builds, plan, config)
+        for uri in todo:
+            tally.rows.append(finish_video(uri, probes[uri], outcomes.get(uri, []), root, targets[uri], plan))
+    write_part(fs.join(staging, TABLE), table_of(tally.rows))
+    return tally
+
+
+def output_targets(videos: list[str], root: str, out: str) -> dict[str, str]:
+    """OUT/video/<relative path, extension replaced by .mp4> per video; videos whose names collide that way keep
+    their extension (clip.mov.mp4 beside clip.mp4)."""
+    stems: dict[str, int] = {}
+    rels = {uri: relative_output_path(uri, root) for uri in videos}
+    for rel in rels.values():
+        key = replace_with_extension(rel, "").casefold()
+        stems[key] = stems.get(key, 0) + 1
+    folder = fs.join(out, "video")
+    return {uri: join_inside(folder, (rel if stems[replace_with_extension(rel, "").casefold()] > 1
+                                      else replace_with_extension(rel, "")) + ".mp4")
+            for uri, rel in rels.items()}
+
+
+def probe_all(spark, videos: list[str], max_pixels: int) -> dict:
+    """URI -> `Probe` or the reason it cannot be colorized; probed by Spark tasks, a few videos per task."""
+    sc = spark.sparkContext
+    slices = max(1, min(len(videos), sc.defaultParallelism * 4))
+    return dict(sc.parallelize(videos, slices).map(lambda uri: (uri, probe_video(uri, max_pixels))).collect())
+
+
+def colorize_segments(spark, probes: dict, payload, builds, plan: VideoPlan, config: dict) -> dict:
+    """URI -> its segments' outcomes, one Spark task per segment."""
+    settings = config["video"]
+    work = []
+    for probed in probes.values():
+        if not isinstance(probed, Probe):
+            continue
+        encoding = Encoding.of(probed, settings["encoder_preset"], settings["crf"])
+        shown = strip_frames(probed.frames, settings["strip_frames"])
+        for segment in plan_segments(probed, settings["segment_seconds"], settings["warmup_frames"]):
+            work.append((segment, encoding, shown))
+    if not work:
+        return {}
+    log.info("%d video segment(s) to colorize", len(work))
+    outcomes = spark.sparkContext.parallelize(work, len(work)).map(
+        lambda item: colorize_segment(*item, payload, builds, plan)).collect()
+    by_video: dict[str, list[SegmentOutcome]] = {}
+    for outcome in outcomes:
+        by_video.setdefault(outcome.uri, []).append(outcome)
+    return by_video
+
+
+def strip_frames(frames: int, count: int) -> frozenset:
+    """The frame numbers the report shows: `count` evenly spaced over the video, first and last included."""
+    if count <= 0:
+        return frozenset()
+    if count == 1 or frames == 1:
+        return frozenset({frames // 2})
+    return frozenset(round(i * (frames - 1) / (count - 1)) for i in range(min(count, frames)))
+
+
+def base_row(uri: str, root: str) -> dict:
+    return {"path": fs.display(uri), "relative_path": relative_output_path(uri, root), "status": "error",
+            "error": None, "note": None, "video_path": None, "frames": None, "frames_lost": None, "fps": None,
+            "duration": None, "width": None, "height": None, "rotation": None, "codec": None, "segments": None,
+            "cuts": None, "seconds": None, "has_truth": False, "scored_frames": 0,
+            **dict.fromkeys(FLICKER_KEYS), **dict.fromkeys(SCORE_KEYS), "thumbs": []}
+
+
+def finish_video(uri: str, probed, outcomes: list[SegmentOutcome], root: str, target: str, plan: VideoPlan) -> dict:
+    """Join a video's segments into its MP4 and make its row."""
+    row = base_row(uri, root)
+    if not isinstance(probed, Probe):
+        return {**row, "error": probed}
+    outcomes = sorted(outcomes, key=lambda o: o.index)
+    written = sum(o.frames for o in outcomes)
+    row.update(fps=float(probed.rate), width=probed.width, height=probed.height, rotation=probed.rotation,
+               codec=probed.codec, segments=len(outcomes), cuts=sum(o.cuts for o in outcomes),
+               frames=written, frames_lost=probed.frames + probed.frames_lost - written,
+               duration=written / float(probed.rate), note=_notes(probed),
+               seconds=round(sum(o.seconds for o in outcomes), 3))
+    errors = [o.error for o in outcomes if o.error]
+    row["error"] = "; ".join(errors[:3]) if errors else None
+    _add_figures(row, outcomes)
+    if not written:
+        row["error"] = row["error"] or "no frame could be colorized"
+        return row
+    started = time.perf_counter()
+    try:
+        join_segments([(o.part, o.first_frame) for o in outcomes if o.part], Encoding.of(probed, "", 0),
+                      uri if probed.has_audio else None, target)
+    except Exception as exc:
+        return {**row, "error": f"joining the segments failed: {type(exc).__name__}: {exc}"}
+    row.update(status="ok", video_path=fs.display(target), seconds=row["seconds"] + time.perf_counter() - started)
+    return row
+
+
+def _notes(probed: Probe) -> str | None:
+    notes = []
+    if probed.variable_rate:
+        notes.append(f"variable frame rate: encoded at a constant {float(probed.rate):.3f} fps, so frame times differ "
+                     "from the source's")
+    if probed.rotation:
+        notes.append(f"rotation tag {probed.rotation}° kept (frames colorized as stored)")
+    if probed.frames_lost:
+        notes.append(f"{probed.frames_lost} frame(s) announced by the header are not in the file (truncated?)")
+    return "; ".join(notes) or None
+
+
+def _add_figures(row: dict, outcomes: list[SegmentOutcome]) -> None:
+    """Per-frame-averaged scores, flicker figures and the report's thumbnails, from the segments' sums."""
+    sums: dict = {}
+    for outcome in outcomes:
+        for key, (total, n) in outcome.score_sums.items():
+            mine = sums.setdefault(key, [0.0, 0])
+            mine[0] += total
+            mine[1] += n
+    row.update({key: total / n for key, (total, n) in sums.items() if n})
+    row["scored_frames"] = sum(o.scored for o in outcomes)
+    row["has_truth"] = row["scored_frames"] > 0
+    flicker = outcomes[0].flicker if outcomes else None
+    for outcome in outcomes[1:]:
+        flicker = flicker.merge(outcome.flicker)
+    if flicker is not None:
+        row.update(flicker.figures())
+    row["thumbs"] = [pair for o in outcomes for _, pair in sorted(o.thumbs.items())]
+
+
+def table_of(rows: list[dict]):
+    """The OUT/videos table: one row per video, thumbnails left out."""
+    import pyarrow as pa
+
+    text = ("path", "relative_path", "status", "error", "note", "video_path", "codec")
+    ints = ("frames", "frames_lost", "width", "height", "rotation", "segments", "cuts", "scored_frames")
+    floats = ("fps", "duration", "seconds", *FLICKER_KEYS, *SCORE_KEYS)
+    schema = pa.schema([*(pa.field(n, pa.string()) for n in text), *(pa.field(n, pa.int64()) for n in ints),
+                        *(pa.field(n, pa.float64()) for n in floats), pa.field("has_truth", pa.bool_())])
+    return pa.Table.from_pylist([{name: row.get(name) for name in schema.names} for row in rows], schema=schema)
