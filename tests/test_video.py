@@ -11,6 +11,7 @@ import pytest
 from videofactory import (
     make_audio_only,
     make_clip,
+    make_unknown_codec,
     make_variable_rate_clip,
     make_zero_frames,
     scene,
@@ -125,6 +126,7 @@ def test_truncated_stream_counts_the_lost_frames(tmp_path):
     ("garbage.mp4", bytes(range(256)) * 20, "not a readable video"),
     ("audio.m4v", make_audio_only(), "audio only"),
     ("empty.mp4", make_zero_frames(), "no video stream"),
+    ("unknown.mkv", make_unknown_codec(), "unknown video codec"),
     ("zero.mp4", b"", "not a readable video"),
 ])
 def test_bad_files_raise_video_errors_with_reasons(tmp_path, name, data, reason):

@@ -114,3 +114,29 @@ def video_frames_and_audio(path: Path) -> dict:
     with av.open(str(path)) as container:
         info["audio"] = [bytes(p) for s in container.streams.audio[:1] for p in container.demux(s) if p.size]
     return info
+
+
+def make_unknown_codec() -> bytes:
+    """A Matroska file whose video track names a codec no decoder knows."""
+    return make_clip(10, container="matroska").replace(b"V_MPEG4/ISO/AVC", b"V_QQQQQ/ISO/XYZ")
+
+
+def make_video_zoo(folder: Path) -> dict[str, str | None]:
+    """Good and bad videos below `folder`; relative path -> None for a good one, else a substring of its error."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sub").mkdir(exist_ok=True)
+    truncated = make_clip(40, gop=10, container="matroska")
+    files = {
+        "clip.mp4": (make_clip(40, cut_at=20, rotation=90, audio_seconds=2.0, gop=10), None),
+        "vfr.mov": (make_variable_rate_clip(20), None),
+        "sub/truncated.mkv": (truncated[:len(truncated) * 6 // 10], None),
+        "sub/audio.m4v": (make_audio_only(), "audio only"),
+        "garbage.avi": (bytes(range(256)) * 20, "not a readable video"),
+        "empty.mp4": (b"", "not a readable video"),
+        "no frames.mp4": (make_zero_frames(), "no video stream"),
+        "unknown.mkv": (make_unknown_codec(), "unknown video codec"),
+        "large.webm": (make_clip(6, 96, 64, container="webm", codec="libvpx"), "max_pixels"),
+    }
+    for rel, (data, _) in files.items():
+        (folder / rel).write_bytes(data)
+    return {rel: reason for rel, (_, reason) in files.items()}

@@ -1,0 +1,85 @@
+"""jobs/colorize.py on local[2] with videos beside a photo: one row per video, the MP4s keep every frame once with the
+source's rate, size, rotation and audio, bad videos become error rows, nothing partial is left, and the summary and
+the report account for the videos."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import pyarrow.parquet as pq
+import pytest
+from imagefactory import colour_photo, write_image
+from videofactory import make_video_zoo, video_frames_and_audio
+
+from colorspark import fs
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def colorized(tmp_path_factory, run_job):
+    root = tmp_path_factory.mktemp("video-job")
+    inputs = root / "in"
+    expect = make_video_zoo(inputs)
+    write_image(inputs / "photo.png", colour_photo(64, 48, seed=1))
+    out = root / "out"
+    proc = run_job("colorize", "--input", inputs, "--output", out, "--set", "video.segment_seconds=0.4",
+                   "--set", "video.warmup_frames=3", "--set", "video.strip_frames=3",
+                   "--set", "limits.max_pixels=5000", "--set", "video.encoder_preset=ultrafast")
+    assert proc.returncode == 0, proc.log
+    rows = {row["relative_path"]: row for row in pq.read_table(out / "videos").to_pylist()}
+    return {"inputs": inputs, "out": out, "expect": expect, "rows": rows, "log": proc.log}
+
+
+def test_one_row_per_video_good_and_bad(colorized):
+    rows = colorized["rows"]
+    assert set(rows) == set(colorized["expect"])
+    for rel, reason in colorized["expect"].items():
+        row = rows[rel]
+        if reason is None:
+            assert row["status"] == "ok" and row["error"] is None, (rel, row["error"])
+        else:
+            assert row["status"] == "error" and reason in row["error"], (rel, row["error"])
+            assert row["video_path"] is None
+
+
+def test_the_mp4_keeps_every_frame_rate_size_rotation_and_audio(colorized):
+    row = colorized["rows"]["clip.mp4"]
+    assert row["segments"] == 4 and row["frames"] == 40 and row["frames_lost"] == 0 and row["cuts"] == 1
+    output = video_frames_and_audio(colorized["out"] / "video" / "clip.mp4")
+    source = video_frames_and_audio(colorized["inputs"] / "clip.mp4")
+    assert [p * output["time_base"] for p in output["pts"]] == [Fraction(i, 25) for i in range(40)]
+    assert output["size"] == (64, 48) and output["rotation"] == 90 and "rotation" in row["note"]
+    assert output["audio"] == source["audio"]
+    assert row["fps"] == 25 and row["duration"] == pytest.approx(1.6)
+    assert row["has_truth"] and row["scored_frames"] == 40 and row["psnr"] > 10 and row["auc_rebal_gray"] > 0
+    assert 0 < row["warp_error_chroma"] < 0.05 and 0 < row["warp_error_rgb"] < 0.05 and 0 < row["cdc"] < 1
+
+
+def test_damaged_and_variable_rate_videos_are_recorded(colorized):
+    truncated = colorized["rows"]["sub/truncated.mkv"]
+    assert 0 < truncated["frames"] < 40 and truncated["frames"] + truncated["frames_lost"] == 40
+    assert (colorized["out"] / "video" / "sub" / "truncated.mp4").is_file()
+    vfr = colorized["rows"]["vfr.mov"]
+    assert vfr["frames"] == 20 and "variable frame rate" in vfr["note"]
+
+
+def test_nothing_partial_is_left_and_the_summary_counts_frames(colorized):
+    out = colorized["out"]
+    leftovers = [p for p in out.rglob("*") if p.name.startswith((fs.TMP_MARK, fs.STAGING_MARK))]
+    assert not leftovers
+    assert sorted(p.relative_to(out).as_posix() for p in (out / "video").rglob("*.mp4")) == [
+        "video/clip.mp4", "video/sub/truncated.mp4", "video/vfr.mp4"]
+    summary = json.loads((out / "summary.json").read_text())
+    videos = summary["videos"]
+    rows = colorized["rows"].values()
+    assert videos["inputs"] == 9 and videos["ok"] == 3 and videos["errors"] == 6
+    assert videos["frames"] == sum(row["frames"] or 0 for row in rows)
+    assert summary["ok"] == 1  # the photo
+
+
+def test_the_report_shows_each_video_with_a_link(colorized):
+    html = (colorized["out"] / "report.html").read_text()
+    assert '<h2>Videos</h2>' in html and 'href="video/clip.mp4"' in html and 'href="video/sub/truncated.mp4"' in html
+    assert "audio only" in html and html.count('alt="poster"') == 3
