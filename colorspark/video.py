@@ -23,7 +23,7 @@ import contextlib
 import heapq
 import io
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
@@ -49,16 +49,18 @@ class Probe:
     rate: Fraction                  # frames per second of the output (the source's average rate)
     rotation: int                   # the display rotation tag, degrees counter-clockwise
     codec: str
-    frame_pts: tuple                # every frame's pts in display order (stream time base)
-    keyframe_pts: tuple             # the keyframes' pts, ascending
+    frames: int
+    frame_pts: tuple                # every frame's pts in display order (stream time base); () once planned
+    keyframe_pts: tuple             # the keyframes' pts, ascending; () once planned
     time_base: Fraction
     has_audio: bool
     variable_rate: bool
     frames_announced: int           # what the container's header promises (0: it does not say)
 
-    @property
-    def frames(self) -> int:
-        return len(self.frame_pts)
+    def planned(self) -> Probe:
+        """This probe without the per-frame timestamps, once its segments are planned: what travels to the driver
+        stays small however long the video."""
+        return replace(self, frame_pts=(), keyframe_pts=())
 
     @property
     def duration(self) -> float:
@@ -151,7 +153,7 @@ def probe(uri: str, max_pixels: int) -> Probe:
         time_base = Fraction(stream.time_base)
         rate = _frame_rate(stream, pts, time_base)
         return Probe(uri=uri, width=first.width, height=first.height, rate=rate, rotation=int(first.rotation or 0),
-                     codec=stream.codec_context.name, frame_pts=tuple(pts), keyframe_pts=tuple(keys),
+                     codec=stream.codec_context.name, frames=len(pts), frame_pts=tuple(pts), keyframe_pts=tuple(keys),
                      time_base=time_base, has_audio=has_audio,
                      variable_rate=_is_variable(pts, time_base, rate),
                      frames_announced=_announced_frames(container, stream, rate))
@@ -189,8 +191,7 @@ def _packet_times(container, stream) -> tuple[list[int], list[int]]:
 def _first_frame(container, stream):
     import av
 
-    container.seek(0, stream=stream) if stream.start_time is None else container.seek(stream.start_time,
-                                                                                       stream=stream)
+    container.seek(stream.start_time or 0, stream=stream)
     try:
         for frame in container.decode(stream):
             return frame
@@ -220,7 +221,8 @@ def _is_variable(pts: list[int], time_base: Fraction, rate: Fraction) -> bool:
 
 def plan_segments(probe: Probe, segment_seconds: float, warmup_frames: int) -> list[Segment]:
     """Cut the video into segments of about `segment_seconds`, each starting at a keyframe (a segment is longer
-    when keyframes are rarer); each is preceded by up to `warmup_frames` frames for the temporal state."""
+    when keyframes are rarer); each is preceded by up to `warmup_frames` frames for the temporal state. Needs the
+    probe's timestamps (see `Probe.planned`)."""
     pts = probe.frame_pts
     target = max(1, round(segment_seconds * float(probe.rate)))
     starts = [0]

@@ -18,8 +18,8 @@ from . import fs
 from .datasets import write_part
 from .metrics import SCORE_KEYS
 from .paths import join_inside, relative_output_path, replace_with_extension
-from .video import Encoding, Probe, join_segments, plan_segments
-from .video_tasks import SegmentOutcome, VideoPlan, colorize_segment, probe_video
+from .video import Encoding, Probe, join_segments
+from .video_tasks import SegmentOutcome, VideoPlan, colorize_segment, probe_and_plan
 
 log = logging.getLogger("colorspark.colorize")
 
@@ -62,10 +62,11 @@ def colorize_videos(spark, videos: list[str], root: str, out: str, payload, buil
             todo.append(uri)
     if todo:
         log.info("colorizing %d video(s) under %s", len(todo), root)
-        probes = probe_all(spark, todo, plan.max_pixels)
-        outcomes = colorize_segments(spark, probes, payload, builds, plan, config)
+        plans = probe_all(spark, todo, plan.max_pixels, config["video"])
+        outcomes = colorize_segments(spark, plans, payload, builds, plan, config)
         for uri in todo:
-            tally.rows.append(finish_video(uri, probes[uri], outcomes.get(uri, []), root, targets[uri], plan))
+            probed = plans[uri][0] if isinstance(plans[uri], tuple) else plans[uri]
+            tally.rows.append(finish_video(uri, probed, outcomes.get(uri, []), root, targets[uri]))
     write_part(fs.join(staging, TABLE), table_of(tally.rows))
     return tally
 
@@ -84,24 +85,27 @@ def output_targets(videos: list[str], root: str, out: str) -> dict[str, str]:
             for uri, rel in rels.items()}
 
 
-def probe_all(spark, videos: list[str], max_pixels: int) -> dict:
-    """URI -> `Probe` or the reason it cannot be colorized; probed by Spark tasks, a few videos per task."""
+def probe_all(spark, videos: list[str], max_pixels: int, settings: dict) -> dict:
+    """URI -> (`Probe`, its segments) or the reason it cannot be colorized; probed and planned by Spark tasks, a few
+    videos per task (a probe demuxes the whole file)."""
     sc = spark.sparkContext
     slices = max(1, min(len(videos), sc.defaultParallelism * 4))
-    return dict(sc.parallelize(videos, slices).map(lambda uri: (uri, probe_video(uri, max_pixels))).collect())
+    seconds, warmup = settings["segment_seconds"], settings["warmup_frames"]
+    return dict(sc.parallelize(videos, slices).map(
+        lambda uri: (uri, probe_and_plan(uri, max_pixels, seconds, warmup))).collect())
 
 
-def colorize_segments(spark, probes: dict, payload, builds, plan: VideoPlan, config: dict) -> dict:
+def colorize_segments(spark, plans: dict, payload, builds, plan: VideoPlan, config: dict) -> dict:
     """URI -> its segments' outcomes, one Spark task per segment."""
     settings = config["video"]
     work = []
-    for probed in probes.values():
-        if not isinstance(probed, Probe):
+    for planned in plans.values():
+        if not isinstance(planned, tuple):
             continue
+        probed, segments = planned
         encoding = Encoding.of(probed, settings["encoder_preset"], settings["crf"])
         shown = strip_frames(probed.frames, settings["strip_frames"])
-        for segment in plan_segments(probed, settings["segment_seconds"], settings["warmup_frames"]):
-            work.append((segment, encoding, shown))
+        work += [(segment, encoding, shown) for segment in segments]
     if not work:
         return {}
     log.info("%d video segment(s) to colorize", len(work))
@@ -130,7 +134,7 @@ def base_row(uri: str, root: str) -> dict:
             **dict.fromkeys(FLICKER_KEYS), **dict.fromkeys(SCORE_KEYS), "thumbs": []}
 
 
-def finish_video(uri: str, probed, outcomes: list[SegmentOutcome], root: str, target: str, plan: VideoPlan) -> dict:
+def finish_video(uri: str, probed, outcomes: list[SegmentOutcome], root: str, target: str) -> dict:
     """Join a video's segments into its MP4 and make its row."""
     row = base_row(uri, root)
     if not isinstance(probed, Probe):

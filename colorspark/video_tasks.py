@@ -24,7 +24,7 @@ from .runtime import freeze_imports
 from .samples import L_SCALE
 from .temporal import Smoother, Temporal
 from .thumbnails import make_thumbnail
-from .video import DecodeReport, Encoding, Segment, VideoError, decode_segment, encode_frames, probe
+from .video import DecodeReport, Encoding, Segment, VideoError, decode_segment, encode_frames, plan_segments, probe
 from .video_metrics import FlickerMeter, FlickerSums
 
 
@@ -71,10 +71,12 @@ class SegmentOutcome:
     thumbs: dict = field(default_factory=dict)  # frame number -> (input thumbnail, colorized thumbnail)
 
 
-def probe_video(uri: str, max_pixels: int):
-    """(executors) The video's `Probe`, or the reason it cannot be colorized, as a string."""
+def probe_and_plan(uri: str, max_pixels: int, segment_seconds: float, warmup_frames: int):
+    """(executors) (the video's `Probe` without its timestamps, its segments), or the reason it cannot be colorized,
+    as a string."""
     try:
-        return probe(uri, max_pixels)
+        probed = probe(uri, max_pixels)
+        return probed.planned(), plan_segments(probed, segment_seconds, warmup_frames)
     except VideoError as exc:
         return str(exc)
     except Exception as exc:  # a bug or an unreadable file: still one row for this video
