@@ -152,7 +152,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "segment_seconds": (10.0, _positive),
         "warmup_frames": (8, _non_negative),
         "temporal": ("flow", _one_of("none", "ema", "flow")),
-        "temporal_alpha": (0.3, _unit_open),
+        "temporal_alpha": (0.2, _unit_open),
         "cut_threshold": (12.0, _positive),
         "flow_preset": ("fast", _one_of("ultrafast", "fast", "medium")),
         "encoder_preset": ("veryfast", _one_of("ultrafast", "superfast", "veryfast", "faster", "fast", "medium",

@@ -32,7 +32,7 @@ class Temporal:
     in place) or "flow" (blend along the optical flow); `alpha`, the weight of the current frame; `cut_threshold`,
     the mean |ΔL| after alignment that marks a scene cut; `flow_preset`, DIS's preset."""
     method: str = "flow"
-    alpha: float = 0.3
+    alpha: float = 0.2
     cut_threshold: float = 12.0
     flow_preset: str = "fast"
 

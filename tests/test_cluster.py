@@ -549,6 +549,35 @@ def test_colorize_to_s3_survives_worker_loss(full_cluster, dist_zip, trained, ma
         "the secret is in the event log"
 
 
+def test_colorize_video_survives_worker_loss(full_cluster, dist_zip, tmp_path):
+    """A worker dies while the segments of one video are colorized: the job exits 0, the MP4 holds every frame
+    exactly once and in order, with the audio, and no temporary file is left."""
+    from fractions import Fraction
+
+    from videofactory import make_clip, video_frames_and_audio
+
+    cluster = full_cluster
+    source = tmp_path / "in" / "long.mp4"
+    source.parent.mkdir()
+    source.write_bytes(make_clip(300, 96, 64, cut_at=150, audio_seconds=12.0, gop=10))
+    out = tmp_path / "out"
+
+    def some_segments_written():
+        return len(list(out.glob(".staging-*/video-parts/*.mp4"))) >= 3
+
+    sub = Submission(cluster, dist_zip, "colorize", [
+        "--input", tmp_path / "in", "--output", out, "--model", ROOT / "models" / "small",
+        "--set", "video.segment_seconds=0.4", "--set", "video.encoder_preset=ultrafast"],
+        tmp_path, "colorize-video-worker-loss")
+    facts = _kill_victim(cluster, sub, some_segments_written, "the first colorized segments")
+    sub.check()
+    _check_executor_lost(sub, facts)
+    output = video_frames_and_audio(out / "video" / "long.mp4")
+    assert [p * output["time_base"] for p in output["pts"]] == [Fraction(i, 25) for i in range(300)]
+    assert output["audio"] == video_frames_and_audio(source)["audio"]
+    assert not temp_leftovers(out) and not list(out.glob(".staging-*"))
+
+
 def test_preprocess_survives_worker_loss(full_cluster, dist_zip, many_inputs, tmp_path):
     """The worker is lost at the worst moment: its executor is half-way through writing an HDF5 shard.
 
