@@ -8,10 +8,11 @@
 against its own colours. The network predicts each of the first --frames frames once (the shipped model, the
 job's rendering settings); each variant then smooths that sequence of ab with `temporal.Smoother` and renders it at
 full resolution. Per variant and clip: the chroma and RGB warping error (DIS medium on the gray input,
-`video_metrics`), CDC, and the mean per-frame PSNR and rebalanced AuC against the true colours; the true colours'
-own warping error is given for scale.
+`video_metrics`; pairs across a scene cut of the input are left out), CDC, and the mean per-frame PSNR and
+rebalanced AuC against the true colours; the true colours' own warping error is given for scale.
 
-`speed`: cold spark-submit of jobs/colorize.py on local[2] over the four clips (made gray first), against the plain
+`speed`: cold spark-submit of jobs/colorize.py on local[2] over the four clips (colour; the job colorizes from
+their lightness, with scoring and the flicker metrics off, as the plain script has neither), against the plain
 script a user would write (bench/plain_video.py: PyAV decode, Keras predict in batches, Pillow resize, PyAV
 encode) as two processes over halves of the clips, side by side in one run. From the job's output it also measures
 the seams: the chroma warping error of the frame pairs that straddle a segment boundary, against the pairs inside
@@ -93,7 +94,7 @@ def score_variant(labs, xs, abs_, temporal, rendering, prior) -> dict:
     from colorspark.temporal import Smoother
     from colorspark.video_metrics import FlickerMeter
 
-    smoother, meter = Smoother(temporal), FlickerMeter("medium")
+    smoother, meter = Smoother(temporal), FlickerMeter("medium", temporal.cut_threshold)
     psnrs, aucs = [], []
     for lab_true, x, ab in zip(labs, xs, abs_):
         lab = recombine(lab_true[..., 0], smoother.step(x, ab), upsample=rendering.upsample)
@@ -103,7 +104,7 @@ def score_variant(labs, xs, abs_, temporal, rendering, prior) -> dict:
         psnrs.append(psnr(lab_to_rgb8(lab_true), rgb))
         aucs.append(ab_error_auc(lab_true[..., 1:], lab[..., 1:], rebalancing_pixel_weights(lab_true[..., 1:], prior)))
     return {**meter.sums.figures(), "psnr": float(np.mean(psnrs)), "auc_rebal": 100 * float(np.mean(aucs)),
-            "cuts": smoother.cuts}
+            "cuts": smoother.cuts, "cut_pairs": meter.cuts}
 
 
 def truth_flicker(labs) -> dict:
@@ -143,11 +144,11 @@ def run_temporal(args) -> None:
                          f"{figures['warp_error_chroma']:.2e}",
                          f"{figures['warp_error_chroma'] / base['warp_error_chroma']:.2f}",
                          f"{figures['warp_error_rgb']:.2e}", f"{figures['cdc']:.4f}", f"{figures['psnr']:.2f}",
-                         f"{figures['auc_rebal']:.2f}", figures["cuts"],
+                         f"{figures['auc_rebal']:.2f}", f"{figures['cuts']} / {figures['cut_pairs']}",
                          f"{truth['warp_error_chroma']:.1e}", f"{(time.perf_counter() - tick):.1f}"])
             print(" | ".join(map(str, rows[-1])), flush=True)
     table = C.md_table(["clip", "variant", "frames", "chroma warp err", "× frame by frame", "RGB warp err", "CDC",
-                        "PSNR dB", "rebal. AuC %", "cuts", "truth chroma warp err", "s"], rows)
+                        "PSNR dB", "rebal. AuC %", "cuts (filter / metric)", "truth chroma warp err", "s"], rows)
     print(table)
     Path(args.work).mkdir(parents=True, exist_ok=True)
     (Path(args.work) / "temporal.md").write_text(table + "\n")

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .samples import L_SCALE
-from .video_metrics import dis_flow, visible, warp_back
+from .video_metrics import CUT_THRESHOLD, dis_flow, is_scene_cut, visible, warp_back
 
 METHODS = ("none", "ema", "flow")
 
@@ -33,7 +32,7 @@ class Temporal:
     the mean |ΔL| after alignment that marks a scene cut; `flow_preset`, DIS's preset."""
     method: str = "flow"
     alpha: float = 0.2
-    cut_threshold: float = 12.0
+    cut_threshold: float = CUT_THRESHOLD
     flow_preset: str = "fast"
 
     @classmethod
@@ -94,11 +93,9 @@ class Smoother:
         return carried
 
     def _is_cut(self, gray: np.ndarray, aligned_previous: np.ndarray) -> bool:
-        difference = np.mean(np.abs(aligned_previous.astype(np.float32) - gray)) / L_SCALE
-        if difference > self.settings.cut_threshold:
-            self.cuts += 1
-            return True
-        return False
+        cut = is_scene_cut(gray, aligned_previous, self.settings.cut_threshold)
+        self.cuts += cut
+        return cut
 
 
 def _area_resize(image: np.ndarray, rows: int, columns: int) -> np.ndarray:

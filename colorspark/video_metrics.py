@@ -22,8 +22,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .samples import L_SCALE
+
 CDC_STEPS = (1, 2, 4)
-DIS_PRESETS = ("ultrafast", "fast", "medium")
+# Mean |ΔL| (L units) between a frame and the previous one aligned with it above which they are different shots.
+CUT_THRESHOLD = 12.0
 
 
 def dis_flow(gray_from: np.ndarray, gray_to: np.ndarray, preset: str = "medium") -> np.ndarray:
@@ -59,6 +62,14 @@ def visible(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
     back = warp_back(backward, forward)
     round_trip = np.sum((forward + back) ** 2, axis=-1)
     return round_trip < 0.01 * (np.sum(forward ** 2, axis=-1) + np.sum(back ** 2, axis=-1)) + 0.5
+
+
+def is_scene_cut(gray: np.ndarray, aligned_previous: np.ndarray, threshold: float = CUT_THRESHOLD) -> bool:
+    """Whether two frames are different shots: their gray values (uint8 L codes, L·2.55) still differ by more than
+    `threshold` L units on average once the previous one is aligned with the current one (warped along the flow;
+    or not at all, for a caller without a flow). Motion that the flow follows leaves little difference; a new shot
+    leaves a large one."""
+    return float(np.mean(np.abs(aligned_previous.astype(np.float32) - gray))) / L_SCALE > threshold
 
 
 def warping_error(frame: np.ndarray, next_frame: np.ndarray, forward: np.ndarray, mask: np.ndarray) -> float:
@@ -116,16 +127,29 @@ class FlickerSums:
 
 
 class FlickerMeter:
-    """Measures consecutive output frames: `add(gray, rgb, ab)` with the input's gray (H×W uint8), the output's RGB
-    (H×W×3 uint8) and its ab (H×W×2, Lab units), in order. `add(None, ...)` is a gap: no pair spans it."""
+    """Measures consecutive output frames: `add(gray, rgb, ab)` with the input's gray (H×W uint8 L codes), the
+    output's RGB (H×W×3 uint8) and its ab (H×W×2, Lab units), in order.
 
-    def __init__(self, preset: str = "medium") -> None:
-        self.preset = preset
+    No pair spans a scene cut of the input (`is_scene_cut` after alignment along the flow; counted in `cuts`) or a
+    `gap()`: the colours of a new shot are meant to differ, so such pairs measure the cut, not flicker."""
+
+    def __init__(self, preset: str = "medium", cut_threshold: float = CUT_THRESHOLD) -> None:
+        self.preset, self.cut_threshold = preset, cut_threshold
         self.sums = FlickerSums()
+        self.cuts = 0
         self._last = None
         self._histograms: deque = deque(maxlen=max(CDC_STEPS))
 
     def add(self, gray: np.ndarray, rgb: np.ndarray, ab: np.ndarray) -> None:
+        current = (gray, rgb.astype(np.float32) / 255.0, np.asarray(ab, np.float32) / 100.0)
+        if self._last is not None:
+            forward = dis_flow(self._last[0], gray, self.preset)
+            if is_scene_cut(self._last[0], warp_back(gray, forward), self.cut_threshold):
+                self.cuts += 1
+                self.gap()
+            else:
+                self._measure(self._last, current, forward)
+        self._last = current
         histogram = channel_histograms(rgb)
         for step in CDC_STEPS:
             if len(self._histograms) >= step and self._histograms[-step] is not None:
@@ -133,18 +157,13 @@ class FlickerMeter:
                 total[0] += float(js_divergence(self._histograms[-step], histogram).mean())
                 total[1] += 1
         self._histograms.append(histogram)
-        current = (gray, rgb.astype(np.float32) / 255.0, np.asarray(ab, np.float32) / 100.0)
-        if self._last is not None:
-            self._measure(self._last, current)
-        self._last = current
 
     def gap(self) -> None:
-        """Frames are missing here: no pair spans the gap."""
+        """Frames are missing here, or a new shot starts: no pair spans it."""
         self._last = None
-        self._histograms.append(None)
+        self._histograms.extend([None] * max(CDC_STEPS))
 
-    def _measure(self, before, after) -> None:
-        forward = dis_flow(before[0], after[0], self.preset)
+    def _measure(self, before, after, forward: np.ndarray) -> None:
         backward = dis_flow(after[0], before[0], self.preset)
         mask = visible(forward, backward)
         for total, index in ((self.sums.rgb, 1), (self.sums.chroma, 2)):

@@ -115,7 +115,7 @@ def _colorized_frames(segment: Segment, plan: VideoPlan, payload_bc, builds, rep
     """The segment's colorized frames as RGB, in order, at most `segment.frames` of them; scores, flicker sums and
     thumbnails recorded into `outcome` on the way. A frame the colorizer fails on is written as it came in."""
     smoother = Smoother(plan.temporal)
-    meter = FlickerMeter() if plan.flicker else None
+    meter = FlickerMeter(cut_threshold=plan.temporal.cut_threshold) if plan.flicker else None
     decoded = (((frame.warmup, frame.rgb), frame.rgb) for frame in decode_segment(segment, report))
     stream = colorize_stream(decoded, lambda: worker_model(payload_bc.value, builds), plan.rendering,
                              adjust=lambda warmup, x, ab: smoother.step(x, ab))

@@ -14,6 +14,7 @@ from colorspark.video_metrics import (
     FlickerMeter,
     channel_histograms,
     dis_flow,
+    is_scene_cut,
     js_divergence,
     visible,
     warp_back,
@@ -116,3 +117,17 @@ def test_flicker_sums_of_segments_add_up():
     merged = first.sums.merge(second.sums)
     assert merged.rgb[1] == whole.sums.rgb[1] == 3
     assert merged.rgb[0] == pytest.approx(whole.sums.rgb[0])
+
+
+def test_scene_cuts_by_hand_and_no_pair_spans_one():
+    first, other = _texture(seed=0), _texture(seed=1)
+    assert not is_scene_cut(first, first) and is_scene_cut(first, other)
+    assert not is_scene_cut(first, np.clip(first.astype(int) + 25, 0, 255).astype(np.uint8))  # 25/2.55 < 12 L
+    meter = FlickerMeter("ultrafast")
+    black, white = (np.full(first.shape + (3,), v, np.uint8) for v in (0, 255))
+    ab = np.zeros(first.shape + (2,), np.float32)
+    for gray, rgb in ((first, black), (first, black), (other, white), (other, white), (other, white)):
+        meter.add(gray, rgb, ab)
+    assert meter.cuts == 1
+    assert meter.sums.rgb == [0.0, 3] and meter.sums.cdc[1] == [0.0, 3]  # the colour change at the cut is not flicker
+    assert meter.sums.cdc[2] == [0.0, 1] and meter.sums.cdc[4] == [0.0, 0]
