@@ -70,7 +70,8 @@ def main():
         with av.open(str(source)) as container, av.open(str(Path(args.out) / (source.stem + ".mp4")), "w") as out:
             video = container.streams.video[0]
             stream = out.add_stream("libx264", rate=video.average_rate)
-            stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
+            stream.width, stream.height = video.width, video.height
+            stream.pix_fmt = "yuv420p" if video.width % 2 == 0 and video.height % 2 == 0 else "yuv444p"  # 720×405
             stream.options = {"preset": "veryfast", "crf": "18"}
             batch = []
             for frame in container.decode(video):

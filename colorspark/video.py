@@ -84,6 +84,7 @@ class Segment:
     first_frame: int
     frames: int
     warmup_pts: int
+    video_start_pts: int            # the video's first frame's pts
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,8 @@ def plan_segments(probe: Probe, segment_seconds: float, warmup_frames: int) -> l
         last = starts[number + 1] if number + 1 < len(starts) else probe.frames
         segments.append(Segment(uri=probe.uri, index=number, start_pts=pts[first],
                                 end_pts=pts[last] if last < probe.frames else None, first_frame=first,
-                                frames=last - first, warmup_pts=pts[max(0, first - warmup_frames)]))
+                                frames=last - first, warmup_pts=pts[max(0, first - warmup_frames)],
+                                video_start_pts=pts[0]))
     return segments
 
 
@@ -266,9 +268,8 @@ def decode_segment(segment: Segment, report: DecodeReport) -> Iterator[Decoded]:
     with open_container(segment.uri) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        container.seek(segment.warmup_pts, stream=stream)  # lands on the keyframe at or before it
         try:
-            for frame in container.decode(stream):
+            for frame in _decoded_from(container, stream, segment.warmup_pts, segment.video_start_pts):
                 if frame.pts is None or frame.pts < segment.warmup_pts:
                     continue
                 if segment.end_pts is not None and frame.pts >= segment.end_pts:
@@ -276,6 +277,27 @@ def decode_segment(segment: Segment, report: DecodeReport) -> Iterator[Decoded]:
                 yield Decoded(frame.to_ndarray(format="rgb24"), int(frame.pts), frame.pts < segment.start_pts)
         except av.FFmpegError as exc:
             report.error = f"decoding stopped: {_reason(exc)}"
+
+
+def _decoded_from(container, stream, target: int, start: int):
+    """The stream's frames decoded from a keyframe at or before pts `target`. FFmpeg's seek lands there in most
+    containers, but in MPEG-PS it lands on the keyframe after; then it seeks again further back, as far as the
+    file's start (`start`, the first frame's pts) if need be."""
+    backoff = 0
+    while True:
+        position = target - backoff
+        if position <= start:
+            container.seek(0)  # the file's start
+        else:
+            container.seek(position, stream=stream)
+        frames = container.decode(stream)
+        first = next(frames, None)
+        if first is None or first.pts is None or first.pts <= target or position <= start:
+            break
+        backoff = max(2 * backoff, 2 * (first.pts - target))
+    if first is not None:
+        yield first
+    yield from frames
 
 
 # --- encoding and joining --------------------------------------------------------------------------------------------
