@@ -5,7 +5,8 @@ For each file of --list: PyAV decodes the frames (RGB), scikit-image's rgb2lab g
 model's input, Keras predicts in batches of --batch, the annealed mean over the bin centres at the model's
 temperature (from its colorspark.json), Pillow resizes ab up to the frame's size (bilinear), scikit-image's lab2rgb
 recombines it with the frame's L, and PyAV encodes H.264 (libx264, preset veryfast, CRF 18, the source's frame
-rate) into OUT/<name>.mp4. Frame by frame, no audio. TensorFlow gets one thread. Prints one JSON line at the end.
+rate; 4:4:4 for odd frame sizes, which 4:2:0 cannot hold) into OUT/<name>.mp4. Frame by frame, no audio.
+TensorFlow gets one thread. Prints one JSON line at the end.
 
 The benchmark runs two of these over the two halves of the clips. Not meant to be run by hand.
 """

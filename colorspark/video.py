@@ -74,13 +74,14 @@ class Probe:
 
 @dataclass(frozen=True)
 class Segment:
-    """One task's share of a video: frames with start_pts <= pts < end_pts (end None: to the end of the file), the
-    first of which is frame number `first_frame` of the video; `warmup_pts` is the pts of the first frame decoded
-    before it for the temporal state (equal to start_pts when there is none)."""
+    """One task's share of a video: the frames with start_pts <= pts < end_pts, the first of which is frame number
+    `first_frame` of the video. The last segment ends one past the last frame the probe found, so a frame that a
+    decoder flushes without a packet for it adds none. `warmup_pts` is the pts of the first frame decoded before
+    the segment for the temporal state (equal to start_pts when there is none)."""
     uri: str
     index: int
     start_pts: int
-    end_pts: int | None
+    end_pts: int
     first_frame: int
     frames: int
     warmup_pts: int
@@ -235,7 +236,7 @@ def plan_segments(probe: Probe, segment_seconds: float, warmup_frames: int) -> l
     for number, first in enumerate(starts):
         last = starts[number + 1] if number + 1 < len(starts) else probe.frames
         segments.append(Segment(uri=probe.uri, index=number, start_pts=pts[first],
-                                end_pts=pts[last] if last < probe.frames else None, first_frame=first,
+                                end_pts=pts[last] if last < probe.frames else pts[-1] + 1, first_frame=first,
                                 frames=last - first, warmup_pts=pts[max(0, first - warmup_frames)],
                                 video_start_pts=pts[0]))
     return segments
@@ -272,7 +273,7 @@ def decode_segment(segment: Segment, report: DecodeReport) -> Iterator[Decoded]:
             for frame in _decoded_from(container, stream, segment.warmup_pts, segment.video_start_pts):
                 if frame.pts is None or frame.pts < segment.warmup_pts:
                     continue
-                if segment.end_pts is not None and frame.pts >= segment.end_pts:
+                if frame.pts >= segment.end_pts:
                     return
                 yield Decoded(frame.to_ndarray(format="rgb24"), int(frame.pts), frame.pts < segment.start_pts)
         except av.FFmpegError as exc:
