@@ -30,7 +30,7 @@ class Temporal:
     """How colours are stabilised over time: `method` "none" (frame by frame), "ema" (blend with the previous frame
     in place) or "flow" (blend along the optical flow); `alpha`, the weight of the current frame; `cut_threshold`,
     the mean |ΔL| after alignment that marks a scene cut; `flow_preset`, DIS's preset."""
-    method: str = "flow"
+    method: str = "ema"
     alpha: float = 0.2
     cut_threshold: float = CUT_THRESHOLD
     flow_preset: str = "fast"
