@@ -1,17 +1,16 @@
-"""Temporal consistency for video: the network's ab for each frame, smoothed along the input's optical flow.
+"""Temporal consistency for video: each frame's predicted ab blended with the previous frames', reset at cuts.
 
 Frame by frame, the network's colour of a wall or a coat jumps from one frame to the next. `Smoother` keeps the
-smoothed ab of the previous frame, warps it to the current frame along the DIS optical flow of the network's input
-(the gray frame at the network's size), and blends: ab_t' = alpha·ab_t + (1 − alpha)·warp(ab_{t−1}'), an exponential
-moving average that follows the motion. Where the forward-backward check finds a pixel occluded (uncovered by
-motion), the frame's own ab is kept. Smoothing the annealed-mean ab rather than the 313-bin distributions keeps the
-state at 2 numbers per output cell, and the blend of two means is the mean of the blended distributions, so it is
-the same up to the annealing temperature.
+smoothed ab of the previous frame and blends: ab_t' = alpha·ab_t + (1 − alpha)·prev, an exponential moving average.
+With "ema" (the default) prev is the previous smoothed ab in place; with "flow" it is first warped to the current
+frame along the DIS optical flow of the network's input, and cells that the forward-backward check finds uncovered
+by motion keep the frame's own ab. Smoothing the annealed-mean ab rather than the 313-bin distributions keeps the
+state at 2 numbers per output cell (the network's output is 1/4 of its input), and the blend of two means is the
+mean of the blended distributions, so it is the same up to the annealing temperature.
 
-A scene cut resets the state: when the previous gray frame, warped along the flow, still differs from the current
-one by more than `cut_threshold` (mean absolute difference in L units), the shots are different and nothing is
-carried over. The choice of method and settings is measured in bench/video_bench.py and documented in
-docs/video.md.
+A scene cut resets the state (`video_metrics.is_scene_cut` on the gray frames, aligned along the flow with "flow",
+in place with "ema", where fast motion can also reset it): nothing is carried from one shot into the next. The
+choice of method and settings was measured with bench/video_bench.py and is documented in docs/video.md.
 """
 
 from __future__ import annotations
@@ -21,8 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .video_metrics import CUT_THRESHOLD, dis_flow, is_scene_cut, visible, warp_back
-
-METHODS = ("none", "ema", "flow")
 
 
 @dataclass(frozen=True)
