@@ -119,11 +119,12 @@ def colorize_segments(spark, plans: dict, payload, builds, plan: VideoPlan, conf
 
 def strip_frames(frames: int, count: int) -> frozenset:
     """The frame numbers the report shows: `count` evenly spaced over the video, first and last included."""
-    if count <= 0:
+    shown = min(count, frames)
+    if shown <= 0:
         return frozenset()
-    if count == 1 or frames == 1:
+    if shown == 1:
         return frozenset({frames // 2})
-    return frozenset(round(i * (frames - 1) / (count - 1)) for i in range(min(count, frames)))
+    return frozenset(round(i * (frames - 1) / (shown - 1)) for i in range(shown))
 
 
 def base_row(uri: str, root: str) -> dict:
