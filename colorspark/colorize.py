@@ -5,7 +5,8 @@ passes the verified file on), lists the inputs and finds names that collide up t
 Spark's file index without running a job, and chooses the inputs the report shows. Then one Spark job colorizes
 everything: each task writes its outputs and its part of the results table, and hands back only a small tally. The
 driver publishes the results and writes the summary and the report. `summary.json` is removed at the start and
-written last, so its presence means the run is complete.
+written last, so its presence means the run is complete. Video files get a pass of their own (`video_job`: a task
+per segment, then the driver joins each video's segments).
 """
 
 from __future__ import annotations
@@ -205,9 +206,9 @@ def make_report(tally: Tally, summary: dict, n_inputs: int, root: str, out: str,
              if (row["jpeg_path"] or "").startswith(jpeg_folder) else None,
              "thumb_reference": previews.get(row["reference"])} for row in shown]
     video_folder = fs.display(fs.join(out, "video")) + "/"
+    shown_videos = sorted(videos, key=lambda row: row["relative_path"])[:config["output"]["report_max_images"]]
     video_rows = [{**row, "video_href": "video/" + row["video_path"][len(video_folder):]
-                   if (row["video_path"] or "").startswith(video_folder) else None}
-                  for row in sorted(videos, key=lambda row: row["relative_path"])]
+                   if (row["video_path"] or "").startswith(video_folder) else None} for row in shown_videos]
     html = render_report(rows, summary, total_rows=n_inputs,
                          title=f"colorspark: {posixpath.basename(root.rstrip('/')) or root}", videos=video_rows)
     return html.encode("utf-8")
