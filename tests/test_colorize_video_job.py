@@ -83,3 +83,18 @@ def test_the_report_shows_each_video_with_a_link(colorized):
     html = (colorized["out"] / "report.html").read_text()
     assert '<h2>Videos</h2>' in html and 'href="video/clip.mp4"' in html and 'href="video/sub/truncated.mp4"' in html
     assert "audio only" in html and html.count('alt="poster"') == 3
+
+
+def test_resume_skips_the_videos_already_written(colorized, run_job):
+    """Runs last in this module: it rewrites the module's output folder."""
+    out = colorized["out"]
+    before = {p: p.stat().st_mtime_ns for p in (out / "video").rglob("*.mp4")}
+    proc = run_job("colorize", "--input", colorized["inputs"], "--output", out, "--resume",
+                   "--set", "limits.max_pixels=5000")
+    assert proc.returncode == 0, proc.log
+    rows = {row["relative_path"]: row for row in pq.read_table(out / "videos").to_pylist()}
+    assert {rel for rel, row in rows.items() if row["status"] == "skipped"} == {
+        "clip.mp4", "vfr.mov", "sub/truncated.mkv"}
+    assert all(rows[rel]["status"] == "error" for rel, reason in colorized["expect"].items() if reason)
+    assert {p: p.stat().st_mtime_ns for p in (out / "video").rglob("*.mp4")} == before
+    assert json.loads((out / "summary.json").read_text())["videos"]["skipped"] == 3
