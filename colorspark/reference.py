@@ -236,20 +236,25 @@ def read_reference_table(location: str) -> list[tuple[str, str]]:
     try:
         data = fs.read_bytes(uri)
         table = (pq.read_table(pa.BufferReader(data)) if data[:4] == b"PAR1"
-                 else pacsv.read_csv(pa.BufferReader(data)))
+                 else pacsv.read_csv(pa.BufferReader(data), convert_options=pacsv.ConvertOptions(
+                     column_types={"path": pa.string(), "reference": pa.string()})))
     except (OSError, pa.ArrowInvalid) as exc:
         raise UnusableReference(f"references table {fs.display(uri)} cannot be read: {exc}") from None
     missing = {"path", "reference"} - set(table.column_names)
     if missing:
         raise UnusableReference(f"references table {fs.display(uri)} needs columns path and reference "
-                             f"(it has {', '.join(table.column_names)})")
+                                f"(it has {', '.join(table.column_names)})")
+    try:  # a folder named 2019 is a path, not a number
+        paths, refs = (table.column(name).cast(pa.string()).to_pylist() for name in ("path", "reference"))
+    except pa.ArrowException as exc:
+        raise UnusableReference(f"references table {fs.display(uri)}: path and reference must be text: {exc}") from None
     folder = uri.rpartition("/")[0]
     pairs = []
-    for path, ref in zip(table.column("path").to_pylist(), table.column("reference").to_pylist()):
+    for path, ref in zip(paths, refs):
         if not path or not ref:
             raise UnusableReference(f"references table {fs.display(uri)} has a row without path or reference")
         absolute = ref.startswith(PALETTE_PREFIX) or ref.startswith("/") or "://" in ref or ref.startswith("file:")
-        pairs.append((str(path).strip("/"), ref if absolute else fs.join(folder, ref)))
+        pairs.append((path.strip("/"), ref if absolute else fs.join(folder, ref)))
     return pairs
 
 

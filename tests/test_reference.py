@@ -184,6 +184,11 @@ def test_a_references_table_in_csv_or_parquet_resolves_relative_references(tmp_p
     assert pairs[0][0] == "street" and pairs[0][1].endswith(str(tmp_path / "day.jpg"))
     assert pairs[1] == ("a.jpg", "palette:#ff0000")
     assert reference.read_reference_table(str(tmp_path / "refs.parquet")) == [("street", "/data/day.jpg")]
+    (tmp_path / "years.csv").write_text("path,reference\n2019,2019\n")
+    pq.write_table(pa.table({"path": [2019], "reference": [2019]}), tmp_path / "years.parquet")
+    for table in ("years.csv", "years.parquet"):  # folders named like numbers stay names
+        [(path, ref)] = reference.read_reference_table(str(tmp_path / table))
+        assert path == "2019" and ref.endswith(str(tmp_path / "2019")), table
     (tmp_path / "bad.csv").write_text("file,colour\na.jpg,x\n")
     with pytest.raises(UnusableReference, match="columns path and reference"):
         reference.read_reference_table(str(tmp_path / "bad.csv"))
