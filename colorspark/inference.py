@@ -24,7 +24,6 @@ import numpy as np
 from . import fs
 from .bins import annealed_mean
 from .devices import pin_task_devices
-from .guard import guard_ab
 from .runtime import import_tensorflow, release_frozen, task_cpus
 
 
@@ -160,8 +159,7 @@ def predict_logits(model, l_codes: np.ndarray) -> np.ndarray:
     return np.asarray(forward_pass(model)(x))
 
 
-def predict_ab(model, l_codes: np.ndarray, temperature: float, guard: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
-    """Batch of L codes (N×H×W or N×H×W×1, L·2.55) -> annealed-mean ab at 1/4 resolution (N×H/4×W/4×2), held back
-    where the network is unsure by `guard` = (entropy threshold, global-cast limit) (`guard.guard_ab`; 0: off)."""
-    logits = predict_logits(model, l_codes)
-    return guard_ab(annealed_mean(logits, temperature), logits, *guard)
+def predict_ab(model, l_codes: np.ndarray, temperature: float) -> np.ndarray:
+    """Batch of L codes (N×H×W or N×H×W×1, L·2.55) -> annealed-mean ab at 1/4 resolution (N×H/4×W/4×2), as the
+    network gives it: the colorizer decodes `predict_logits` itself (reference, guards)."""
+    return annealed_mean(predict_logits(model, l_codes), temperature)

@@ -11,7 +11,6 @@ from colorspark.bins import annealed_mean, gamut_centres
 from colorspark.colorizer import Rendering
 from colorspark.config import ConfigError, load
 from colorspark.guard import ENTROPY_RAMP, cap_global_cast, guard_ab, normalized_entropy, uncertainty_scale
-from colorspark.inference import predict_ab
 
 Q = len(gamut_centres())
 
@@ -41,10 +40,16 @@ def test_uncertain_pixels_fade_to_gray_and_confident_ones_keep_their_colour():
         ab = annealed_mean(logits, 1.0)
         guarded = guard_ab(ab, logits, 0.5, 0.0)
         np.testing.assert_allclose(guarded, ab * expected, atol=1e-5)
-    entropy = np.array([0.4, 0.5, 0.625, 0.75, 0.9])
-    scale = np.clip((ENTROPY_RAMP * 0.5 - entropy) / ((ENTROPY_RAMP - 1) * 0.5), 0, 1)
-    np.testing.assert_allclose(scale, [1, 1, 0.5, 0, 0])
     assert uncertainty_scale(_logits(False), 0.0).min() == 1.0  # 0 = off
+
+
+def test_the_fade_is_linear_from_the_threshold_to_its_ramp_multiple():
+    spread = np.full((Q,), -1e4, np.float32)
+    spread[:40] = 0.0  # all alike over 40 bins: entropy log 40 / log 313
+    entropy = math.log(40) / math.log(Q)
+    for threshold, expected in ((entropy, 1.0), (entropy / 1.25, 0.5), (entropy / ENTROPY_RAMP, 0.0),
+                                (entropy / 2, 0.0), (0.9, 1.0)):
+        assert float(uncertainty_scale(spread, threshold)) == pytest.approx(expected, abs=1e-4), threshold
 
 
 def test_a_global_cast_is_capped_and_the_local_variation_kept():
@@ -59,26 +64,33 @@ def test_a_global_cast_is_capped_and_the_local_variation_kept():
     np.testing.assert_array_equal(cap_global_cast(ab, 0.0), ab)
 
 
-class _Fixed:
-    """A stand-in model whose output is fixed logits, whatever the input."""
+def test_the_rendering_carries_the_config_guard_into_the_stream():
+    import io
 
-    def __init__(self, logits):
-        self.logits = logits
+    from PIL import Image
 
-    def predict_on_batch(self, x):
-        return self.logits
+    from colorspark.colorizer import colorize_stream
 
-
-def test_the_rendering_carries_the_config_guard_into_predict_ab():
-    config = load(overrides=["colorize.guard_entropy=0.5", "colorize.guard_cast=12"])
-    rendering = Rendering.from_config(config, {"input_size": 64, "temperature": 1.0})
-    assert (rendering.guard_entropy, rendering.guard_cast) == (0.5, 12.0)
-    unsure = _Fixed(_logits(False) + np.linspace(0, 0.5, Q, dtype=np.float32))
-    plain = predict_ab(unsure, np.zeros((1, 8, 8)), 1.0)
-    guarded = predict_ab(unsure, np.zeros((1, 8, 8)), 1.0, (rendering.guard_entropy, rendering.guard_cast))
-    assert np.abs(plain).max() > 1.0 and np.abs(guarded).max() < 1e-4
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(buffer, format="PNG")
+    largest = {}
+    for threshold in (0.0, 0.5):
+        config = load(overrides=[f"colorize.guard_entropy={threshold}", "colorize.guard_cast=12"])
+        rendering = Rendering.from_config(config, {"input_size": 16, "temperature": 1.0})
+        assert (rendering.guard_entropy, rendering.guard_cast) == (threshold, 12.0)
+        [(_, out)] = colorize_stream([(0, buffer.getvalue())], _Unsure, rendering)
+        largest[threshold] = float(np.abs(out.lab[..., 1:]).max())
+    assert largest[0.0] > 1.0 and largest[0.5] < 1e-3
     with pytest.raises(ConfigError, match="colorize.guard_entropy"):
         load(overrides=["colorize.guard_entropy=1.5"])
+
+
+class _Unsure:
+    """Stands in for a Keras model: every pixel's bins nearly alike, with a slight tilt that still gives a colour."""
+
+    def predict_on_batch(self, x):
+        tilt = np.linspace(0, 0.5, Q, dtype=np.float32)
+        return np.broadcast_to(tilt, (x.shape[0], x.shape[1] // 4, x.shape[2] // 4, Q)).copy()
 
 
 class _Warm:
