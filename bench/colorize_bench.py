@@ -199,7 +199,9 @@ def make_profiler(colorize):
                         ("rgb_to_l", "RGB -> L, full size (gray inputs stored as RGB)"),
                         ("gray_to_l", "gray -> L, full size (single-channel gray inputs)"),
                         ("model_input", "resize L to the model input"),
-                        ("predict_ab", "predict (model.predict_on_batch)"),
+                        ("predict_logits", "predict (model.predict_on_batch)"),
+                        ("steered_decode", "annealed mean (steered by a reference, if any)"),
+                        ("guard_ab", "do-no-harm guard"),
                         ("recombine", "upsample ab + recombine"),
                         ("lab_to_rgb8", "Lab -> RGB (colorized; gray render of colour inputs)"),
                         ("encode_jpeg", "JPEG encode")):
