@@ -27,10 +27,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from colorspark import reference as refmod  # noqa: E402
-from colorspark.bins import annealed_mean, gamut_centres  # noqa: E402
+from colorspark.bins import annealed_mean, gamut_centres, softmax  # noqa: E402
 from colorspark.colorizer import Rendering, model_input, recombine  # noqa: E402
 from colorspark.colorspace import lab_to_rgb8, rgb_to_lab  # noqa: E402
 from colorspark.config import defaults  # noqa: E402
+from colorspark.guard import normalized_entropy  # noqa: E402
 from colorspark.metrics import rebalancing_pixel_weights, score_colorization  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -78,10 +79,7 @@ def decode(scene: Scene, temperature: float, shift: np.ndarray | None, region: s
     if shift is None:
         return annealed_mean(scene.logits, temperature)
     if region == "entropy":
-        z = scene.logits / temperature
-        p = np.exp(z - z.max(-1, keepdims=True))
-        p /= p.sum(-1, keepdims=True)
-        entropy = -(p * np.log(np.maximum(p, 1e-12))).sum(-1, keepdims=True)
+        entropy = normalized_entropy(scene.logits / temperature)[..., None]
         return annealed_mean(scene.logits + shift * (entropy / entropy.mean()), temperature)
     return annealed_mean(scene.logits + shift, temperature)
 
@@ -131,10 +129,8 @@ def shift_for(images: list[np.ndarray], variant: dict, marginal: np.ndarray, sce
     distribution = refmod.images_distribution(images, variant["gray_chroma"])
     strength = variant["strength"]
     if scene is not None and variant.get("adaptive"):
-        z = scene.logits / temperature
-        p = np.exp(z - z.max(-1, keepdims=True))
-        p /= p.sum(-1, keepdims=True)
-        strength = adapted(variant, refmod.divergence(distribution, p, variant["floor"]))
+        strength = adapted(variant, refmod.divergence(distribution, softmax(scene.logits, temperature),
+                                                      variant["floor"]))
     return refmod.logit_shift(distribution, marginal, strength, variant["floor"])
 
 
@@ -188,9 +184,7 @@ def photo_rgb(key: str, side: int = 512) -> np.ndarray:
 def divergences(scene: Scene, distribution: np.ndarray, temperature: float, floor: float,
                 marginal: np.ndarray) -> dict:
     """Candidate measures of how far a reference is from the model's own prediction for the scene."""
-    z = scene.logits / temperature
-    p = np.exp(z - z.max(-1, keepdims=True))
-    p /= p.sum(-1, keepdims=True)
+    p = softmax(scene.logits, temperature)
     mean = p.reshape(-1, 313).mean(0)
     colourful = np.hypot(*gamut_centres().T) >= 10
     pc, rc = mean[colourful] / mean[colourful].sum(), distribution[colourful] / distribution[colourful].sum()

@@ -299,6 +299,15 @@ def rebalance_weights(prior: np.ndarray, lam: float = 0.5, sigma: float = 5.0) -
     return (w / (smoothed * w).sum()).astype(np.float32)
 
 
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """softmax(logits / T) over the last axis, float32, the maximum subtracted first so huge logits cannot overflow:
+    the predicted distribution that the annealed mean, a reference's divergence and the guard's entropy all read."""
+    z = np.asarray(logits, dtype=np.float32) / np.float32(temperature)
+    p = np.exp(z - z.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    return p
+
+
 def annealed_mean(logits: np.ndarray, temperature: float) -> np.ndarray:
     """Decode per-pixel logits to ab: the mean of softmax(logits / T) over the bin centres.
 
@@ -331,8 +340,4 @@ def annealed_mean(logits: np.ndarray, temperature: float) -> np.ndarray:
     """
     q = len(gamut_centres())
     _check_shape("annealed_mean", logits, f"an H×W×{q} array of logits (any shape ending in {q})", last=q)
-    z = np.asarray(logits, dtype=np.float32) / np.float32(temperature)
-    z = z - z.max(-1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(-1, keepdims=True)
-    return (p @ gamut_centres()).astype(np.float32)
+    return (softmax(logits, temperature) @ gamut_centres()).astype(np.float32)

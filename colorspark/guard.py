@@ -24,17 +24,16 @@ import math
 
 import numpy as np
 
+from .bins import softmax
+
 ENTROPY_RAMP = 1.5  # the ab reaches 0 at this multiple of the entropy threshold
 
 
 def normalized_entropy(logits: np.ndarray) -> np.ndarray:
     """(..., 313) logits -> (...) entropy of softmax(logits) over log(313): 0 for one bin, 1 for all alike."""
-    z = np.asarray(logits, dtype=np.float32)
-    z = z - z.max(-1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(-1, keepdims=True)
+    p = softmax(logits)
     entropy = -(p * np.log(np.maximum(p, 1e-12))).sum(-1)
-    return entropy / np.float32(math.log(z.shape[-1]))
+    return entropy / np.float32(math.log(p.shape[-1]))
 
 
 def uncertainty_scale(logits: np.ndarray, threshold: float) -> np.ndarray:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from .bins import annealed_mean, gamut_centres, smooth_prior, soft_encode
+from .bins import annealed_mean, gamut_centres, smooth_prior, soft_encode, softmax
 from .colorspace import rgb_to_lab
 from .decode import DecodeError, decode_image
 from .errors import JobError
@@ -216,10 +216,8 @@ def steered_decode(logits: np.ndarray, temperature: float, reference: Reference 
     Without a reference: the plain annealed mean and None."""
     if reference is None:
         return annealed_mean(logits, temperature), None
-    z = np.asarray(logits, np.float32) / np.float32(temperature)
-    p = np.exp(z - z.max(-1, keepdims=True))
-    p /= p.sum(-1, keepdims=True)
-    return annealed_mean(logits + shift, temperature), divergence(reference.distribution, p, floor)
+    return (annealed_mean(logits + shift, temperature),
+            divergence(reference.distribution, softmax(logits, temperature), floor))
 
 
 def read_reference_table(location: str) -> list[tuple[str, str]]:
