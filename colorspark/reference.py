@@ -170,6 +170,9 @@ def load_reference(location: str, *, max_pixels: int, max_bytes: int) -> Referen
 
     if location.startswith(PALETTE_PREFIX):
         return from_palette(location)
+    if not location.strip():  # fs.to_uri would make it the working folder, whose images are nobody's reference
+        raise UnusableReference("the reference is an empty string: give an image, a folder or palette:..., or null "
+                                "for none")
     uri = fs.to_uri(location)
     try:
         if fs.is_file(uri):

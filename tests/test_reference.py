@@ -85,7 +85,7 @@ def test_a_gray_image_is_refused_and_a_colour_one_accepted():
     assert reference.from_images("red.png", [_png(_flat(RED))], **LIMITS).name == "red.png"
 
 
-def test_an_undecodable_or_too_large_reference_is_refused(tmp_path):
+def test_an_undecodable_too_large_or_empty_reference_is_refused(tmp_path, monkeypatch):
     with pytest.raises(UnusableReference, match="bad.png"):
         reference.from_images("bad.png", [b"not an image"], **LIMITS)
     (tmp_path / "red.png").write_bytes(_png(_flat(RED)))
@@ -93,6 +93,10 @@ def test_an_undecodable_or_too_large_reference_is_refused(tmp_path):
         reference.load_reference(str(tmp_path / "red.png"), max_pixels=10_000, max_bytes=10)
     with pytest.raises(UnusableReference, match="no such image"):
         reference.load_reference(str(tmp_path / "missing.png"), **LIMITS)
+    monkeypatch.chdir(tmp_path)  # a folder with an image: an empty string must not take it as the reference
+    for empty in ("", " "):
+        with pytest.raises(UnusableReference, match="empty string"):
+            reference.load_reference(empty, **LIMITS)
 
 
 def test_a_folder_of_images_is_one_reference(tmp_path):
