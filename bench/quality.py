@@ -228,7 +228,7 @@ def markdown(groups: dict[str, dict]) -> str:
     return md_table(header, rows)
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", default=str(ROOT.parent / "shared" / "data"),
                         help="the folder preprocess reads (default ../shared/data: photos/ and corpus/)")
@@ -244,9 +244,30 @@ def main() -> None:
     parser.add_argument("--record", action="store_true",
                         help="also write the table into BENCHMARKS.md (section 'quality': the shipped model's figures)")
     args = parser.parse_args()
-    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
-    if not splits or set(splits) - set(SPLIT_NAMES):
+    args.split_list = [s.strip() for s in args.splits.split(",") if s.strip()]
+    if not args.split_list or set(args.split_list) - set(SPLIT_NAMES):
         parser.error(f"--splits takes {VALIDATION} and/or {SELECTION}, got {args.splits!r}")
+    return args
+
+
+def split_groups(rows: list[dict], splits: list[str], trained_on, sources: dict) -> tuple[dict, dict]:
+    """({group name: figures} per split, all its photos and those the model was not trained on; {split: photos of
+    it in the model's own training split}), so that a model is not credited for photos it has seen."""
+    groups, seen = {}, {}
+    for split in splits:
+        in_split = [r for r in rows if r["relative_path"].split("/", 1)[0] == split]
+        groups[f"{SPLIT_NAMES[split]}, all"] = figures(in_split)
+        if trained_on is not None:
+            unseen = [r for r in in_split if not trained_on(sources[r["relative_path"]])]
+            seen[split] = len(in_split) - len(unseen)
+            if seen[split]:
+                groups[f"{SPLIT_NAMES[split]}, unseen by the model"] = figures(unseen)
+    return groups, seen
+
+
+def main() -> None:
+    args = arguments()
+    splits = args.split_list
     config = config_mod.load(args.config, args.overrides)
     root, model, work = Path(os.path.abspath(args.input)), Path(args.model).resolve(), Path(args.work).resolve()
 
@@ -269,15 +290,7 @@ def main() -> None:
     not_scored = sum(len(photos) for photos in chosen.values()) - len(rows)
     trained_on = model_trained_on(model)
     sources = {f"{split}/{key}": path for split, photos in chosen.items() for key, path in photos}
-    groups, seen = {}, {}
-    for split in splits:
-        in_split = [r for r in rows if r["relative_path"].split("/", 1)[0] == split]
-        groups[f"{SPLIT_NAMES[split]}, all"] = figures(in_split)
-        if trained_on is not None:
-            unseen = [r for r in in_split if not trained_on(sources[r["relative_path"]])]
-            seen[split] = len(in_split) - len(unseen)
-            if seen[split]:
-                groups[f"{SPLIT_NAMES[split]}, unseen by the model"] = figures(unseen)
+    groups, seen = split_groups(rows, splits, trained_on, sources)
     groups |= domain_groups(rows, splits)
     table = markdown(groups)
     result = {"command": command_line(), "machine": machine_info(), "input": str(root), "model": str(model),
