@@ -422,11 +422,10 @@ def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], An
 
     for index, (key, data) in enumerate(items):
         item = _prepare(data, rendering)
-        if reference_of is not None and not isinstance(item, Failed):
-            item.reference = reference_of(key)
         if isinstance(item, Failed):
             outcomes[index] = (key, item)
         else:
+            item.reference = reference_of(key) if reference_of else None
             outcomes[index] = (key, None)
             held += item.nbytes
             batch = waiting.setdefault(item.x.shape, [])
