@@ -29,6 +29,8 @@ def main(argv=None) -> int:
     p.add_argument("--freeze-blocks", type=int, metavar="N",
                    help="with --init-model: keep the first N blocks of the network as they are (default 0)")
     args = p.parse_args(argv)
+    if args.freeze_blocks and not args.init_model:
+        p.error("--freeze-blocks needs --init-model: a new network has nothing learnt to keep")
     overrides = cli.flags(train={"preset": args.preset, "rounds": args.rounds, "workers": args.workers,
                                  "mode": args.mode, "source": args.source, "freeze_blocks": args.freeze_blocks})
     init = None if args.init_model == finetune.SHIPPED else args.init_model

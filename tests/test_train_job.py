@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -275,3 +276,14 @@ def test_init_model_refuses_a_changed_file_and_other_crop_sizes(trained, data, r
                    *FAST)
     assert proc.returncode == 1 and "preprocess with --set data.size=96" in proc.log, proc.log
     assert not (tmp_path / "a" / "model.keras").exists() and not (tmp_path / "b" / "model.keras").exists()
+
+
+def test_freeze_blocks_without_init_model_is_a_usage_error(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_job", Path(__file__).parent.parent / "jobs" / "train.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    with pytest.raises(SystemExit) as exit_:
+        job.main(["--data", "/tmp/d", "--model-dir", "/tmp/m", "--freeze-blocks", "2"])
+    assert exit_.value.code == 2 and "--freeze-blocks needs --init-model" in capsys.readouterr().err
