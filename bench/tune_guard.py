@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import ROOT, md_table, say, write_json  # noqa: E402
-from quality import SPLIT_NAMES, figures, held_out  # noqa: E402
+from quality import SPLIT_NAMES, figures, folder_of, held_out  # noqa: E402
 
 from colorspark import config as config_mod  # noqa: E402
 from colorspark.bins import annealed_mean  # noqa: E402
@@ -91,11 +91,11 @@ def main() -> None:
             rows[setting].append({**score, "relative_path": f"{args.split}/{key}"})
         if n % 20 == 0:
             say(f"[guard] {n}/{len(photos)} photos")
-    folders = sorted({r["relative_path"].split("/")[1] for r in rows[settings[0]]})
+    folders = sorted({folder_of(r["relative_path"]) for r in rows[settings[0]]})
     table, result = [], []
     for setting in settings:
         groups = {"all": figures(rows[setting])}
-        groups |= {f: figures([r for r in rows[setting] if r["relative_path"].split("/")[1] == f]) for f in folders}
+        groups |= {f: figures([r for r in rows[setting] if folder_of(r["relative_path"]) == f]) for f in folders}
         result.append({"entropy": setting[0], "cast": setting[1], "groups": groups})
         for name, f in groups.items():
             table.append([setting[0], setting[1], name, f["photos"],
