@@ -186,7 +186,7 @@ def load_reference(location: str, *, max_pixels: int, max_bytes: int) -> Referen
             if fs.size(file) > max_bytes:
                 raise UnusableReference(f"reference {fs.display(file)} is larger than limits.max_bytes ({max_bytes})")
         data = [fs.read_bytes(file) for file in files]
-    except OSError as exc:
+    except (OSError, fs.StorageError) as exc:  # in the API, a row's error: not a task that fails
         raise UnusableReference(f"reference {fs.display(uri)} cannot be read: {exc}") from None
     return from_images(fs.display(uri), data, max_pixels=max_pixels, max_bytes=max_bytes)
 

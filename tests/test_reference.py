@@ -93,6 +93,8 @@ def test_an_undecodable_too_large_or_empty_reference_is_refused(tmp_path, monkey
         reference.load_reference(str(tmp_path / "red.png"), max_pixels=10_000, max_bytes=10)
     with pytest.raises(UnusableReference, match="no such image"):
         reference.load_reference(str(tmp_path / "missing.png"), **LIMITS)
+    with pytest.raises(UnusableReference, match="no filesystem here serves"):
+        reference.load_reference("foo://bucket/day.jpg", **LIMITS)
     monkeypatch.chdir(tmp_path)  # a folder with an image: an empty string must not take it as the reference
     for empty in ("", " "):
         with pytest.raises(UnusableReference, match="empty string"):
