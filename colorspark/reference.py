@@ -95,7 +95,13 @@ def ab_distribution(ab: np.ndarray, gray_chroma: float = 0.0) -> np.ndarray | No
     chroma = np.hypot(flat[:, 0], flat[:, 1])
     if not flat.size or (chroma >= GRAY_CHROMA).mean() < MIN_COLOUR_SHARE:
         return None
-    indices, weights = soft_encode(flat[chroma >= gray_chroma] if gray_chroma > 0 else flat)
+    return soft_histogram(flat[chroma >= gray_chroma] if gray_chroma > 0 else flat)
+
+
+def soft_histogram(ab: np.ndarray) -> np.ndarray:
+    """(n, 2) ab pairs -> their soft encodings summed and normalized: a distribution made as the training targets
+    are, so that it compares with p_train."""
+    indices, weights = soft_encode(ab)
     histogram = np.bincount(indices.ravel(), weights.ravel(), minlength=len(gamut_centres()))
     return histogram / histogram.sum()
 
@@ -133,10 +139,7 @@ def parse_palette(text: str) -> list[tuple[int, int, int]]:
 def palette_distribution(colours: list[tuple[int, int, int]]) -> np.ndarray:
     """sRGB colours as a distribution, each colour weighing the same; gray colours count (a user who lists them
     wants them)."""
-    ab = rgb_to_lab(np.asarray(colours, np.uint8)[None])[0, :, 1:]
-    indices, weights = soft_encode(ab)
-    histogram = np.bincount(indices.ravel(), weights.ravel(), minlength=len(gamut_centres()))
-    return histogram / histogram.sum()
+    return soft_histogram(rgb_to_lab(np.asarray(colours, np.uint8)[None])[0, :, 1:])
 
 
 def from_images(name: str, images: list[bytes], *, max_pixels: int, max_bytes: int) -> Reference:
@@ -156,6 +159,8 @@ def from_images(name: str, images: list[bytes], *, max_pixels: int, max_bytes: i
 
 
 def from_palette(text: str) -> Reference:
+    """A reference from 'palette:#aa3311,...', its preview a row of swatches (the report shows what was asked
+    for)."""
     colours = parse_palette(text)
     swatches = np.repeat(np.asarray(colours, np.uint8)[None, :, None, :], PREVIEW_SIDE, axis=(0))
     swatches = np.repeat(swatches, PREVIEW_SIDE // 2, axis=2).reshape(PREVIEW_SIDE, -1, 3)
