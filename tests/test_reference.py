@@ -212,3 +212,26 @@ def test_each_distinct_reference_of_the_job_is_loaded_once(tmp_path, monkeypatch
     references = reference.reference_map(str(tmp_path / "red.png"), str(tmp_path / "refs.csv"), **LIMITS)
     assert len(loads) == 3 and len(references.references()) == 2
     assert references.for_path("a/x.png") is references.for_path("b/y.png")
+
+
+def test_a_task_reads_each_reference_once_and_a_stream_makes_each_shift_once(tmp_path, monkeypatch):
+    from colorspark import api_tasks
+
+    (tmp_path / "red.png").write_bytes(_png(_flat(RED)))
+    reads, shifts = [], []
+    real_load, real_shift = api_tasks.load_reference, Rendering.shift
+    monkeypatch.setattr(api_tasks, "load_reference", lambda location, **kw: reads.append(location)
+                        or real_load(location, **kw))
+    monkeypatch.setattr(Rendering, "shift", lambda self, ref: shifts.append(ref.name) or real_shift(self, ref))
+    config = {"colorize": {"batch_size": 2}, "output": {"jpeg_quality": 90}, "limits": LIMITS}
+    rendering = Rendering.from_config(config, {"input_size": 16, "temperature": 1.0})
+    task = api_tasks.TaskReferences(rendering)
+    values = [str(tmp_path / "red.png"), "palette:#1e3cc8", str(tmp_path / "red.png"), "palette:#1e3cc8", None,
+              str(tmp_path / "missing.png"), str(tmp_path / "missing.png")]
+    steering = [task.get(value) for value in values]
+    assert sorted(reads) == sorted({v for v in values if v})  # each distinct value once
+    assert steering[0] is steering[2] and steering[5] is steering[6] and isinstance(steering[5], UnusableReference)
+    gray = _png(_flat(GRAY, 16, 16))
+    out = api_tasks.colorized_columns([gray] * len(values), UndecidedModel, rendering, None, steering)
+    assert out["status"] == ["ok"] * 5 + ["error"] * 2 and "no such image" in out["error"][5]
+    assert sorted(shifts) == sorted({steering[0].name, steering[1].name})  # 4 steered images, batches of 2
