@@ -347,6 +347,11 @@ def test_round_learning_rate_follows_the_schedule():
 UNWEIGHTED_LOSS = {"class_weights": [1.0] * Q, "neighbours": 10, "sigma": 5.0, "gray_chroma": 5.0}
 
 
+def _new_network(config: dict) -> dict:
+    """`training.starting_point` of a run with neither a checkpoint nor --init-model."""
+    return {"checkpoint": None, "initial": None, "settings": model_settings(config), "record": {}}
+
+
 def test_a_new_network_starts_from_the_seeded_weights(tmp_path):
     """train.seed fixes the initial weights, so runs that differ only in how they train start from the same point."""
     from colorspark.training import start_or_resume
@@ -355,8 +360,7 @@ def test_a_new_network_starts_from_the_seeded_weights(tmp_path):
     starts = []
     for seed in (1, 1, 2):
         config["train"]["seed"] = seed
-        model, history, buffer = start_or_resume(str(tmp_path), model_settings(config), UNWEIGHTED_LOSS, config,
-                                                 resume=False)
+        model, history, buffer = start_or_resume(str(tmp_path), _new_network(config), UNWEIGHTED_LOSS, config)
         starts.append(model.get_weights()[0])
         assert history == [] and buffer is None and model.optimizer.iterations.numpy() == 0
     np.testing.assert_array_equal(starts[0], starts[1])
@@ -377,7 +381,7 @@ def test_weight_decay_shrinks_every_weight_besides_the_adam_step(tmp_path):
     stepped = {}
     for decay in (0.0, 0.5):
         config["train"]["weight_decay"] = decay
-        model, _, _ = start_or_resume(str(tmp_path), model_settings(config), UNWEIGHTED_LOSS, config, resume=False)
+        model, _, _ = start_or_resume(str(tmp_path), _new_network(config), UNWEIGHTED_LOSS, config)
         start = model.get_weights()[0]
         model.train_on_batch(x, y)
         stepped[decay] = (model, start, model.get_weights()[0])
