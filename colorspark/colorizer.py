@@ -340,25 +340,29 @@ def _render(predicted: _Predicted, rendering: Rendering) -> Colorized | Failed:
                      reference_looks_wrong=divergence is not None and 0 < rendering.reference_warning < divergence)
 
 
+def _decode(reference: Reference | None, logits: np.ndarray, rendering: Rendering,
+            shifts: dict[str, np.ndarray]) -> tuple[np.ndarray, float | None]:
+    """One image's ab at the output stride and its reference's divergence. A reference's logit shift is made once
+    per stream and kept in `shifts`. The do-no-harm guard holds back only colours no reference steers: a reference
+    asks for its colours, so no cast of them is unsupported; at strength 0 it only measures, and the photo is
+    decoded as without it."""
+    if reference is not None and reference.key not in shifts:
+        shifts[reference.key] = rendering.shift(reference)
+    ab, divergence = steered_decode(logits, rendering.temperature, reference,
+                                    shifts[reference.key] if reference else None, rendering.reference_floor)
+    if reference is None or not rendering.reference_strength:
+        ab = guard_ab(ab[None], logits[None], rendering.guard_entropy, rendering.guard_cast)[0]
+    return ab, divergence
+
+
 def _predict_batch(batch: list[_Prepared], get_model, rendering: Rendering,
                    shifts: dict[str, np.ndarray]) -> list[_Predicted | Failed]:
-    """One network call for images of one input shape; each image decoded with its own reference, if any, whose
-    logit shift is made once and kept in `shifts`."""
+    """One network call for images of one input shape; each image decoded with its own reference, if any
+    (`_decode`)."""
     started = time.perf_counter()
     try:
         logits = predict_logits(get_model(), np.stack([item.x for item in batch]))
-        decoded = []
-        for item, image_logits in zip(batch, logits):
-            reference = item.reference
-            if reference is not None and reference.key not in shifts:
-                shifts[reference.key] = rendering.shift(reference)
-            ab_small, divergence = steered_decode(image_logits, rendering.temperature, reference,
-                                                  shifts[reference.key] if reference else None,
-                                                  rendering.reference_floor)
-            if reference is None:  # a reference asks for its colours: no cast of them is unsupported
-                ab_small = guard_ab(ab_small[None], image_logits[None], rendering.guard_entropy,
-                                    rendering.guard_cast)[0]
-            decoded.append((ab_small, divergence))
+        decoded = [_decode(item.reference, one, rendering, shifts) for item, one in zip(batch, logits)]
     except Exception as exc:  # e.g. out of memory: every image of the batch gets the reason
         return [Failed(f"prediction failed: {type(exc).__name__}: {exc}")] * len(batch)
     share = (time.perf_counter() - started) / len(batch)

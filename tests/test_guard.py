@@ -123,3 +123,8 @@ def test_the_stream_caps_a_wash_unless_a_reference_asks_for_its_colours():
         casts[cap] = {k: float(np.linalg.norm(out[k].lab[..., 1:].mean((0, 1)))) for k in out}
     assert casts[0.0][0] > 50 and casts[7.0][0] == pytest.approx(7.0, abs=0.5)
     assert casts[7.0][1] == pytest.approx(casts[0.0][1], abs=1e-3) and casts[7.0][1] > 50
+    config["colorize"]["reference_strength"] = 0.0  # a reference that only measures: decoded as without it
+    rendering = Rendering.from_config(config, {"input_size": 16, "temperature": 1.0})
+    out = dict(colorize_stream(((k, buffer.getvalue()) for k in references), _Warm, rendering, references.get))
+    np.testing.assert_allclose(out[1].lab, out[0].lab, atol=1e-4)
+    assert out[1].reference == "yellow" and out[1].divergence is not None
