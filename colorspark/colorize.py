@@ -57,7 +57,7 @@ def run(spark, input_path: str, output_dir: str, model_dir: str, config: dict, r
         tally = colorize_all(inputs, payload, builds, plan, config)
         video_tally = (colorize_videos(spark, videos, inputs.root, out, payload, builds,
                                        VideoPlan.from_config(config, meta, plan.rendering, plan.staging), config,
-                                       resume, plan.staging) if videos else VideoTally())
+                                       resume, plan.staging, references) if videos else VideoTally())
         n_inputs = account_for_inputs(spark, inputs, len(listed), tally, plan, input_path, config, len(videos))
         log.info("%d input files processed; the model was built %d time(s) across the Python workers",
                  n_inputs + len(videos), builds.value)
@@ -208,7 +208,8 @@ def make_report(tally: Tally, summary: dict, n_inputs: int, root: str, out: str,
     video_folder = fs.display(fs.join(out, "video")) + "/"
     shown_videos = sorted(videos, key=lambda row: row["relative_path"])[:config["output"]["report_max_images"]]
     video_rows = [{**row, "video_href": "video/" + row["video_path"][len(video_folder):]
-                   if (row["video_path"] or "").startswith(video_folder) else None} for row in shown_videos]
+                   if (row["video_path"] or "").startswith(video_folder) else None,
+                   "thumb_reference": previews.get(row["reference"])} for row in shown_videos]
     html = render_report(rows, summary, total_rows=n_inputs,
                          title=f"colorspark: {posixpath.basename(root.rstrip('/')) or root}", videos=video_rows)
     return html.encode("utf-8")

@@ -121,7 +121,8 @@ text-transform:uppercase;color:#fff;margin-right:6px}
 .st-ok{background:#1a7f37}.st-error{background:#cf222e}.st-skipped{background:#6e7781}
 .st-other{background:#9a6700}
 .video-gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:12px}
-.poster img{max-width:100%;height:auto}.strip{display:flex;gap:2px;margin-top:4px}
+.poster{display:flex;gap:6px;align-items:flex-end}.poster>img{flex:1 1 0;min-width:0}
+.poster img{max-width:100%;height:auto}.poster figure{margin:0;flex:none}.strip{display:flex;gap:2px;margin-top:4px}
 .strip img{flex:1 1 0;min-width:0;max-width:100%;height:auto}
 .thumbs{display:flex;gap:6px;align-items:flex-end;cursor:zoom-in;border-radius:4px}
 .thumbs:focus-visible{outline:2px solid #0969da;outline-offset:2px}
@@ -560,13 +561,16 @@ def _video_card(row: Mapping[str, Any]) -> str:
     link = f' · <a href="{_esc(quote(str(row["video_href"])))}">MP4</a>' if row.get("video_href") else ""
     parts = [f'<article class="card"><p class="path" title="{_esc(row.get("path"))}">{_esc(row.get("relative_path"))}'
              f'</p><p class="meta"><span class="badge {badge_cls}">{_esc(status)}</span> '
-             f'{_esc(" · ".join(f for f in facts if f))}{link}</p>']
+             f'{_esc(" · ".join(f for f in facts if f))}{link}{_video_reference(row)}</p>']
     for key, css in (("error", "error" if status == "error" else "reason"), ("note", "reason")):
         if not _is_missing(row.get(key)) and row.get(key):
             parts.append(f'<p class="{css}">{_esc(row[key])}</p>')
     thumbs = list(row.get("thumbs") or [])
     if thumbs:
-        parts.append(f'<div class="poster">{_img(thumbs[len(thumbs) // 2][1], "poster")}</div>')
+        reference = row.get("thumb_reference")
+        beside = (f"<figure>{_img(reference, 'reference')}<figcaption>reference</figcaption></figure>"
+                  if reference else "")
+        parts.append(f'<div class="poster">{_img(thumbs[len(thumbs) // 2][1], "poster")}{beside}</div>')
         for index, label in ((0, "input"), (1, "colorized")):
             figures = "".join(_img(pair[index], label) for pair in thumbs)
             parts.append(f'<div class="strip" title="{label}">{figures}</div>')
@@ -574,6 +578,17 @@ def _video_card(row: Mapping[str, Any]) -> str:
         parts.append(_scores(row))
     parts.append("</article>")
     return "".join(parts)
+
+
+def _video_reference(row: Mapping[str, Any]) -> str:
+    """The meta line's mention of the video's reference, and of its looking wrong, as on a photo's card."""
+    if _is_missing(row.get("reference")):
+        return ""
+    text = f" · reference {_esc(row['reference'])}"
+    if row.get("reference_looks_wrong"):
+        text += (f" (looks wrong for this video: mean divergence over its frames "
+                 f"{float(row['reference_divergence']):.2f})")
+    return text
 
 
 def _videos(rows: list[Mapping[str, Any]]) -> str:

@@ -4,7 +4,8 @@ Steps: probe the videos (as Spark tasks: a probe demuxes the whole file), plan s
 `video.segment_seconds` at keyframes, colorize each segment in its own task (`video_tasks.colorize_segment`: a lost
 worker costs one segment's retry), then join each video's segments into OUT/video/<relative path>.mp4 with the
 source's audio copied (`video.join_segments`: no re-encoding, atomic through the storage layer). Every video gets one
-row in OUT/videos, whatever happens to it; a video without a single output frame has no MP4.
+row in OUT/videos, whatever happens to it; a video without a single output frame has no MP4. A video's reference is
+the photos' `ReferenceMap` entry for its relative path (or a folder above it), resolved here once per video.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from . import fs
 from .datasets import write_part
 from .metrics import SCORE_KEYS
 from .paths import join_inside, relative_output_path, replace_with_extension
+from .reference import Reference, ReferenceMap
 from .video import Encoding, Probe, join_segments
 from .video_tasks import SegmentOutcome, VideoPlan, colorize_segment, probe_and_plan
 
@@ -40,7 +42,17 @@ class VideoTally:
                 "skipped": sum(r["status"] == "skipped" for r in self.rows), "frames": frames,
                 "frames_lost": sum(row["frames_lost"] or 0 for row in self.rows),
                 "task_seconds": round(seconds, 2),
-                "mean_flicker": {key: _mean(row[key] for row in ok) for key in FLICKER_KEYS}}
+                "mean_flicker": {key: _mean(row[key] for row in ok) for key in FLICKER_KEYS},
+                "references": self.references(), "wrong_references": sum(bool(r["reference_looks_wrong"])
+                                                                         for r in self.rows)}
+
+    def references(self) -> dict:
+        """Reference name -> videos it steered."""
+        counts: dict = {}
+        for row in self.rows:
+            if row["reference"] is not None:
+                counts[row["reference"]] = counts.get(row["reference"], 0) + 1
+        return counts
 
 
 def _mean(values) -> float | None:
@@ -49,8 +61,9 @@ def _mean(values) -> float | None:
 
 
 def colorize_videos(spark, videos: list[str], root: str, out: str, payload, builds, plan: VideoPlan, config: dict,
-                    resume: bool, staging: str) -> VideoTally:
-    """The whole video pass; its table is staged in `staging`/videos for the driver to publish."""
+                    resume: bool, staging: str, references: ReferenceMap) -> VideoTally:
+    """The whole video pass; its table is staged in `staging`/videos for the driver to publish. `references` picks
+    each video's reference by its relative path, as for photos."""
     tally = VideoTally()
     targets = output_targets(videos, root, out)
     todo = []
@@ -63,10 +76,14 @@ def colorize_videos(spark, videos: list[str], root: str, out: str, payload, buil
     if todo:
         log.info("colorizing %d video(s) under %s", len(todo), root)
         plans = probe_all(spark, todo, plan.max_pixels, config["video"])
-        outcomes = colorize_segments(spark, plans, payload, builds, plan, config)
+        chosen = {uri: references.for_path(relative_output_path(uri, root)) for uri in todo}
+        outcomes = colorize_segments(spark, plans, chosen, payload, builds, plan, config)
         for uri in todo:
             probed = plans[uri][0] if isinstance(plans[uri], tuple) else plans[uri]
-            tally.rows.append(finish_video(uri, probed, outcomes.get(uri, []), root, targets[uri]))
+            row = finish_video(uri, probed, outcomes.get(uri, []), root, targets[uri])
+            tally.rows.append(add_reference(row, chosen[uri], outcomes.get(uri, []),
+                                            plan.rendering.reference_warning))
+    log_wrong_references(tally.rows)
     write_part(fs.join(staging, TABLE), table_of(tally.rows))
     return tally
 
@@ -95,17 +112,18 @@ def probe_all(spark, videos: list[str], max_pixels: int, settings: dict) -> dict
         lambda uri: (uri, probe_and_plan(uri, max_pixels, seconds, warmup))).collect())
 
 
-def colorize_segments(spark, plans: dict, payload, builds, plan: VideoPlan, config: dict) -> dict:
-    """URI -> its segments' outcomes, one Spark task per segment."""
+def colorize_segments(spark, plans: dict, chosen: dict, payload, builds, plan: VideoPlan, config: dict) -> dict:
+    """URI -> its segments' outcomes, one Spark task per segment; `chosen` holds each video's reference (or None),
+    which travels with each of its segments."""
     settings = config["video"]
     work = []
-    for planned in plans.values():
+    for uri, planned in plans.items():
         if not isinstance(planned, tuple):
             continue
         probed, segments = planned
         encoding = Encoding.of(probed, settings["encoder_preset"], settings["crf"])
         shown = strip_frames(probed.frames, settings["strip_frames"])
-        work += [(segment, encoding, shown) for segment in segments]
+        work += [(segment, encoding, shown, chosen[uri]) for segment in segments]
     if not work:
         return {}
     log.info("%d video segment(s) to colorize", len(work))
@@ -131,7 +149,8 @@ def base_row(uri: str, root: str) -> dict:
     return {"path": fs.display(uri), "relative_path": relative_output_path(uri, root), "status": "error",
             "error": None, "note": None, "video_path": None, "frames": None, "frames_lost": None, "fps": None,
             "duration": None, "width": None, "height": None, "rotation": None, "codec": None, "segments": None,
-            "cuts": None, "seconds": None, "has_truth": False, "scored_frames": 0,
+            "cuts": None, "seconds": None, "has_truth": False, "scored_frames": 0, "reference": None,
+            "reference_divergence": None, "reference_looks_wrong": None,
             **dict.fromkeys(FLICKER_KEYS), **dict.fromkeys(SCORE_KEYS), "thumbs": []}
 
 
@@ -161,6 +180,26 @@ def finish_video(uri: str, probed, outcomes: list[SegmentOutcome], root: str, ta
         return {**row, "error": f"joining the segments failed: {type(exc).__name__}: {exc}"}
     row.update(status="ok", video_path=fs.display(target), seconds=row["seconds"] + time.perf_counter() - started)
     return row
+
+
+def add_reference(row: dict, reference: Reference | None, outcomes: list[SegmentOutcome], warning: float) -> dict:
+    """The video's reference in its row, once it steered a frame (as a photo's row names its reference only once
+    it was colorized): its name, the mean over the frames of its divergence from the model's own prediction (the
+    photos' measure, frame by frame, at no extra cost) and whether that mean is above `warning`, the photos'
+    threshold (0: never)."""
+    frames = sum(o.divergence[1] for o in outcomes)
+    if reference is None or not frames:
+        return row
+    divergence = sum(o.divergence[0] for o in outcomes) / frames
+    return {**row, "reference": reference.name, "reference_divergence": divergence,
+            "reference_looks_wrong": 0 < warning < divergence}
+
+
+def log_wrong_references(rows: list[dict]) -> None:
+    for row in rows:
+        if row["reference_looks_wrong"]:
+            log.warning("reference looks wrong for video %s: %s (mean divergence over its frames %.2f)",
+                        row["path"], row["reference"], row["reference_divergence"])
 
 
 def _notes(probed: Probe) -> str | None:
@@ -198,9 +237,10 @@ def table_of(rows: list[dict]):
     """The OUT/videos table: one row per video, thumbnails left out."""
     import pyarrow as pa
 
-    text = ("path", "relative_path", "status", "error", "note", "video_path", "codec")
+    text = ("path", "relative_path", "status", "error", "note", "video_path", "codec", "reference")
     ints = ("frames", "frames_lost", "width", "height", "rotation", "segments", "cuts", "scored_frames")
-    floats = ("fps", "duration", "seconds", *FLICKER_KEYS, *SCORE_KEYS)
+    floats = ("fps", "duration", "seconds", "reference_divergence", *FLICKER_KEYS, *SCORE_KEYS)
     schema = pa.schema([*(pa.field(n, pa.string()) for n in text), *(pa.field(n, pa.int64()) for n in ints),
-                        *(pa.field(n, pa.float64()) for n in floats), pa.field("has_truth", pa.bool_())])
+                        *(pa.field(n, pa.float64()) for n in floats), pa.field("has_truth", pa.bool_()),
+                        pa.field("reference_looks_wrong", pa.bool_())])
     return pa.Table.from_pylist([{name: row.get(name) for name in schema.names} for row in rows], schema=schema)

@@ -1,9 +1,10 @@
 """(executors) The colorize job's video work: probing a video, and colorizing one segment of it.
 
 A segment task decodes its frames (after a few warm-up frames that only prime the temporal state), colorizes them
-in batches through `colorizer.colorize_stream`, the photos' own code path, with `temporal.Smoother` adjusting each
-frame's predicted ab in order, encodes the result as H.264 and writes it into the run's staging folder (a retried
-task writes the same name again). It returns a small `SegmentOutcome`: frames written, why any are missing, score
+in batches through `colorizer.colorize_stream`, the photos' own code path (so a video's reference steers every frame
+as it steers a photo, its logit shift made once per task), with `temporal.Smoother` adjusting each frame's predicted
+ab in order, encodes the result as H.264 and writes it into the run's staging folder (a retried task writes the same
+name again). It returns a small `SegmentOutcome`: frames written, why any are missing, score
 and flicker sums, and the report's thumbnails. Nothing here raises for a bad video: the reason goes back as data.
 """
 
@@ -20,6 +21,7 @@ from . import fs
 from .colorizer import Colorized, Failed, Rendering, colorize_stream
 from .inference import worker_model
 from .metrics import SCORE_KEYS, rebalancing_pixel_weights, score_colorization
+from .reference import Reference
 from .runtime import freeze_imports
 from .samples import L_SCALE
 from .temporal import Smoother, Temporal
@@ -69,6 +71,7 @@ class SegmentOutcome:
     scored: int = 0
     flicker: FlickerSums = field(default_factory=FlickerSums)
     thumbs: dict = field(default_factory=dict)  # frame number -> (input thumbnail, colorized thumbnail)
+    divergence: list = field(default_factory=lambda: [0.0, 0])  # [sum, frames] of the reference's divergence
 
 
 def probe_and_plan(uri: str, max_pixels: int, segment_seconds: float, warmup_frames: int):
@@ -88,15 +91,16 @@ def part_name(segment: Segment) -> str:
     return f"{hashlib.sha256(segment.uri.encode()).hexdigest()[:16]}-{segment.index:05d}.mp4"
 
 
-def colorize_segment(segment: Segment, encoding: Encoding, shown: frozenset, payload_bc, builds,
-                     plan: VideoPlan) -> SegmentOutcome:
-    """Colorize one segment into `plan.parts`; `shown` holds the frame numbers the report shows."""
+def colorize_segment(segment: Segment, encoding: Encoding, shown: frozenset, reference: Reference | None, payload_bc,
+                     builds, plan: VideoPlan) -> SegmentOutcome:
+    """Colorize one segment into `plan.parts`; `shown` holds the frame numbers the report shows, `reference` (or
+    None) steers every frame's colours, warm-up frames included."""
     freeze_imports()
     started = time.perf_counter()
     outcome = SegmentOutcome(segment.uri, segment.index, None, segment.first_frame, 0, segment.frames)
     report = DecodeReport()
     try:
-        frames = _colorized_frames(segment, plan, payload_bc, builds, report, outcome, shown)
+        frames = _colorized_frames(segment, plan, payload_bc, builds, report, outcome, shown, reference)
         data, outcome.frames = encode_frames(frames, encoding)
         if outcome.frames:
             outcome.part = fs.join(plan.parts, part_name(segment))
@@ -111,13 +115,14 @@ def colorize_segment(segment: Segment, encoding: Encoding, shown: frozenset, pay
 
 
 def _colorized_frames(segment: Segment, plan: VideoPlan, payload_bc, builds, report: DecodeReport,
-                      outcome: SegmentOutcome, shown: frozenset):
+                      outcome: SegmentOutcome, shown: frozenset, reference: Reference | None):
     """The segment's colorized frames as RGB, in order, at most `segment.frames` of them; scores, flicker sums and
     thumbnails recorded into `outcome` on the way. A frame the colorizer fails on is written as it came in."""
     smoother = Smoother(plan.temporal)
     meter = FlickerMeter(cut_threshold=plan.temporal.cut_threshold) if plan.flicker else None
     decoded = (((frame.warmup, frame.rgb), frame.rgb) for frame in decode_segment(segment, report))
     stream = colorize_stream(decoded, lambda: worker_model(payload_bc.value, builds), plan.rendering,
+                             reference_of=(lambda key: reference) if reference is not None else None,
                              adjust=lambda warmup, x, ab: smoother.step(x, ab))
     number = segment.first_frame
     for (warmup, rgb_in), image in stream:
@@ -139,7 +144,11 @@ def _colorized_frames(segment: Segment, plan: VideoPlan, payload_bc, builds, rep
 
 
 def _record_frame(image: Colorized, number: int, plan: VideoPlan, outcome: SegmentOutcome, meter, shown) -> None:
-    """Scores (every `score_every`-th frame of a colour input), flicker sums and thumbnails of one output frame."""
+    """Scores (every `score_every`-th frame of a colour input), flicker sums, thumbnails and the reference's
+    divergence (which `colorize_stream` computes for every frame with a reference) of one output frame."""
+    if image.divergence is not None:
+        outcome.divergence[0] += image.divergence
+        outcome.divergence[1] += 1
     if meter is not None:
         meter.add(_gray_of(image), image.rgb, image.lab[..., 1:])
         outcome.flicker = meter.sums

@@ -1,6 +1,6 @@
 """jobs/colorize.py on local[2] with videos beside a photo: one row per video, the MP4s keep every frame once with the
 source's rate, size, rotation and audio, bad videos become error rows, nothing partial is left, and the summary and
-the report account for the videos."""
+the report account for the videos; a references table steers the videos of one folder."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from imagefactory import colour_photo, write_image
 from videofactory import make_video_zoo, video_frames_and_audio
 
 from colorspark import fs
+from colorspark.colorspace import rgb_to_lab
 
 pytestmark = pytest.mark.spark
 
@@ -24,7 +25,9 @@ def colorized(tmp_path_factory, run_job):
     expect = make_video_zoo(inputs)
     write_image(inputs / "photo.png", colour_photo(64, 48, seed=1))
     out = root / "out"
-    proc = run_job("colorize", "--input", inputs, "--output", out, "--set", "video.segment_seconds=0.4",
+    (root / "refs.csv").write_text("path,reference\nsub,palette:#c81e1e\n")
+    proc = run_job("colorize", "--input", inputs, "--output", out, "--references", root / "refs.csv",
+                   "--set", "colorize.reference_warning=0.001", "--set", "video.segment_seconds=0.4",
                    "--set", "video.warmup_frames=3", "--set", "video.strip_frames=3",
                    "--set", "limits.max_pixels=5000", "--set", "video.encoder_preset=ultrafast")
     assert proc.returncode == 0, proc.log
@@ -63,6 +66,23 @@ def test_damaged_and_variable_rate_videos_are_recorded(colorized):
     assert (colorized["out"] / "video" / "sub" / "truncated.mp4").is_file()
     vfr = colorized["rows"]["vfr.mov"]
     assert vfr["frames"] == 20 and "variable frame rate" in vfr["note"]
+
+
+def test_the_folders_reference_steers_its_videos_and_is_recorded(colorized):
+    """sub/ has a reference: its one colorized video records it (flagged, with the warning threshold near 0) in
+    the row, the summary, the log and the report; its audio-only file had no frame to steer; other videos none."""
+    rows = colorized["rows"]
+    steered = rows["sub/truncated.mkv"]
+    assert steered["reference"] == "palette:#c81e1e" and steered["reference_divergence"] > 0.001
+    assert steered["reference_looks_wrong"] is True
+    assert all(row["reference"] is None for rel, row in rows.items() if rel != "sub/truncated.mkv")
+    frames = video_frames_and_audio(colorized["out"] / "video" / "sub" / "truncated.mp4")["frames"]
+    assert min(rgb_to_lab(frame)[..., 1].mean() for frame in frames) > 15  # every frame pulled to the red
+    videos = json.loads((colorized["out"] / "summary.json").read_text())["videos"]
+    assert videos["references"] == {"palette:#c81e1e": 1} and videos["wrong_references"] == 1
+    assert "reference looks wrong for video" in colorized["log"] and "truncated.mkv" in colorized["log"]
+    html = (colorized["out"] / "report.html").read_text()
+    assert "reference palette:#c81e1e (looks wrong for this video" in html and html.count('alt="reference"') == 1
 
 
 def test_nothing_partial_is_left_and_the_summary_counts_frames(colorized):
