@@ -18,8 +18,8 @@ from . import fs, labarrays
 from .colorizer import Colorized, Failed, Rendering, colorize_stream
 from .datasets import PartWriter, part_name
 from .decode import DecodeError
-from .devices import task_device
-from .inference import worker_model, worker_name
+from .devices import task_device, worker_name
+from .inference import worker_model
 from .listing import read_content
 from .metrics import SCORE_KEYS, rebalancing_pixel_weights, score_colorization
 from .paths import join_inside, relative_output_path, replace_with_extension

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 from pyspark import AccumulatorParam, TaskContext
 
@@ -42,6 +43,11 @@ log = logging.getLogger("colorspark.devices")
 
 _pinned: tuple[str, ...] | None = None  # Spark addresses of the GPUs TensorFlow sees here; None: not pinned yet
 _warned: set[tuple[str, ...]] = set()  # assignments already reported in this process's log
+
+
+def worker_name() -> str:
+    """The Python worker a task runs in (`host:pid`): with its device, what summaries report per task."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def assigned_gpus() -> tuple[str, ...]:
@@ -155,8 +161,6 @@ def pinned_partitions(rdd, devices):
     Elephas's synchronous worker has built its model. (Elephas's `num_workers` must stay unset: its repartition would
     run the pinning in other tasks than the training.)
     """
-    from .inference import worker_name  # inference pins through this module: imported here to avoid a cycle
-
     def pin(rows):
         devices.add({(worker_name(), task_device())})
         return rows

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
 import sys
 import weakref
 from dataclasses import dataclass
@@ -117,10 +115,6 @@ def worker_model(payload: ModelPayload | ModelFile, builds=None):
         _cache["model"].set_weights(payload.weights)
         _cache["weights_key"] = payload.weights_key
     return _cache["model"]
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 _forward_passes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -6,6 +6,7 @@ until the devices are initialised. One test uses the real TensorFlow of this (GP
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import os
@@ -230,3 +231,32 @@ def test_shipped_discovery_script_reports_nvidia_smi_indices(tmp_path, listed, e
     done = subprocess.run([str(script)], capture_output=True, text=True, check=True,
                           env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
     assert json.loads(done.stdout) == {"name": "gpu", "addresses": expected}
+
+
+def _colorspark_imports(path: Path) -> set[str]:
+    """The colorspark modules a module imports, at its top or inside functions."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            names.update([node.module.split(".")[0]] if node.module else [alias.name for alias in node.names])
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("colorspark."):
+            names.add(node.module.split(".")[1])
+    return names
+
+
+def test_colorspark_modules_import_no_cycle():
+    """devices and inference once imported each other; no module of the package may reach itself again."""
+    package = Path(devices.__file__).parent
+    graph = {path.stem: _colorspark_imports(path) - {path.stem} for path in package.glob("*.py")}
+
+    def reachable(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for name in graph.get(todo.pop(), ()):
+                if name not in seen:
+                    seen.add(name)
+                    todo.append(name)
+        return seen
+
+    assert "inference" not in reachable("devices")
+    assert [name for name in graph if name in reachable(name)] == []
