@@ -16,13 +16,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import colorspark  # noqa: E402
 from colorspark import colorize  # noqa: E402
 from colorspark import config as config_mod  # noqa: E402
+from colorspark.paths import InputLocation  # noqa: E402
 from colorspark.session import build_spark_session, setup_logging  # noqa: E402
 
 
 def job_pass(spark, input_path: str, out: Path, model: str, config: dict) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     started = time.time()
-    summary = colorize.run(spark, input_path, str(out), model, config)
+    summary = colorize.run(spark, InputLocation.parse(input_path), str(out), model, config)
     return {"seconds": time.time() - started, "images": summary["ok"]}
 
 

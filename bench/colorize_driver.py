@@ -18,6 +18,7 @@ import _sparkprobe  # noqa: E402
 
 from colorspark import colorize  # noqa: E402
 from colorspark import config as config_mod  # noqa: E402
+from colorspark.paths import InputLocation  # noqa: E402
 from colorspark.session import build_spark_session, setup_logging  # noqa: E402
 
 
@@ -45,7 +46,7 @@ def main():
             shutil.rmtree(out, ignore_errors=True)
             _sparkprobe.set_phase(sc, name)
             a = time.time()
-            summary = colorize.run(spark, input_path, str(out), args.model, config)
+            summary = colorize.run(spark, InputLocation.parse(input_path), str(out), args.model, config)
             b = time.time()
             _sparkprobe.set_phase(sc, None)
             runs.append({"name": name, "input": input_path, "output": str(out), "start": a, "end": b,

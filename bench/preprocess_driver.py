@@ -25,6 +25,7 @@ from _s3serve import cpu_seconds  # noqa: E402
 
 from colorspark import config as config_mod  # noqa: E402
 from colorspark import fs, preprocess  # noqa: E402
+from colorspark.paths import InputLocation  # noqa: E402
 from colorspark.session import build_spark_session, setup_logging  # noqa: E402
 from colorspark.splits import SPLITS  # noqa: E402
 
@@ -140,7 +141,7 @@ def diagnose(spark, input_path: str, config: dict) -> dict:
     from colorspark.listing import find_inputs
 
     sc = spark.sparkContext
-    files = find_inputs(spark, input_path, config["data"]["extensions"]).frame
+    files = find_inputs(spark, InputLocation.parse(input_path), config["data"]["extensions"]).frame
     max_bytes = config["limits"]["max_bytes"]
     res = {"partitions": files.rdd.getNumPartitions(), "passes": []}
     passes = (("JVM only: scan of the job's input frame, sum of content lengths (none read on a local disk)", "jvm"),
@@ -223,7 +224,7 @@ def main():
             server0 = cpu_seconds(args.s3_server_pid) if args.s3_server_pid else None
             cpu0 = tree_cpu()
             t0 = time.time()
-            manifest = preprocess.run(spark, args.input, out, config)
+            manifest = preprocess.run(spark, InputLocation.parse(args.input), out, config)
             t1 = time.time()
             cpu1 = tree_cpu()
             server1 = cpu_seconds(args.s3_server_pid) if args.s3_server_pid else None

@@ -25,7 +25,7 @@ from .inference import ModelFile
 from .listing import Inputs, find_inputs, find_videos
 from .metrics import SCORE_KEYS
 from .modeldir import read_model_file
-from .paths import relative_output_path
+from .paths import InputLocation
 from .reference import ReferenceMap, reference_map
 from .report import render_report
 from .video_job import VideoTally, colorize_videos
@@ -36,29 +36,30 @@ log = logging.getLogger("colorspark.colorize")
 SUMMARY = "summary.json"
 
 
-def run(spark, input_path: str, output_dir: str, model_dir: str, config: dict, resume: bool = False,
+def run(spark, source: InputLocation, output_dir: str, model_dir: str, config: dict, resume: bool = False,
         reference: str | None = None, references_table: str | None = None) -> dict:
-    """Run the whole colorize job into `output_dir` (a URI); returns the summary. `reference` (an image, a folder
-    of images or a palette) steers every input's colours, `references_table` maps inputs to references."""
+    """Run the whole colorize job on the inputs at `source` into `output_dir` (a URI); returns the summary.
+    `reference` (an image, a folder of images or a palette) steers every input's colours, `references_table` maps
+    inputs to references."""
     started = time.time()
     references = load_references(reference, references_table, config)
     out = fs.to_uri(output_dir)
-    inputs = find_inputs(spark, input_path, config["data"]["extensions"])
-    videos = find_videos(input_path, config["video"]["extensions"])
+    inputs = find_inputs(spark, source, config["data"]["extensions"])
+    videos = find_videos(source, config["video"]["extensions"])
     model_file, meta = load_model(model_dir)
     start_output(out)
     listed = inputs.listed()
-    plan = Plan.from_config(config, meta, inputs.root, out, resume=resume,
-                            keep_extension=colliding_names(listed, inputs.root),
-                            shown=report_selection(listed, inputs.root, config), references=references)
+    plan = Plan.from_config(config, meta, inputs.location.root, out, resume=resume,
+                            keep_extension=colliding_names(listed, inputs.location),
+                            shown=report_selection(listed, inputs.location, config), references=references)
     payload = spark.sparkContext.broadcast(model_file)
     builds = spark.sparkContext.accumulator(0)
     try:
         tally = colorize_all(inputs, payload, builds, plan, config)
-        video_tally = (colorize_videos(spark, videos, inputs.root, out, payload, builds,
+        video_tally = (colorize_videos(spark, videos, inputs.location.root, out, payload, builds,
                                        VideoPlan.from_config(config, meta, plan.rendering, plan.staging), config,
                                        resume, plan.staging, references) if videos else VideoTally())
-        n_inputs = account_for_inputs(spark, inputs, len(listed), tally, plan, input_path, config, len(videos))
+        n_inputs = account_for_inputs(spark, inputs, len(listed), tally, plan, config, len(videos))
         log.info("%d input files processed; the model was built %d time(s) across the Python workers",
                  n_inputs + len(videos), builds.value)
         publish_results(out, plan, with_videos=bool(videos))
@@ -66,7 +67,7 @@ def run(spark, input_path: str, output_dir: str, model_dir: str, config: dict, r
         summary["videos"] = video_tally.summary()
         log_failures(tally)
         fs.write_bytes(fs.join(out, "report.html"),
-                       make_report(tally, summary, n_inputs, inputs.root, out, config, references,
+                       make_report(tally, summary, n_inputs, inputs.location, out, config, references,
                                    video_tally.rows))
         fs.write_json(fs.join(out, SUMMARY), summary)
     finally:
@@ -104,12 +105,12 @@ def start_output(out: str) -> None:
     fs.sweep_temp_files(out)
 
 
-def colliding_names(listed: list[str], root: str) -> frozenset:
+def colliding_names(listed: list[str], location: InputLocation) -> frozenset:
     """Relative paths of inputs whose name without extension is another input's too: their outputs keep the
     extension."""
     by_stem: dict[str, list[str]] = {}
     for path in listed:
-        by_stem.setdefault(stem_key(path, root), []).append(relative_output_path(path, root))
+        by_stem.setdefault(stem_key(path, location.root), []).append(location.relative(path))
     collisions = frozenset(rel for group in by_stem.values() if len(group) > 1 for rel in group)
     if collisions:
         log.info("%d inputs share a name up to the extension; their outputs keep the original extension "
@@ -117,10 +118,10 @@ def colliding_names(listed: list[str], root: str) -> frozenset:
     return collisions
 
 
-def report_selection(listed: list[str], root: str, config: dict) -> frozenset:
+def report_selection(listed: list[str], location: InputLocation, config: dict) -> frozenset:
     """The inputs the report shows (the first `output.report_max_images` by relative path): only they get
     thumbnails, so the tasks spend nothing on the rest."""
-    return frozenset(sorted(relative_output_path(path, root) for path in listed)
+    return frozenset(sorted(location.relative(path) for path in listed)
                      [:config["output"]["report_max_images"]])
 
 
@@ -129,7 +130,7 @@ def colorize_all(inputs: Inputs, payload, builds, plan: Plan, config: dict) -> T
     files = inputs.frame
     if config["colorize"]["partitions"]:
         files = files.repartition(config["colorize"]["partitions"])
-    log.info("colorizing images under %s into %s", inputs.root, fs.display(plan.out_dir))
+    log.info("colorizing images under %s into %s", fs.display(inputs.location.root_uri), fs.display(plan.out_dir))
     tallies = files.rdd.mapPartitionsWithIndex(
         lambda index, rows: colorize_and_record(index, rows, payload, builds, plan)).collect()
     total = Tally()
@@ -138,8 +139,8 @@ def colorize_all(inputs: Inputs, payload, builds, plan: Plan, config: dict) -> T
     return total
 
 
-def account_for_inputs(spark, inputs: Inputs, n_listed: int, tally: Tally, plan: Plan, input_path: str,
-                       config: dict, n_videos: int = 0) -> int:
+def account_for_inputs(spark, inputs: Inputs, n_listed: int, tally: Tally, plan: Plan, config: dict,
+                       n_videos: int = 0) -> int:
     """The number of image inputs, after an error row was added for each of the `n_listed` files that Spark's scan
     dropped. A run needs at least one image or one of its `n_videos` videos."""
     if tally.rows < n_listed:
@@ -153,7 +154,7 @@ def account_for_inputs(spark, inputs: Inputs, n_listed: int, tally: Tally, plan:
             tally.add(row, plan)
     if tally.rows == 0 and n_videos == 0:
         raise JobError(f"no image files (extensions {', '.join(config['data']['extensions'])}) or videos "
-                       f"({', '.join(config['video']['extensions'])}) under {fs.display(input_path)}")
+                       f"({', '.join(config['video']['extensions'])}) under {fs.display(inputs.location.given)}")
     return tally.rows
 
 
@@ -197,7 +198,7 @@ def log_failures(tally: Tally) -> None:
         log.warning("  reference looks wrong: %s: %s (divergence %.2f)", path, name, divergence)
 
 
-def make_report(tally: Tally, summary: dict, n_inputs: int, root: str, out: str, config: dict,
+def make_report(tally: Tally, summary: dict, n_inputs: int, location: InputLocation, out: str, config: dict,
                 references: ReferenceMap, videos: list[dict] = ()) -> bytes:
     shown = sorted(tally.shown, key=lambda row: row["relative_path"])[:config["output"]["report_max_images"]]
     jpeg_folder = fs.display(fs.join(out, "jpeg")) + "/"  # report.html links each JPEG relative to itself
@@ -211,7 +212,8 @@ def make_report(tally: Tally, summary: dict, n_inputs: int, root: str, out: str,
                    if (row["video_path"] or "").startswith(video_folder) else None,
                    "thumb_reference": previews.get(row["reference"])} for row in shown_videos]
     html = render_report(rows, summary, total_rows=n_inputs,
-                         title=f"colorspark: {posixpath.basename(root.rstrip('/')) or root}", videos=video_rows)
+                         title=f"colorspark: {posixpath.basename(location.root.rstrip('/')) or location.root}",
+                         videos=video_rows)
     return html.encode("utf-8")
 
 

@@ -26,7 +26,7 @@ from urllib.parse import unquote
 from . import fs
 from .decode import DecodeError, check_size
 from .errors import JobError
-from .paths import input_root, relative_output_path, uri_to_posix
+from .paths import InputLocation, uri_to_posix
 
 EMPTY_FILE_REASON = "empty file (0 bytes)"
 UNREADABLE_REASON = ("Spark could not open the file (vanished while the job ran, or its name has a character Hadoop "
@@ -41,11 +41,11 @@ def _hadoop_path(spark, path: str):
 
 @dataclass
 class Inputs:
-    """The input files of a job: `frame` has the columns (path, content); `root` is what output names are made
-    relative to; `via_hadoop` says whether Spark's binaryFile source listed them (and may have dropped some);
-    `paths` holds the driver's own listing where it made one."""
+    """The input files of a job: `frame` has the columns (path, content); `location` is the input, its root as the
+    filesystem qualified it (what output names are made relative to); `via_hadoop` says whether Spark's binaryFile
+    source listed them (and may have dropped some); `paths` holds the driver's own listing where it made one."""
     frame: object
-    root: str
+    location: InputLocation
     via_hadoop: bool
     paths: list[str] | None = None
 
@@ -67,7 +67,7 @@ class Inputs:
         missing = []
         for uri in uris:
             path = _listed_path(uri)
-            key = relative_output_path(path, self.root)
+            key = self.location.relative(path)
             if key not in seen_keys:
                 missing.append((path, key, _why_unscanned(spark, uri)))
         return missing
@@ -103,23 +103,21 @@ def hadoop_serves(spark, location: str) -> bool:
         return False
 
 
-def find_inputs(spark, input_path: str, extensions: list[str]) -> Inputs:
-    """The image files under `input_path` (a file, folder or glob) with a wanted extension, in either case."""
-    if hadoop_serves(spark, input_path):
-        hpath, hfs = _hadoop_path(spark, input_path)
+def find_inputs(spark, location: InputLocation, extensions: list[str]) -> Inputs:
+    """The image files under `location` (a file, folder or glob) with a wanted extension, in either case."""
+    if hadoop_serves(spark, location.given):
+        hpath, hfs = _hadoop_path(spark, location.given)
         if not hfs.globStatus(hpath):
-            raise JobError(f"input path {fs.display(input_path)} does not exist")
-        root_path, root_fs = _hadoop_path(spark, input_root(input_path))
-        qualified = root_fs.makeQualified(root_path).toString()
-        root = uri_to_posix(qualified)
-        return Inputs(list_images(spark, input_path, extensions).select("path", _content_column(qualified)), root,
-                      True)
-    base, root = _root_uri(input_path)
-    fs.check_location(base + root, what="--input", cluster=False, output=False)
-    if not fs.exists(base + root):
-        raise JobError(f"input path {fs.display(input_path)} does not exist")
-    frame, paths = _arrow_listing(spark, input_path, extensions)
-    return Inputs(frame, root, False, paths)
+            raise JobError(f"input path {fs.display(location.given)} does not exist")
+        root_path, root_fs = _hadoop_path(spark, location.root_uri)
+        qualified = location.qualified(root_fs.makeQualified(root_path).toString())
+        frame = list_images(spark, location.given, extensions).select("path", _content_column(qualified.root_uri))
+        return Inputs(frame, qualified, True)
+    fs.check_location(location.root_uri, what="--input", cluster=False, output=False)
+    if not fs.exists(location.root_uri):
+        raise JobError(f"input path {fs.display(location.given)} does not exist")
+    frame, paths = _arrow_listing(spark, location, extensions)
+    return Inputs(frame, location, False, paths)
 
 
 def _content_column(qualified_root: str):
@@ -132,12 +130,6 @@ def _content_column(qualified_root: str):
     return F.col("content")
 
 
-def _root_uri(input_path: str) -> tuple[str, str]:
-    """(scheme://authority, path) of the folder that `input_path` lists: itself, or the part before a glob."""
-    scheme, rest = input_path.split("://", 1)
-    return f"{scheme}://{rest.partition('/')[0]}", input_root(input_path)
-
-
 def list_images(spark, input_path: str, extensions: list[str]):
     """DataFrame of (path, modificationTime, length, content) for files with a wanted extension (either case)."""
     variants = sorted({e.lower() for e in extensions} | {e.upper() for e in extensions})
@@ -147,14 +139,14 @@ def list_images(spark, input_path: str, extensions: list[str]):
             .load(input_path))
 
 
-def _arrow_listing(spark, input_path: str, extensions: list[str]):
+def _arrow_listing(spark, location: InputLocation, extensions: list[str]):
     """((path, content = null) rows, their paths) of the wanted files below the input, listed through the storage
     layer; the rows are spread
     over partitions sized as binaryFile sizes them: each file counts its length plus Spark's `openCostInBytes`, and a
     partition holds at most `maxPartitionBytes` of that, with at least one partition per core."""
     from pyspark.sql.types import BinaryType, StringType, StructField, StructType
 
-    wanted = _wanted_files(input_path, extensions)
+    wanted = _wanted_files(location, extensions)
     sc = spark.sparkContext
     sql_conf = spark._jsparkSession.sessionState().conf()
     weighted = sum(n for _, n in wanted) + len(wanted) * sql_conf.filesOpenCostInBytes()
@@ -165,31 +157,28 @@ def _arrow_listing(spark, input_path: str, extensions: list[str]):
     return frame, [uri for uri, _ in wanted]
 
 
-def _wanted_files(input_path: str, extensions: list[str]) -> list[tuple[str, int]]:
+def _wanted_files(location: InputLocation, extensions: list[str]) -> list[tuple[str, int]]:
     """(URI, size) of the files below the input (a URI, folder or glob) with a wanted extension, in either case,
     listed through the storage layer; names starting with '.' or '_' are left out, as Spark's listing does."""
-    base, root = _root_uri(input_path)
-    root_uri = base + root
     suffixes = tuple("." + e.lower() for e in extensions)
-    pattern = uri_to_posix(input_path) if root != uri_to_posix(input_path).rstrip("/") else None
     wanted = []
-    for uri, nbytes in fs.list_files(root_uri):
-        rel = uri[len(root_uri):].lstrip("/")
+    for uri, nbytes in fs.list_files(location.root_uri):
+        rel = uri[len(location.root_uri):].lstrip("/")
         if not uri.lower().endswith(suffixes) or any(part.startswith((".", "_")) for part in rel.split("/")):
             continue
-        if pattern and not fnmatch.fnmatchcase(uri_to_posix(uri), pattern):
+        if location.pattern and not fnmatch.fnmatchcase(uri_to_posix(uri), location.pattern):
             continue
         wanted.append((uri, nbytes))
     return wanted
 
 
-def find_videos(input_path: str, extensions: list[str]) -> list[str]:
-    """URIs of the video files under `input_path`, listed through the storage layer on any filesystem: each task
+def find_videos(location: InputLocation, extensions: list[str]) -> list[str]:
+    """URIs of the video files under `location`, listed through the storage layer on any filesystem: each task
     reads its segment of a video with ranged reads, so Spark's binaryFile, which would load whole videos into
     rows, is not used for them."""
     if not extensions:
         return []
-    return [uri for uri, _ in _wanted_files(fs.to_uri(input_path), extensions)]
+    return [uri for uri, _ in _wanted_files(InputLocation.parse(fs.to_uri(location.given)), extensions)]
 
 
 def read_content(path: str, content, max_bytes: int) -> bytes:

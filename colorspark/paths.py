@@ -11,6 +11,7 @@ import hashlib
 import posixpath
 import re
 import unicodedata
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import fs
@@ -45,6 +46,35 @@ def input_root(input_path: str) -> str:
         if _GLOB_CHARS & set(part):
             return "/".join(parts[:i]) or "/"
     return path
+
+
+@dataclass(frozen=True)
+class InputLocation:
+    """A job's --input, parsed once at the job's entry and passed down: what is listed (`given`: a file, folder or
+    glob, a path or URI), the folder output names are made relative to as a URI (`root_uri`) and as a POSIX path
+    (`root`), and the glob below it that files must match (`pattern`, None for a file or folder)."""
+    given: str
+    root_uri: str
+    root: str
+    pattern: str | None
+
+    @classmethod
+    def parse(cls, given: str) -> InputLocation:
+        root, path = input_root(given), uri_to_posix(given)
+        if "://" in given:
+            scheme, rest = given.split("://", 1)
+            prefix = f"{scheme}://{rest.partition('/')[0]}"
+        else:  # a plain path, or 'file:/...'
+            prefix = given[:len(given) - len(path)] if path and given.endswith(path) else ""
+        return cls(given, prefix + root, root, path if root != (path.rstrip("/") or "/") else None)
+
+    def qualified(self, root_uri: str) -> InputLocation:
+        """The same location with its root as a filesystem qualified it (absolute, with scheme and authority)."""
+        return replace(self, root_uri=root_uri, root=uri_to_posix(root_uri))
+
+    def relative(self, file_uri: str) -> str:
+        """`relative_output_path` of a listed file below this location's root."""
+        return relative_output_path(file_uri, self.root)
 
 
 def _clean_component(part: str) -> str:

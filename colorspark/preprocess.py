@@ -23,7 +23,7 @@ from .bins import gamut_centres, prior_from_counts
 from .datasets import write_part
 from .errors import JobError
 from .listing import Inputs, find_inputs
-from .paths import relative_output_path
+from .paths import InputLocation
 from .preprocess_tasks import SUMMARY, Staging, prepare_worker, process_batches, result_ddl
 from .samples import OUTPUT_STRIDE
 from .session import python_workers_starting
@@ -35,23 +35,24 @@ OUTPUTS = ("parquet", "hdf5", "errors", "prior.npy")
 MANIFEST = "manifest.json"
 
 
-def run(spark, input_path: str, output_dir: str, config: dict) -> dict:
-    """Run the whole preprocessing job; returns the manifest."""
+def run(spark, source: InputLocation, output_dir: str, config: dict) -> dict:
+    """Run the whole preprocessing job on the inputs at `source`; returns the manifest."""
     started = time.time()
     out = fs.to_uri(output_dir)
     with python_workers_starting(spark, prepare_worker):
-        inputs = find_inputs(spark, input_path, config["data"]["extensions"])
+        inputs = find_inputs(spark, source, config["data"]["extensions"])
         staging = start_staging(out)
         folder_crops = training_crops(inputs, config)
         results = process(spark, inputs, staging, config, folder_crops)
     shards, counts = partition_summaries(results)
     files = add_unscanned(spark, inputs, results)
-    tally = count_results(files, input_path, config)
+    tally = count_results(files, source.given, config)
     write_errors(files, staging)
     write_prior(prior_from_counts(counts), staging)
     fs.sweep_temp_files(staging)  # a file half-written by a killed task must not be published with the others
     fs.publish(staging, out, OUTPUTS)
-    manifest = make_manifest(input_path, config, tally, shards, time.time() - started) | {"folder_crops": folder_crops}
+    manifest = (make_manifest(source.given, config, tally, shards, time.time() - started)
+                | {"folder_crops": folder_crops})
     fs.write_json(fs.join(out, MANIFEST), manifest)
     log.info("%s; manifest at %s", ", ".join(f"{split}: {manifest[split]} images ({manifest[split + '_crops']} crops)"
                                              for split in SPLITS), fs.display(fs.join(out, MANIFEST)))
@@ -72,7 +73,7 @@ def start_staging(out: str) -> str:
 
 def training_crops(inputs: Inputs, config: dict) -> dict[str, int]:
     """{top-level folder: crops per training photo}, from the driver's listing (`balance.crops_per_folder`)."""
-    folder_crops = crops_per_folder([relative_output_path(path, inputs.root) for path in inputs.listed()],
+    folder_crops = crops_per_folder([inputs.location.relative(path) for path in inputs.listed()],
                                     config["data"])
     if config["data"]["balance"] != "none":
         log.info("balance %s: crops per training photo by folder: %s", config["data"]["balance"],
@@ -96,7 +97,7 @@ def process(spark, inputs: Inputs, staging: str, config: dict, folder_crops: dic
     files = inputs.frame
     if config["data"]["partitions"]:
         files = files.repartition(config["data"]["partitions"])
-    root = inputs.root
+    root = inputs.location.root
     log.info("processing images (extensions: %s) into %s", ", ".join(config["data"]["extensions"]),
              fs.display(staging))
     return files.mapInArrow(

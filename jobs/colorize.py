@@ -4,6 +4,7 @@ import sys
 
 from colorspark import cli, colorize
 from colorspark.config import choices
+from colorspark.paths import InputLocation
 from colorspark.shipped import shipped_model_dir
 
 JOB = cli.Job("colorize", "Colorize every image under --input at its full resolution with a trained model (default: "
@@ -27,11 +28,12 @@ def main(argv=None) -> int:
                    help="CSV or Parquet table with columns path (an input's relative path or a folder prefix) and "
                         "reference; the most specific row wins, --reference covers the rest")
     args = p.parse_args(argv)
+    source = InputLocation.parse(args.input)
     locations = [cli.Location("--output", args.output, output=True),
                  cli.Location("--model", args.model or shipped_model_dir())]
     given = cli.flags(output={"lab_format": args.lab_format, "lab_encoding": args.lab_encoding})
     return cli.main(JOB, args, given, locations,
-                    lambda spark, config, uris: colorize.run(spark, args.input, uris["--output"], uris["--model"],
+                    lambda spark, config, uris: colorize.run(spark, source, uris["--output"], uris["--model"],
                                                              config, args.resume, args.reference,
                                                              args.references))
 

@@ -3,6 +3,7 @@
 import sys
 
 from colorspark import cli, preprocess
+from colorspark.paths import InputLocation
 
 JOB = cli.Job("preprocess", "Decode images, make augmented crops, convert to Lab and write compact training samples "
                             "(Parquet partitioned by split, HDF5 shards), the ab prior and a manifest.",
@@ -15,10 +16,11 @@ def main(argv=None) -> int:
     p.add_argument("--output", required=True, help="output folder; a path or URI (hdfs://, s3://bucket/..., file://)")
     p.add_argument("--format", choices=["parquet", "hdf5", "both"], help="which sample formats to write (default both)")
     args = p.parse_args(argv)
+    source = InputLocation.parse(args.input)
     formats = {"parquet": ["parquet"], "hdf5": ["hdf5"], "both": ["parquet", "hdf5"], None: None}[args.format]
     return cli.main(JOB, args, cli.flags(output={"formats": formats}),
                     [cli.Location("--output", args.output, output=True)],
-                    lambda spark, config, uris: preprocess.run(spark, args.input, uris["--output"], config))
+                    lambda spark, config, uris: preprocess.run(spark, source, uris["--output"], config))
 
 
 if __name__ == "__main__":

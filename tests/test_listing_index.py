@@ -16,7 +16,7 @@ from colorspark.listing import (
     list_images,
     read_content,
 )
-from colorspark.paths import relative_output_path
+from colorspark.paths import InputLocation, relative_output_path
 
 pytestmark = pytest.mark.spark
 
@@ -60,7 +60,7 @@ def test_files_that_binaryfile_drops_get_their_reason(spark, tmp_path):
     frame = list_images(spark, str(tmp_path), ["png"]).select("path", "content")
     seen = {relative_output_path(row["path"], str(tmp_path)) for row in frame.collect()}
     assert seen == {"fine.png"}
-    missing = Inputs(frame, str(tmp_path), True).unscanned(spark, seen)
+    missing = Inputs(frame, InputLocation.parse(str(tmp_path)), True).unscanned(spark, seen)
     assert sorted((key, reason) for _, key, reason in missing) == [("colon_name.png", UNREADABLE_REASON),
                                                                    ("empty.png", EMPTY_FILE_REASON)]
 
@@ -72,7 +72,7 @@ def test_on_a_local_disk_the_tasks_read_the_files_themselves(spark, tmp_path):
     for name, data in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(data)
-    inputs = find_inputs(spark, str(tmp_path), ["png"])
+    inputs = find_inputs(spark, InputLocation.parse(str(tmp_path)), ["png"])
     rows = inputs.frame.collect()
     assert inputs.via_hadoop and {row["content"] for row in rows} == {None}
     assert sorted(read_content(row["path"], row["content"], 100) for row in rows) == sorted(files.values())

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from colorspark import fs
-from colorspark.paths import input_root, join_inside, relative_output_path, replace_with_extension, uri_to_posix
+from colorspark.paths import (
+    InputLocation,
+    input_root,
+    join_inside,
+    relative_output_path,
+    replace_with_extension,
+    uri_to_posix,
+)
 
 # --- URIs and roots ---------------------------------------------------------------------------------------------------
 
@@ -177,3 +184,23 @@ def test_replace_with_extension():
     assert replace_with_extension("a/b.c/photo.jpeg", ".npy") == "a/b.c/photo.npy"
     assert replace_with_extension("a/noext", ".jpg") == "a/noext.jpg"
     assert replace_with_extension("a/x.tar.gz", "") == "a/x.tar"
+
+
+@pytest.mark.parametrize("given, root_uri, root, pattern", [
+    ("s3://bucket/in/*.jpg", "s3://bucket/in", "/in", "/in/*.jpg"),
+    ("s3://bucket", "s3://bucket/", "/", None),
+    ("hdfs://nn:8020/data/photos/", "hdfs://nn:8020/data/photos", "/data/photos", None),
+    ("file:/data/x/*/a.png", "file:/data/x", "/data/x", "/data/x/*/a.png"),
+    ("/data/photos", "/data/photos", "/data/photos", None),
+    ("photos/*.png", "photos", "photos", "photos/*.png"),
+])
+def test_input_location_is_parsed_once_into_root_uri_and_posix_root(given, root_uri, root, pattern):
+    location = InputLocation.parse(given)
+    assert (location.given, location.root_uri, location.root, location.pattern) == (given, root_uri, root, pattern)
+    assert location.relative(f"{root_uri}/a b/c.jpg") == "a b/c.jpg"
+
+
+def test_input_location_qualified_keeps_the_given_input_and_pattern():
+    location = InputLocation.parse("data/*.png").qualified("file:/home/u/data")
+    assert (location.given, location.root_uri, location.root, location.pattern) == (
+        "data/*.png", "file:/home/u/data", "/home/u/data", "data/*.png")
