@@ -208,66 +208,90 @@ def _mean_ssims(truth: np.ndarray, others: Sequence[np.ndarray], win: int) -> li
     (step 3); the sums that run past a row's end land in its last win − 1 columns, which are left out of the mean.
     Rows are taken in strips (`_SSIM_STRIP`), overlapping by win − 1.
     """
-    height, width, channels = truth.shape
-    n = win * win
-    c1 = np.float32((_SSIM_K1 * _DATA_RANGE * n) ** 2)
-    c2 = np.float32((_SSIM_K2 * _DATA_RANGE) ** 2 * n * (n - 1))
-    row = width * channels
-    out_rows, out_cols = height - win + 1, width - win + 1
-    strip_rows = max(1, min(out_rows, _SSIM_STRIP // row))
-    size_in, size = (strip_rows + win - 1) * row, strip_rows * row
-    x16, y16, *scratch16 = (np.empty(size_in, np.int16) for _ in range(5))
-    x, x2n, xx, y, product, *scratch32 = (np.empty(size_in, np.int32) for _ in range(8))
-    sum16 = np.empty(size, np.int16)
-    sx, sx_sq, sy, sxy, sq, cross = (np.empty(size, np.int32) for _ in range(6))
-    ratio, part, other_part = (np.empty(size, np.float32) for _ in range(3))
-    rows_of = [img.reshape(height, row) for img in (truth, *others)]
+    strips = _SsimStrips(truth.shape, win)
     totals = [0.0] * len(others)
+    for top, rows in strips.spans():
+        strips.load_truth(strips.rows_of(truth, top, rows), rows)
+        for j, other in enumerate(others):
+            totals[j] += strips.ssim_sum(strips.rows_of(other, top, rows), rows)
+    return [total / strips.count for total in totals]
 
-    def window_sums(values: np.ndarray, out: np.ndarray, m: int, scratch: list[np.ndarray]) -> np.ndarray:
-        """The win×win sums of a strip of `values` (rows of W·3), `m` of them; see the docstring above."""
+
+class _SsimStrips:
+    """The constants and reusable buffers of `_mean_ssims` for one image shape and window: the truth's window sums
+    of the current strip (`load_truth`), then each other image's SSIM sum over that strip (`ssim_sum`)."""
+
+    def __init__(self, shape: tuple[int, ...], win: int):
+        height, width, channels = shape
+        self.win, self.width, self.channels, self.n = win, width, channels, win * win
+        self.c1 = np.float32((_SSIM_K1 * _DATA_RANGE * self.n) ** 2)
+        self.c2 = np.float32((_SSIM_K2 * _DATA_RANGE) ** 2 * self.n * (self.n - 1))
+        self.row = width * channels
+        self.out_rows, self.out_cols = height - win + 1, width - win + 1
+        self.count = self.out_rows * self.out_cols * channels
+        self.strip_rows = max(1, min(self.out_rows, _SSIM_STRIP // self.row))
+        size_in, size = (self.strip_rows + win - 1) * self.row, self.strip_rows * self.row
+        self.x16, self.y16, *self.scratch16 = (np.empty(size_in, np.int16) for _ in range(5))
+        self.x, self.x2n, self.xx, self.y, self.product, *self.scratch32 = (
+            np.empty(size_in, np.int32) for _ in range(8))
+        self.sum16 = np.empty(size, np.int16)
+        self.sx, self.sx_sq, self.sy, self.sxy, self.sq, self.cross = (np.empty(size, np.int32) for _ in range(6))
+        self.ratio, self.part, self.other_part = (np.empty(size, np.float32) for _ in range(3))
+
+    def spans(self):
+        """(first output row, output rows) of each strip."""
+        for top in range(0, self.out_rows, self.strip_rows):
+            yield top, min(self.strip_rows, self.out_rows - top)
+
+    def rows_of(self, image: np.ndarray, top: int, rows: int) -> np.ndarray:
+        """The input rows a strip's windows cover, as rows of W·3 values."""
+        return image.reshape(-1, self.row)[top:top + rows + self.win - 1]
+
+    def window_sums(self, values: np.ndarray, out: np.ndarray, m: int, scratch: list[np.ndarray]) -> np.ndarray:
+        """The win×win sums of a strip of `values` (rows of W·3), `m` of them: down the columns, then along the
+        rows."""
         vertical, *spare = scratch
-        _window_sums(values, row, win, vertical, spare)
-        _window_sums(vertical[:m], channels, win, out, spare)
+        _window_sums(values, self.row, self.win, vertical, spare)
+        _window_sums(vertical[:m], self.channels, self.win, out, spare)
         return out[:m]
 
-    for top in range(0, out_rows, strip_rows):
-        rows = min(strip_rows, out_rows - top)
-        m_in, m = (rows + win - 1) * row, rows * row
-        strip = rows_of[0][top:top + rows + win - 1]
-        xs = x[:m_in]
-        xs.reshape(-1, row)[...] = strip
-        x16[:m_in].reshape(-1, row)[...] = strip
-        two_sx = sx[:m]
-        two_sx[...] = window_sums(x16[:m_in], sum16, m, scratch16)  # Sx, doubled once Sx² is taken
-        s_x_sq = np.multiply(two_sx, two_sx, out=sx_sq[:m])
+    def load_truth(self, strip: np.ndarray, rows: int) -> None:
+        """What depends on the truth alone, for this strip: 2·Sx, Sx², 2N·x and x²."""
+        m_in, m = (rows + self.win - 1) * self.row, rows * self.row
+        xs = self.x[:m_in]
+        xs.reshape(-1, self.row)[...] = strip
+        self.x16[:m_in].reshape(-1, self.row)[...] = strip
+        two_sx = self.sx[:m]
+        two_sx[...] = self.window_sums(self.x16[:m_in], self.sum16, m, self.scratch16)  # Sx, doubled below
+        np.multiply(two_sx, two_sx, out=self.sx_sq[:m])
         two_sx *= 2
-        np.multiply(xs, 2 * n, out=x2n[:m_in])
-        np.multiply(xs, xs, out=xx[:m_in])
-        for j, other_rows in enumerate(rows_of[1:]):
-            strip = other_rows[top:top + rows + win - 1]
-            ys = y[:m_in]
-            ys.reshape(-1, row)[...] = strip
-            y16[:m_in].reshape(-1, row)[...] = strip
-            s_y = sy[:m]
-            s_y[...] = window_sums(y16[:m_in], sum16, m, scratch16)
-            s_xy = window_sums(np.multiply(x2n[:m_in], ys, out=product[:m_in]), sxy, m, scratch32)  # 2N·Sxy
-            np.multiply(ys, ys, out=product[:m_in])
-            s_q = window_sums(np.add(product[:m_in], xx[:m_in], out=product[:m_in]), sq, m, scratch32)
-            s_xsy = np.multiply(two_sx, s_y, out=cross[:m])  # 2·Sx·Sy
-            numerator = np.add(s_xsy, c1, out=ratio[:m], dtype=np.float32)
-            s_xy -= s_xsy  # 2·(N·Sxy − Sx·Sy)
-            numerator *= np.add(s_xy, c2, out=part[:m], dtype=np.float32)
-            s_y *= s_y
-            s_y += s_x_sq  # Sx² + Sy²
-            s_q *= n
-            s_q -= s_y  # N·Sq − Sx² − Sy²
-            denominator = np.add(s_y, c1, out=part[:m], dtype=np.float32)
-            denominator *= np.add(s_q, c2, out=other_part[:m], dtype=np.float32)
-            numerator /= denominator
-            totals[j] += float(numerator.reshape(rows, width, channels)[:, :out_cols].sum(dtype=np.float64))
-    count = out_rows * out_cols * channels
-    return [total / count for total in totals]
+        np.multiply(xs, 2 * self.n, out=self.x2n[:m_in])
+        np.multiply(xs, xs, out=self.xx[:m_in])
+
+    def ssim_sum(self, strip: np.ndarray, rows: int) -> float:
+        """The sum of the SSIMs of this strip's windows between the loaded truth and `strip` of another image."""
+        m_in, m = (rows + self.win - 1) * self.row, rows * self.row
+        ys = self.y[:m_in]
+        ys.reshape(-1, self.row)[...] = strip
+        self.y16[:m_in].reshape(-1, self.row)[...] = strip
+        s_y = self.sy[:m]
+        s_y[...] = self.window_sums(self.y16[:m_in], self.sum16, m, self.scratch16)
+        product = self.product[:m_in]
+        s_xy = self.window_sums(np.multiply(self.x2n[:m_in], ys, out=product), self.sxy, m, self.scratch32)  # 2N·Sxy
+        np.multiply(ys, ys, out=product)
+        s_q = self.window_sums(np.add(product, self.xx[:m_in], out=product), self.sq, m, self.scratch32)
+        s_xsy = np.multiply(self.sx[:m], s_y, out=self.cross[:m])  # 2·Sx·Sy
+        numerator = np.add(s_xsy, self.c1, out=self.ratio[:m], dtype=np.float32)
+        s_xy -= s_xsy  # 2·(N·Sxy − Sx·Sy)
+        numerator *= np.add(s_xy, self.c2, out=self.part[:m], dtype=np.float32)
+        s_y *= s_y
+        s_y += self.sx_sq[:m]  # Sx² + Sy²
+        s_q *= self.n
+        s_q -= s_y  # N·Sq − Sx² − Sy²
+        denominator = np.add(s_y, self.c1, out=self.part[:m], dtype=np.float32)
+        denominator *= np.add(s_q, self.c2, out=self.other_part[:m], dtype=np.float32)
+        numerator /= denominator
+        return float(numerator.reshape(rows, self.width, self.channels)[:, :self.out_cols].sum(dtype=np.float64))
 
 
 def ssim(truth_rgb: np.ndarray, pred_rgb: np.ndarray) -> float:
@@ -396,63 +420,49 @@ def ab_error_auc(
 ) -> float:
     """Zhang et al.'s AuC of the cumulative ab-error curve, in [0, 1].
 
-    For every integer threshold t in 0..max_threshold the (weighted) fraction
-    of pixels whose Euclidean ab error is ≤ t is taken; the score is the mean
-    of those fractions, so a perfect prediction scores 1.0 and a constant
-    error e scores (max_threshold − e + 1) / (max_threshold + 1).  Unlike
-    PSNR it does not reward hedging towards gray, which is the failure mode
-    the paper set out to measure.  Non-finite errors count as misses at every
-    threshold.
+    For every integer threshold t in 0..max_threshold the (weighted) fraction of pixels whose Euclidean ab error is
+    ≤ t is taken; the score is the mean of those fractions, so a perfect prediction scores 1.0 and a constant error e
+    scores (max_threshold − e + 1) / (max_threshold + 1). Unlike PSNR it does not reward hedging towards gray, the
+    failure mode the paper set out to measure. Non-finite errors count as misses at every threshold.
 
-    Parameters
-    ----------
-    ab_true : (..., 2) array_like
-        Ground-truth a*, b*, usually H×W×2; the leading axes are free.  Any
-        real dtype: errors are computed in float32 when both arrays are
-        float32 (the pipeline's Lab), else in float64.  In float32 a pixel
-        whose error lies within rounding (about 3e-5 at an error of 150) of
-        an integer may count from the neighbouring threshold; that moves the
-        score by the pixel's share of the weight / (max_threshold + 1): less
-        than 1e-6 on photos, at most 1 / (max_threshold + 1) if every pixel
-        sat on such a boundary.
-    ab_pred : (..., 2) array_like
-        Predicted a*, b*, same shape as `ab_true`.
-    pixel_weights : (...) array_like, optional
-        One finite, non-negative weight per pixel, shaped like `ab_true`
-        without its last axis (see :func:`rebalancing_pixel_weights`);
-        normalised here to sum to one.  None weighs every pixel equally.
-    max_threshold : int, optional
-        The largest threshold, ≥ 0.  150 is the paper's: beyond it every
-        error is equally wrong.
+    `ab_true` and `ab_pred` are (..., 2) arrays of a*, b* of one shape (usually H×W×2), any real dtype: errors are
+    computed in float32 when both are float32 (the pipeline's Lab), else in float64. In float32 a pixel whose error
+    lies within rounding (about 3e-5 at an error of 150) of an integer may count from the neighbouring threshold;
+    that moves the score by the pixel's share of the weight / (max_threshold + 1): less than 1e-6 on photos, at most
+    1 / (max_threshold + 1) if every pixel sat on such a boundary. `pixel_weights` (optional) holds one finite,
+    non-negative weight per pixel, shaped like `ab_true` without its last axis (see `rebalancing_pixel_weights`),
+    normalised here to sum to one; None weighs every pixel equally. `max_threshold` ≥ 0: the paper's 150, beyond
+    which every error is equally wrong.
 
-    Returns
-    -------
-    auc : float
-        The area under the curve, in [0, 1].
-
-    Raises
-    ------
-    ValueError
-        If an ab array does not end in an axis of 2, the two differ in
-        shape, `pixel_weights` has the wrong shape, a negative or non-finite
-        entry or a zero sum, `max_threshold` is negative, or there are no
-        pixels.
-    TypeError
-        If `max_threshold` is not an integer.
+    Raises ValueError if an ab array does not end in an axis of 2, the two differ in shape, `pixel_weights` has the
+    wrong shape, a negative or non-finite entry or a zero sum, `max_threshold` is negative, or there are no pixels;
+    TypeError if `max_threshold` is not an integer.
     """
-    true = np.asarray(ab_true)
-    pred = np.asarray(ab_pred)
+    true, pred = np.asarray(ab_true), np.asarray(ab_pred)
     _check_ab_pair("ab_error_auc", true, pred, pixel_weights)
+    max_t = _checked_max_threshold(max_threshold)
+    _check_has_pixels(true)
+    weights, total = _weights_and_total(pixel_weights, true.size // 2)
+    return _auc_of_errors(_capped_errors(true, pred, max_t)[0], weights, total, max_t)
+
+
+def _checked_max_threshold(max_threshold) -> int:
     max_t = operator.index(max_threshold)
     if max_t < 0:
         raise ValueError(f"max_threshold must be >= 0, got {max_t}")
-    if true.size == 0:
+    return max_t
+
+
+def _check_has_pixels(ab: np.ndarray) -> None:
+    if ab.size == 0:
         raise ValueError("ab arrays contain no pixels")
+
+
+def _weights_and_total(pixel_weights, pixels: int) -> tuple[np.ndarray | None, float]:
+    """What `_auc_of_errors` takes: no weights and the pixel count, or the checked weights and their sum."""
     if pixel_weights is None:
-        weights, total = None, float(true.size // 2)
-    else:
-        weights, total = _checked_weights(pixel_weights)
-    return _auc_of_errors(_capped_errors(true, pred, max_t)[0], weights, total, max_t)
+        return None, float(pixels)
+    return _checked_weights(pixel_weights)
 
 
 def rebalancing_pixel_weights(ab_true: np.ndarray, prior: np.ndarray) -> np.ndarray:
@@ -587,8 +597,7 @@ def colour_cast(ab_true: np.ndarray, ab_pred: np.ndarray) -> float:
     """
     true, pred = np.asarray(ab_true), np.asarray(ab_pred)
     _check_ab_pair("colour_cast", true, pred)
-    if true.size == 0:
-        raise ValueError("ab arrays contain no pixels")
+    _check_has_pixels(true)
     dtype = _difference_dtype(true, pred)
     sums = [float(_channel_difference(true, pred, c, dtype).sum(dtype=np.float64)) for c in (0, 1)]
     return _cast_of(sums, true.size // 2)
@@ -602,64 +611,37 @@ def score_colorization(
     ab_pred: np.ndarray,
     pixel_weights: np.ndarray | None,
 ) -> dict[str, float]:
-    """All metrics for one photo, for the prediction and the gray baseline.
+    """All metrics for one photo, for the prediction and the gray baseline: one plain Python float (JSON- and
+    Spark-ready) per key of `SCORE_KEYS`, each metric for the prediction, with ``_gray`` for the gray baseline, and
+    ``colourfulness_truth`` for the original. ``cast`` is `colour_cast`; ``cast_gray``, the length of the original's
+    mean ab.
 
-    ``gray_rgb`` is the photo rendered with ab = 0, so its ab is all zeros.
-    ``pixel_weights`` (see :func:`rebalancing_pixel_weights`) drive the
-    rebalanced AuC; without them ``auc_rebal`` and ``auc_rebal_gray`` are nan
-    rather than silently repeating the unweighted AuC.  Values are plain
-    Python floats so they serialise to JSON/Spark rows without numpy types.
+    `truth_rgb`, `pred_rgb` and `gray_rgb` are uint8 H×W×3 images of one shape: the original, the colorized photo and
+    the photo's lightness rendered with ab = 0 (so its ab is all zeros). `ab_true` and `ab_pred` are the original's
+    and the predicted a*, b* ((..., 2), usually H×W×2). `pixel_weights` (see `rebalancing_pixel_weights`), shaped
+    like `ab_true` without its last axis, drive the rebalanced AuC; without them ``auc_rebal`` and
+    ``auc_rebal_gray`` are nan rather than silently repeating the unweighted AuC.
 
-    Every argument is checked here, before any metric runs, so an error
-    names this function rather than whichever metric met the input first.
+    Every argument is checked here, before any metric runs, so an error (the ValueError or TypeError of `psnr`,
+    `ab_error_auc` or `colourfulness`) names this function rather than whichever metric met the input first.
 
-    Each value equals what the metric's own function returns (for the gray
-    AuCs and cast: with `ab_pred` all zeros of `ab_true`'s dtype), but work is
-    shared: the original's SSIM statistics and float64 chunks serve both the
-    prediction and the baseline, each image's ab errors serve both the
-    plain and the rebalanced AuC, and the colour cast is summed from the ab
-    differences those errors are made of.
-
-    Parameters
-    ----------
-    truth_rgb : (H, W, 3) ndarray of uint8
-        The original photo.
-    pred_rgb : (H, W, 3) ndarray of uint8
-        The colorized photo, same shape.
-    gray_rgb : (H, W, 3) ndarray of uint8
-        The photo's lightness rendered with ab = 0, same shape.
-    ab_true : (..., 2) array_like
-        The original's a*, b*, usually H×W×2.
-    ab_pred : (..., 2) array_like
-        The predicted a*, b*, same shape as `ab_true`.
-    pixel_weights : (...) array_like or None
-        Per-pixel weights for the rebalanced AuC, shaped like `ab_true`
-        without its last axis; see :func:`ab_error_auc`.
-
-    Returns
-    -------
-    scores : dict of str to float
-        One value per key of `SCORE_KEYS`: each metric for the prediction,
-        with ``_gray`` for the gray baseline, and ``colourfulness_truth``
-        for the original.  ``cast`` is :func:`colour_cast`; ``cast_gray``,
-        the length of the original's mean ab.
-
-    Raises
-    ------
-    ValueError
-        If an image is not H×W×3 or its shape differs from `truth_rgb`'s,
-        an ab array does not end in an axis of 2 or the two differ in shape,
-        `pixel_weights` has the wrong shape, or any other check of
-        :func:`ab_error_auc` or :func:`colourfulness` fails.
-    TypeError
-        If an image is not uint8.
+    Each value equals what the metric's own function returns (for the gray AuCs and cast: with `ab_pred` all zeros
+    of `ab_true`'s dtype), but work is shared: the original's SSIM statistics and float64 chunks serve both the
+    prediction and the baseline, each image's ab errors serve both the plain and the rebalanced AuC, and the colour
+    cast is summed from the ab differences those errors are made of.
     """
     truth, pred = _check_rgb_pair("score_colorization", truth_rgb, pred_rgb)
     _, gray = _check_rgb_pair("score_colorization", truth_rgb, gray_rgb, "gray_rgb")
     _check_ab_pair("score_colorization", ab_true, ab_pred, pixel_weights)
     true_ab, pred_ab = np.asarray(ab_true), np.asarray(ab_pred)
-    if true_ab.size == 0:
-        raise ValueError("ab arrays contain no pixels")
+    _check_has_pixels(true_ab)
+    scores = {**_ab_scores(true_ab, pred_ab, pixel_weights), **_rgb_scores(truth, pred, gray)}
+    return {key: scores[key] for key in SCORE_KEYS}
+
+
+def _ab_scores(true_ab: np.ndarray, pred_ab: np.ndarray, pixel_weights) -> dict[str, float]:
+    """The AuCs, plain and rebalanced, and the colour casts, of the prediction and of the gray baseline, from one
+    pass over each one's ab errors."""
     max_t = _AUC_MAX_THRESHOLD
     err_pred, sums_pred = _capped_errors(true_ab, pred_ab, max_t, with_sums=True)
     err_gray, sums_true = _capped_errors(true_ab, None, max_t, with_sums=True)
@@ -670,21 +652,19 @@ def score_colorization(
         weights, total = _checked_weights(pixel_weights)
         auc_rebal = _auc_of_errors(err_pred, weights, total, max_t)
         auc_rebal_gray = _auc_of_errors(err_gray, weights, total, max_t)
+    return {"auc": _auc_of_errors(err_pred, None, pixels, max_t),
+            "auc_gray": _auc_of_errors(err_gray, None, pixels, max_t),
+            "auc_rebal": float(auc_rebal), "auc_rebal_gray": float(auc_rebal_gray),
+            "cast": _cast_of(sums_pred, err_pred.size), "cast_gray": _cast_of(sums_true, err_gray.size)}
+
+
+def _rgb_scores(truth: np.ndarray, pred: np.ndarray, gray: np.ndarray) -> dict[str, float]:
+    """PSNR and SSIM of the prediction and the gray baseline against the original (its statistics shared), and the
+    colourfulness of all three."""
     sse_pred, sse_gray = _squared_error_sums(truth, (pred, gray))
     win = _ssim_window(truth.shape)
     ssim_pred, ssim_gray = (math.nan, math.nan) if win is None else _mean_ssims(truth, (pred, gray), win)
-    return {
-        "psnr": _psnr_of(sse_pred, truth.size),
-        "psnr_gray": _psnr_of(sse_gray, truth.size),
-        "ssim": ssim_pred,
-        "ssim_gray": ssim_gray,
-        "auc": _auc_of_errors(err_pred, None, pixels, max_t),
-        "auc_gray": _auc_of_errors(err_gray, None, pixels, max_t),
-        "auc_rebal": float(auc_rebal),
-        "auc_rebal_gray": float(auc_rebal_gray),
-        "colourfulness": float(colourfulness(pred)),
-        "colourfulness_gray": float(colourfulness(gray)),
-        "colourfulness_truth": float(colourfulness(truth)),
-        "cast": _cast_of(sums_pred, err_pred.size),
-        "cast_gray": _cast_of(sums_true, err_gray.size),
-    }
+    return {"psnr": _psnr_of(sse_pred, truth.size), "psnr_gray": _psnr_of(sse_gray, truth.size),
+            "ssim": ssim_pred, "ssim_gray": ssim_gray,
+            "colourfulness": float(colourfulness(pred)), "colourfulness_gray": float(colourfulness(gray)),
+            "colourfulness_truth": float(colourfulness(truth))}
