@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # colorspark's one entry point.
-#   ./build.sh           set up .venv from requirements.lock, check Java, build dist/colorspark-<version>.zip
+#   ./build.sh           set up .venv from requirements.lock, check Java, build dist/colorspark-<version>.zip,
+#                        install the `colorspark` command into .venv/bin
 #   ./build.sh test      set up, then run the test suite (what CI runs)
 #   ./build.sh demo      set up, then run preprocess -> train (tiny) -> colorize on sample photos
 #   ./build.sh package   set up, then also pack the environment for --archives (dist/colorspark-env.tar.gz)
@@ -82,23 +83,23 @@ install_spark_conf() {
   echo "import colorspark_worker_init" > "$site/colorspark_worker_init.pth"
 }
 
-run_demo() {
-  local out="$ROOT/demo-out" started=$SECONDS
-  rm -rf "$out"
-  PYTHONPATH="$ROOT" "$PY" -m colorspark.demo "$out/inputs"
-  submit() { "$VENV/bin/spark-submit" --master 'local[*]' --driver-memory 2g --py-files "$ZIP" "$@"; }
-  say "1/3 preprocess: $(ls "$out/inputs/colour" | wc -l) colour sample photos -> $out/data"
-  submit jobs/preprocess.py --input "$out/inputs/colour" --output "$out/data" --set data.crops=8
-  say "2/3 train: the tiny preset for one round (shows the training path; colorize uses the shipped model)"
-  submit jobs/train.py --data "$out/data" --model-dir "$out/model-tiny" --preset tiny --rounds 1 \
-    --set train.batch_size=4
-  say "3/3 colorize: gray versions of the samples, real grayscale photos, and colour originals (scored)"
-  submit jobs/colorize.py --input "$out/inputs/colorize" --output "$out/colorized"
-  say "demo finished in $((SECONDS - started)) s"
-  say "  training samples: $out/data (manifest.json)"
-  say "  tiny model:       $out/model-tiny (history.png)"
-  say "  colorized:        $out/colorized (jpeg/, lab/, results/, summary.json)"
-  say "  report:           $out/colorized/report.html"
+install_command() {
+  # .venv/bin/colorspark runs a job through spark-submit with the local defaults (colorspark/command.py). It uses the
+  # checkout it is run from (the working directory or a folder above it), else the one that installed it.
+  local target="$VENV/bin/colorspark" tmp
+  tmp=$(mktemp "$VENV/bin/.colorspark.XXXXXX")
+  cat > "$tmp" <<EOF
+#!/usr/bin/env bash
+# colorspark preprocess|train|colorize|demo [spark-submit options] [job options]  (installed by ./build.sh)
+root=\$PWD
+while [ "\$root" != / ] && ! { [ -f "\$root/colorspark/command.py" ] && [ -f "\$root/build.sh" ]; }; do
+  root=\$(dirname "\$root")
+done
+[ -f "\$root/colorspark/command.py" ] || root=$(printf '%q' "$ROOT")
+PYTHONPATH="\$root\${PYTHONPATH:+:\$PYTHONPATH}" exec "\$(dirname "\$0")/python" -m colorspark.command "\$@"
+EOF
+  chmod +x "$tmp"
+  if cmp -s "$tmp" "$target"; then rm -f "$tmp"; else mv "$tmp" "$target"; fi
 }
 
 setup() {
@@ -106,13 +107,14 @@ setup() {
   setup_venv
   install_spark_conf
   ZIP=$(build_zip)
+  install_command
   export PYSPARK_PYTHON="$PY" PYSPARK_DRIVER_PYTHON="$PY"
 }
 
 case "${1:-build}" in
   build)
     setup
-    say "ready: $ZIP (for spark-submit --py-files); Python environment in .venv"
+    say "ready: $ZIP (for spark-submit --py-files); Python environment in .venv; command: .venv/bin/colorspark"
     ;;
   test)
     shift
@@ -124,7 +126,9 @@ case "${1:-build}" in
     ;;
   demo)
     setup
-    run_demo
+    started=$SECONDS
+    "$VENV/bin/colorspark" demo --output "$ROOT/demo-out"
+    say "demo finished in $((SECONDS - started)) s"
     ;;
   package)
     setup

@@ -8,12 +8,14 @@ internal error, a bug in colorspark: one line on the console, the traceback in t
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import config as config_mod
 from . import fs
+from .command import SPARK_SUBMIT_OPTIONS
 from .errors import JobError
 from .session import build_spark_session, setup_logging, stop_spark
 
@@ -21,14 +23,6 @@ EXIT_FAILED = JobError.exit_code
 EXIT_USAGE = fs.StorageError.exit_code
 EXIT_INTERNAL = 3
 
-# spark-submit's own options: given after the script they reach the job, and are a user's mistake, not a typo.
-SPARK_SUBMIT_OPTIONS = frozenset((
-    "--conf", "--master", "--deploy-mode", "--name", "--py-files", "--archives", "--files", "--jars", "--packages",
-    "--repositories", "--exclude-packages", "--properties-file", "--driver-memory", "--driver-cores",
-    "--driver-java-options", "--driver-library-path", "--driver-class-path", "--executor-memory", "--executor-cores",
-    "--num-executors", "--total-executor-cores", "--queue", "--principal", "--keytab", "--supervise", "--class",
-    "--verbose",
-))
 
 
 @dataclass(frozen=True)
@@ -79,6 +73,10 @@ def main(job: Job, args: argparse.Namespace, flag_overrides: dict, locations: li
     log = setup_logging(job.name)
     try:
         config = config_mod.load(args.config, args.overrides, flag_overrides)
+        if not _under_spark_submit():
+            log.error("jobs/%s.py runs under spark-submit: use `colorspark %s ...` (it prints the spark-submit "
+                      "command it runs) or spark-submit ... jobs/%s.py ...", job.name, job.name, job.name)
+            return EXIT_USAGE
         cluster = _master_is_cluster()
         uris = {loc.option: fs.check_location(loc.value, what=loc.option,
                                                cluster=cluster and (loc.output or loc.shared), output=loc.output)
@@ -99,6 +97,12 @@ def main(job: Job, args: argparse.Namespace, flag_overrides: dict, locations: li
         return EXIT_INTERNAL
     finally:
         stop_spark(spark)
+
+
+def _under_spark_submit() -> bool:
+    """Whether spark-submit started this driver (its Python runner hands the driver its JVM's gateway port): with
+    plain `python jobs/<job>.py` the workers would find neither the package nor the job's settings."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
 def _master_is_cluster() -> bool:

@@ -1,4 +1,5 @@
-"""Inputs for `./build.sh demo`, made from the photos that ship inside scikit-image (nothing is downloaded).
+"""The demo (`./build.sh demo`, `colorspark demo`): its inputs, made from the photos that ship inside scikit-image
+(nothing is downloaded), and its three jobs.
 
     python -m colorspark.demo DIR
 
@@ -39,6 +40,20 @@ def make_demo_inputs(root: Path) -> None:
         gray = _sample(name).convert("L")
         assert np.asarray(gray).ndim == 2
         gray.save(root / "colorize" / "grayscale" / f"{Path(name).stem}.png")
+
+
+def demo_steps(out: Path) -> list[tuple[str, list[str], str]]:
+    """(job, its options, what it shows) of each step of the demo writing into `out`."""
+    inputs = out / "inputs"
+    return [
+        ("preprocess", ["--input", str(inputs / "colour"), "--output", str(out / "data"), "--set", "data.crops=8"],
+         f"the colour sample photos -> {out / 'data'}"),
+        ("train", ["--data", str(out / "data"), "--model-dir", str(out / "model-tiny"), "--preset", "tiny",
+                   "--rounds", "1", "--set", "train.batch_size=4"],
+         "the tiny preset for one round (shows the training path; colorize uses the shipped model)"),
+        ("colorize", ["--input", str(inputs / "colorize"), "--output", str(out / "colorized")],
+         "gray versions of the samples, real grayscale photos, and colour originals (scored)"),
+    ]
 
 
 if __name__ == "__main__":

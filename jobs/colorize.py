@@ -1,6 +1,12 @@
 """spark-submit entry point: colorize grayscale photos with a trained model; results, summary and an HTML report."""
 
 import sys
+from pathlib import Path
+
+try:
+    import colorspark  # noqa: F401  (spark-submit finds it in --py-files)
+except ModuleNotFoundError:  # `python jobs/colorize.py --help` in a checkout: the package is next to jobs/
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from colorspark import cli, colorize
 from colorspark.config import choices

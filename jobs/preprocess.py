@@ -1,6 +1,12 @@
 """spark-submit entry point: images -> training samples (Parquet + HDF5), colour prior, manifest."""
 
 import sys
+from pathlib import Path
+
+try:
+    import colorspark  # noqa: F401  (spark-submit finds it in --py-files)
+except ModuleNotFoundError:  # `python jobs/preprocess.py --help` in a checkout: the package is next to jobs/
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from colorspark import cli, preprocess
 from colorspark.paths import InputLocation

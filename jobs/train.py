@@ -1,6 +1,12 @@
 """spark-submit entry point: train the colorization network with Elephas on preprocessed samples."""
 
 import sys
+from pathlib import Path
+
+try:
+    import colorspark  # noqa: F401  (spark-submit finds it in --py-files)
+except ModuleNotFoundError:  # `python jobs/train.py --help` in a checkout: the package is next to jobs/
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from colorspark import cli, finetune, training
 from colorspark.config import choices

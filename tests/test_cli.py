@@ -61,6 +61,7 @@ def test_an_internal_error_has_its_own_exit_code_and_one_clear_line(monkeypatch,
     from colorspark import cli
 
     stopped = []
+    monkeypatch.setattr(cli, "_under_spark_submit", lambda: True)
     monkeypatch.setattr(cli, "_master_is_cluster", lambda: False)
     monkeypatch.setattr(cli, "build_spark_session", lambda *a, **k: "session")
     monkeypatch.setattr(cli, "stop_spark", stopped.append)
@@ -80,6 +81,7 @@ def test_a_job_failure_and_a_storage_error_keep_their_exit_codes(monkeypatch, tm
     from colorspark import cli, fs
     from colorspark.errors import JobError
 
+    monkeypatch.setattr(cli, "_under_spark_submit", lambda: True)
     monkeypatch.setattr(cli, "_master_is_cluster", lambda: False)
     monkeypatch.setattr(cli, "build_spark_session", lambda *a, **k: "session")
     monkeypatch.setattr(cli, "stop_spark", lambda spark: None)
