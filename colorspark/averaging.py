@@ -93,14 +93,15 @@ class AveragingSparkModel(SparkModel):
     `sizes` are the rows of each training partition (one per worker); `seed` seeds the per-pass row orders, so a
     resumed round trains on the same windows. `outer` applies each window's mean delta (None: plain averaging); pass
     the same one to every round's model so that its buffer carries on. `window_rate(i, n)` is the workers' learning
-    rate in window i of the fit's n (None: the optimizer's rate in every window). After `fit`, `syncs` holds one
+    rate in window i of the fit's n (None: the optimizer's rate in every window); `progress_seconds`, how often each
+worker logs its progress through a window (0: never). After `fit`, `syncs` holds one
     record per window: rows, loss, the workers' rate, and where the time went (driver broadcast and averaging, the
     Spark job, the workers' set-up, reading and training).
     """
 
     def __init__(self, model, *, custom_objects: dict, batch_size: int, sync_every: int, carry_optimizer: bool,
                  sizes: list[int], seed: int, outer: OuterMomentum | None = None,
-                 window_rate: Callable[[int, int], float] | None = None):
+                 window_rate: Callable[[int, int], float] | None = None, progress_seconds: float = 0.0):
         super().__init__(model, custom_objects=custom_objects, batch_size=batch_size)
         self.sync_every = sync_every
         self.carry_optimizer = carry_optimizer
@@ -108,6 +109,7 @@ class AveragingSparkModel(SparkModel):
         self.seed = seed
         self.outer = outer if outer is not None else OuterMomentum(0.0)
         self.window_rate = window_rate
+        self.progress_seconds = progress_seconds  # the workers' progress line while they train a window (0: none)
         self.syncs: list[dict] = []
 
     def _fit(self, rdd, **kwargs):
@@ -129,7 +131,8 @@ class AveragingSparkModel(SparkModel):
             parameters = rdd.context.broadcast((weights, state))
             worker = AveragingWorker(model_json, parameters, {"batch_size": batch_size}, optimizer_config,
                                      self.master_loss, self.master_metrics, self.custom_objects, key=key,
-                                     window=window, sizes=self.sizes, learning_rate=rate)
+                                     window=window, sizes=self.sizes, learning_rate=rate,
+                                     progress_seconds=self.progress_seconds)
             try:
                 job_started = time.perf_counter()
                 outcomes = rdd.mapPartitions(worker.train).collect()

@@ -24,6 +24,7 @@ import numpy as np
 from elephas.worker import SparkWorker
 
 from .devices import pin_task_devices
+from .progress import TaskProgress
 from .runtime import import_tensorflow, task_cpus
 
 _compiled: dict = {}  # this Python worker's training model: {"key": spec key, "model": compiled Keras model}
@@ -85,13 +86,15 @@ class AveragingWorker(SparkWorker):
     `parameters` is a broadcast of (weights, optimizer state or None); `sizes` are the rows of every partition."""
 
     def __init__(self, json, parameters, train_config, master_optimizer, master_loss, master_metrics,
-                 custom_objects, *, key: str, window: Window, sizes: list[int], learning_rate: float):
+                 custom_objects, *, key: str, window: Window, sizes: list[int], learning_rate: float,
+                 progress_seconds: float = 0.0):
         super().__init__(json, parameters, train_config, master_optimizer, master_loss, master_metrics,
                          custom_objects)
         self.key = key
         self.window = window
         self.sizes = sizes
         self.learning_rate = learning_rate
+        self.progress_seconds = progress_seconds  # a progress line this often while training a window (0: none)
 
     def train(self, data_iterator):
         from pyspark import TaskContext
@@ -108,8 +111,11 @@ class AveragingWorker(SparkWorker):
         x, y = _take(data_iterator, wanted)
         read = time.perf_counter()
         batch = self.train_config["batch_size"]
-        losses = [float(model.train_on_batch(x[i:i + batch], y[i:i + batch])) * len(x[i:i + batch])
-                  for i in range(0, len(x), batch)]
+        ticker = TaskProgress("crops", len(x), self.progress_seconds, f"train worker {partition}")
+        losses = []
+        for i in range(0, len(x), batch):
+            losses.append(float(model.train_on_batch(x[i:i + batch], y[i:i + batch])) * len(x[i:i + batch]))
+            ticker.update(i + len(x[i:i + batch]))
         trained = time.perf_counter()
         deltas = [before - after for before, after in zip(weights, model.get_weights())]
         carried = optimizer_state(model.optimizer) if state is not None else None  # reset: nothing to send back

@@ -15,7 +15,7 @@ import logging
 import posixpath
 import time
 
-from . import __version__, fs
+from . import __version__, fs, progress
 from .colorize_tasks import Plan, Tally, base_row, colorize_and_record, result_schema, results_batch, stem_key
 from .colorizer import Rendering
 from .datasets import PartWriter, part_files, read_table, write_part
@@ -55,7 +55,7 @@ def run(spark, source: InputLocation, output_dir: str, model_dir: str, config: d
     payload = spark.sparkContext.broadcast(model_file)
     builds = spark.sparkContext.accumulator(0)
     try:
-        tally = colorize_all(inputs, payload, builds, plan, config)
+        tally = colorize_all(spark, inputs, len(listed), payload, builds, plan, config)
         video_tally = (colorize_videos(spark, videos, inputs.location.root, out, payload, builds,
                                        VideoPlan.from_config(config, meta, plan.rendering, plan.staging), config,
                                        resume, plan.staging, references) if videos else VideoTally())
@@ -125,14 +125,17 @@ def report_selection(listed: list[str], location: InputLocation, config: dict) -
                      [:config["output"]["report_max_images"]])
 
 
-def colorize_all(inputs: Inputs, payload, builds, plan: Plan, config: dict) -> Tally:
-    """The colorizing pass, the job's only Spark job: all partitions' tallies, merged."""
+def colorize_all(spark, inputs: Inputs, n_listed: int, payload, builds, plan: Plan, config: dict) -> Tally:
+    """The colorizing pass, the job's only Spark job: all partitions' tallies, merged; with a progress line about
+    every `log.progress_seconds`."""
     files = inputs.frame
     if config["colorize"]["partitions"]:
         files = files.repartition(config["colorize"]["partitions"])
     log.info("colorizing images under %s into %s", fs.display(inputs.location.root_uri), fs.display(plan.out_dir))
-    tallies = files.rdd.mapPartitionsWithIndex(
-        lambda index, rows: colorize_and_record(index, rows, payload, builds, plan)).collect()
+    done = progress.counter(spark.sparkContext)
+    with progress.reporting("images", n_listed, lambda: done.value, config["log"]["progress_seconds"]):
+        tallies = files.rdd.mapPartitionsWithIndex(
+            lambda index, rows: colorize_and_record(index, rows, payload, builds, done, plan)).collect()
     total = Tally()
     for tally in tallies:
         total.merge(tally)

@@ -272,9 +272,10 @@ def results_batch(rows: list[dict]):
     return pa.RecordBatch.from_pylist([{name: row[name] for name in schema.names} for row in rows], schema=schema)
 
 
-def colorize_and_record(index: int, rows, payload_bc, builds, plan: Plan):
+def colorize_and_record(index: int, rows, payload_bc, builds, done, plan: Plan):
     """The colorize pass of one partition: its results written as one Parquet part into the staging folder (a
-    retried task writes the same part again), and only its `Tally` returned to the driver."""
+    retried task writes the same part again), and only its `Tally` returned to the driver; its row count is added
+    to the `done` accumulator (the driver's progress line)."""
     tally, pending = Tally(), []
     with PartWriter(fs.join(plan.staging, "results", part_name(index))) as writer:
         for row in colorize_partition(index, rows, payload_bc, builds, plan):
@@ -284,4 +285,5 @@ def colorize_and_record(index: int, rows, payload_bc, builds, plan: Plan):
                 writer.write(results_batch(pending))
                 pending.clear()
         writer.write(results_batch(pending))
+    done.add(tally.rows)
     yield tally

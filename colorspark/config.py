@@ -162,6 +162,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "flicker": (True, None),
         "strip_frames": (6, _non_negative),
     },
+    "log": {
+        "progress_seconds": (10.0, _non_negative),
+    },
 }
 
 

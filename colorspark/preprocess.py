@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import __version__, fs
+from . import __version__, fs, progress
 from .balance import crops_per_folder
 from .bins import gamut_centres, prior_from_counts
 from .datasets import write_part
@@ -100,10 +100,20 @@ def process(spark, inputs: Inputs, staging: str, config: dict, folder_crops: dic
     root = inputs.location.root
     log.info("processing images (extensions: %s) into %s", ", ".join(config["data"]["extensions"]),
              fs.display(staging))
-    return files.mapInArrow(
-        lambda batches: process_batches(TaskContext.get().partitionId(), batches, config, root, targets,
-                                        folder_crops),
-        result_ddl()).toArrow()
+    done, interval = progress.counter(spark.sparkContext), config["log"]["progress_seconds"]
+    with progress.reporting("images", len(inputs.listed()) if interval else None, lambda: done.value, interval):
+        return files.mapInArrow(
+            lambda batches: process_batches(TaskContext.get().partitionId(), counted(batches, done), config, root,
+                                            targets, folder_crops),
+            result_ddl()).toArrow()
+
+
+def counted(batches, done):
+    """(executors) The input record batches, each one's rows added to the `done` accumulator (the driver's progress
+    line) as the task reads it."""
+    for batch in batches:
+        done.add(batch.num_rows)
+        yield batch
 
 
 def partition_summaries(results) -> tuple[list[str], np.ndarray]:

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from . import __version__, fs
+from . import __version__, fs, progress
 from .bins import gamut_centres, rebalance_weights
 from .datasets import part_files
 from .devices import device_accumulator, device_records, pinned_partitions
@@ -168,7 +168,7 @@ def elephas_model(spark, model, config: dict, sizes: list[int], round_number: in
                                    sync_every=config["train"]["sync_every"],
                                    carry_optimizer=config["train"]["optimizer_state"] == "averaged", sizes=sizes,
                                    seed=config["train"]["seed"] * 100_003 + round_number, outer=outer,
-                                   window_rate=window_rate)
+                                   window_rate=window_rate, progress_seconds=config["log"]["progress_seconds"])
     # Elephas binds its parameter server to SPARK_LOCAL_IP (else this host's address): pin it to the driver address
     # while the model is made, and leave the process's environment as it was.
     driver_host = spark.sparkContext.getConf().get("spark.driver.host", "127.0.0.1")
@@ -370,7 +370,7 @@ def log_round(history: list[dict], rounds: int) -> None:
              _fmt(entry["train_loss"]), _fmt(entry["val_loss"]), _fmt(entry["val_auc"]), _fmt(entry["val_auc_gray"]),
              _fmt(entry["val_auc_rebal"]), _fmt(entry["val_auc_rebal_gray"]), _fmt(entry["val_psnr"], 2),
              _fmt(entry["val_psnr_gray"], 2), _fmt(entry["val_cast"], 2), _fmt(entry["val_cast_gray"], 2),
-             _fmt(entry["val_cast_ratio"], 3), entry["seconds"], _duration(eta))
+             _fmt(entry["val_cast_ratio"], 3), entry["seconds"], progress.duration(eta))
 
 
 def model_meta(settings: dict, loss_settings: dict, manifest: dict, config: dict, history: list[dict]) -> dict:
@@ -388,8 +388,3 @@ def model_meta(settings: dict, loss_settings: dict, manifest: dict, config: dict
 
 def _fmt(value, digits: int = 4) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"

@@ -38,13 +38,14 @@ def job_env() -> dict:
 
 @pytest.fixture(scope="session")
 def run_job(py_files):
-    """Run `jobs/<name>.py ARGS` with spark-submit on local[2], from a neutral working directory."""
+    """Run `jobs/<name>.py ARGS` with spark-submit on local[2], from a neutral working directory; without progress
+    lines unless ARGS ask for them (`--set log.progress_seconds=...`)."""
 
     def run(name: str, *args: str, master: str = "local[2]", timeout: int = 600, cwd: Path | None = None,
             env: dict | None = None, spark_conf: dict | None = None):
         conf = [item for key, value in (spark_conf or {}).items() for item in ("--conf", f"{key}={value}")]
         cmd = [SPARK_SUBMIT, "--master", master, "--driver-memory", "2g", *conf, "--py-files", str(py_files),
-               str(ROOT / "jobs" / f"{name}.py"), *map(str, args)]
+               str(ROOT / "jobs" / f"{name}.py"), "--set", "log.progress_seconds=0", *map(str, args)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**job_env(), **(env or {})},
                               cwd=cwd or "/")
         proc.log = proc.stdout + proc.stderr
