@@ -539,7 +539,8 @@ average seen before the run and the CPU time other processes used while each pha
 """
 
 
-SECTION_ORDER = ["preprocess", "preprocess-e2e", "train", "scaling", "colorize", "colorize-api", "colorize-e2e", "load"]
+SECTION_ORDER = ["preprocess", "preprocess-e2e", "train", "scaling", "colorize", "colorize-api", "colorize-e2e",
+                 "colorize-progress", "load"]
 
 
 def md_update(key: str, body: str) -> Path:

@@ -12,10 +12,14 @@ what the job is for) and --colour-images colour JPEGs (colorized from their L, t
   Per-image time split of (b) (decode, Lab, predict, upsample+recombine, Lab->RGB, JPEG encode/write, Lab write,
   thumbnails, scoring): the functions colorize_partition calls are timed in place (bench/_profile.py), exclusive time.
   The model's FLOPs per image (from its layers) and the machine's measured float32 matmul rate at 2 threads.
+With --progress-pairs N it measures only what the progress lines cost: after a warm-up run, N pairs of warm (a)
+runs in one session, one with the lines off and one with them every second (ten times the default rate), in
+alternating order; section "colorize-progress" of BENCHMARKS.md.
 Writes its section of BENCHMARKS.md unless --no-md. Waits for an idle machine unless --no-wait.
 
 Example:     .venv/bin/python bench/colorize_bench.py
 Quick check: .venv/bin/python bench/colorize_bench.py --images 24 --colour-images 8 --no-wait --no-md
+Progress:    .venv/bin/python bench/colorize_bench.py --progress-pairs 3 --images 320 --colour-images 0
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ def parse_args(argv=None):
     p.add_argument("--no-wait", action="store_true")
     p.add_argument("--max-load", type=float, default=0.5)
     p.add_argument("--no-md", action="store_true")
+    p.add_argument("--progress-pairs", type=int, default=0,
+                   help="only compare warm runs without and with progress lines every second, N pairs")
     # internal: one plain-process run
     p.add_argument("--plain", help=argparse.SUPPRESS)
     p.add_argument("--input", help=argparse.SUPPRESS)
@@ -351,11 +357,11 @@ def pool2(args, name, input_dir) -> dict:
 
 # --- main -------------------------------------------------------------------------------------------------------------
 
-def spark_phase(args, work, zip_path, runs):
+def spark_phase(args, work, zip_path, runs, run_sets=()):
     spark, elog, cpu, submit_s = C.driver_phase(
         C.BENCH / "colorize_driver.py",
         sum((["--run", r] for r in runs), []) + ["--output", str(work / "spark-out"), "--model", args.model]
-        + sum((["--set", o] for o in args.overrides), []),
+        + sum((["--set", o] for o in args.overrides), []) + sum((["--run-set", o] for o in run_sets), []),
         work=work, tag="", master=args.master, zip_path=zip_path)
     for r in spark["runs"]:
         r["ips"] = r["summary"]["ok"] / r["seconds"]
@@ -378,6 +384,8 @@ def main():
     C.replicate(gray_dir, args.images, args.subdirs, gray=True, photos=Path(args.photos), log=C.say)
     if args.colour_images:
         C.replicate(colour_dir, args.colour_images, args.subdirs, photos=Path(args.photos), log=C.say)
+    if args.progress_pairs:
+        return progress_cost(args, work, zip_path, gray_dir, info, idle, cmd)
 
     # (a) Spark
     runs = ["gray1=" + str(gray_dir), "gray2=" + str(gray_dir)]
@@ -434,6 +442,33 @@ def main():
     C.write_json(work / "result.json", result)
     if not args.no_md:
         C.md_update(KEY, render_md(args, info, idle, cmd, result))
+        C.say(f"[bench] updated {C.BENCHMARKS_MD}")
+
+
+def progress_cost(args, work, zip_path, gray_dir, info, idle, cmd):
+    """Warm runs without and with progress lines (every second), in pairs of alternating order, in one session."""
+    order = [("off", "on") if i % 2 == 0 else ("on", "off") for i in range(args.progress_pairs)]
+    runs = ["warmup=" + str(gray_dir)] + [f"{state}{i}={gray_dir}" for i, pair in enumerate(order) for state in pair]
+    run_sets = ["warmup:log.progress_seconds=0"] + [
+        f"{state}{i}:log.progress_seconds={1 if state == 'on' else 0}" for i, pair in enumerate(order)
+        for state in pair]
+    spark, _, _ = spark_phase(args, work, zip_path, runs, run_sets)
+    by = {r["name"]: r for r in spark["runs"]}
+    pairs = [(by[f"off{i}"]["seconds"], by[f"on{i}"]["seconds"]) for i in range(args.progress_pairs)]
+    ratios = [on / off for off, on in pairs]
+    C.say("[bench] progress on/off time ratios: " + ", ".join(f"{r:.3f}" for r in ratios))
+    C.write_json(work / "progress.json", {"args": vars(args), "machine": info, "pairs": pairs, "ratios": ratios})
+    if not args.no_md:
+        lines = ["## 3c. What the progress lines cost (`bench/colorize_bench.py --progress-pairs`)\n",
+                 C.machine_block(info, idle, cmd),
+                 f"- {args.images} grayscale JPEGs, warm `colorize.run` in one session on `{args.master}`; each pair "
+                 "runs once with `log.progress_seconds=0` and once with `1` (ten times the default rate), "
+                 "alternating which goes first\n",
+                 C.md_table(["pair", "off s", "on s", "on / off"],
+                            [[i + 1, f"{off:.2f}", f"{on:.2f}", f"{on / off:.3f}"]
+                             for i, (off, on) in enumerate(pairs)]),
+                 f"\nMean on/off ratio {sum(ratios) / len(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})."]
+        C.md_update("colorize-progress", "\n".join(lines))
         C.say(f"[bench] updated {C.BENCHMARKS_MD}")
 
 

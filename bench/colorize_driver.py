@@ -1,7 +1,8 @@
 """spark-submit driver of bench/colorize_bench.py: times `colorspark.colorize.run` once the session is up.
 
 --run NAME=INPUT (repeatable) runs the real job body on INPUT into OUTPUT/NAME, in order, in one session; the first
-run starts the Python workers and builds the model in them, later runs reuse both.
+run starts the Python workers and builds the model in them, later runs reuse both. --run-set NAME:SECTION.KEY=VALUE
+overrides the config of one run.
 Not meant to be run by hand; see `bench/colorize_bench.py --help`.
 """
 
@@ -29,7 +30,12 @@ def main():
     p.add_argument("--model", required=True)
     p.add_argument("--result", required=True)
     p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument("--run-set", action="append", default=[], help="NAME:SECTION.KEY=VALUE, for one run")
     args = p.parse_args()
+    per_run = {}
+    for spec in args.run_set:
+        name, _, override = spec.partition(":")
+        per_run.setdefault(name, []).append(override)
     setup_logging("bench-colorize")
     config = config_mod.load(None, args.overrides)
     t = time.time()
@@ -46,7 +52,8 @@ def main():
             shutil.rmtree(out, ignore_errors=True)
             _sparkprobe.set_phase(sc, name)
             a = time.time()
-            summary = colorize.run(spark, InputLocation.parse(input_path), str(out), args.model, config)
+            run_config = config_mod.load(None, args.overrides + per_run.get(name, []))
+            summary = colorize.run(spark, InputLocation.parse(input_path), str(out), args.model, run_config)
             b = time.time()
             _sparkprobe.set_phase(sc, None)
             runs.append({"name": name, "input": input_path, "output": str(out), "start": a, "end": b,
