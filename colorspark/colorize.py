@@ -28,6 +28,7 @@ from .modeldir import read_model_file
 from .paths import InputLocation
 from .reference import ReferenceMap, reference_map
 from .report import render_report
+from .shipped import describe_model
 from .video_job import VideoTally, colorize_videos
 from .video_tasks import VideoPlan
 
@@ -63,7 +64,7 @@ def run(spark, source: InputLocation, output_dir: str, model_dir: str, config: d
         log.info("%d input files processed; the model was built %d time(s) across the Python workers",
                  n_inputs + len(videos), builds.value)
         publish_results(out, plan, with_videos=bool(videos))
-        summary = summarize(tally, time.time() - started, model_dir, builds.value, plan.rendering)
+        summary = summarize(tally, time.time() - started, model_label(model_dir, meta), builds.value, plan.rendering)
         summary["videos"] = video_tally.summary()
         log_failures(tally)
         fs.write_bytes(fs.join(out, "report.html"),
@@ -170,7 +171,13 @@ def publish_results(out: str, plan: Plan, with_videos: bool = False) -> None:
     fs.publish(plan.staging, out, ["results", "videos"] if with_videos else ["results"])
 
 
-def summarize(tally: Tally, seconds: float, model_dir: str, model_builds: int, rendering: Rendering) -> dict:
+def model_label(model_dir: str, meta: dict) -> str:
+    """The model as the summary and the report name it: `shipped models/small (preset small, 64 px, 10 rounds)`."""
+    return (f"{describe_model(model_dir)} (preset {meta['settings'].get('preset')}, {meta['input_size']} px, "
+            f"{meta.get('rounds_done')} rounds)")
+
+
+def summarize(tally: Tally, seconds: float, model: str, model_builds: int, rendering: Rendering) -> dict:
     """Counts by status, mean scores of the images that had a colour truth, the devices the workers used, and the
     rendering settings (temperature, input size, upsampling), so that the outputs can be made again the same way.
 
@@ -186,7 +193,7 @@ def summarize(tally: Tally, seconds: float, model_dir: str, model_builds: int, r
             "mean_scores": mean_scores, "cast_ratio": cast / cast_gray if cast is not None and cast_gray else None,
             "mean_millis_per_image": tally.millis[0] / tally.millis[1] if tally.millis[1] else None,
             "seconds": round(seconds, 2), "images_per_second": round(n_ok / seconds, 3) if seconds > 0 else None,
-            "model": fs.display(model_dir), "colorspark_version": __version__, "model_builds": model_builds,
+            "model": model, "colorspark_version": __version__, "model_builds": model_builds,
             "devices": device_records(tally.devices), "rendering": rendering.record(),
             "references": tally.references, "wrong_references": tally.wrong_reference_count}
 

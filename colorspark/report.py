@@ -84,6 +84,7 @@ _FACTS = {
     "model_builds": ("Model builds", "count"),
     "cast_ratio": ("Colour cast vs the gray baseline", "ratio"),
     "model": ("Model", "text"),
+    "devices": ("Devices", "text"),
     "colorspark_version": ("colorspark version", "text"),
 }
 
@@ -102,6 +103,8 @@ table{border-collapse:collapse}
 .facts dd{margin:0;font-size:18px;font-weight:600;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}
 .facts dd.text{font:13px/1.5 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .facts .bad dd{color:#cf222e}
+.settings{color:#57606a;font-size:12px;margin:8px 0 0;overflow-wrap:anywhere}
+.settings span{font-weight:600}
 .means{background:#fff;border:1px solid #d0d7de;border-radius:6px}
 .means th,.means td{padding:6px 12px;border-bottom:1px solid #eaeef2;text-align:left;vertical-align:top}
 .means td{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
@@ -361,29 +364,53 @@ def _fact_label(key: Any) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _facts(summary: Mapping[str, Any]) -> list[str]:
-    """One tile per scalar; a nested mapping other than the mean scores becomes "parent · child" tiles."""
-    tiles = []
+def _facts(summary: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(one tile per scalar and for the devices, one compact line per nested mapping such as the rendering
+    settings), the mean scores aside."""
+    tiles, lines = [], []
     for key, value in summary.items():
         if key == "mean_scores":
             continue
         if isinstance(value, Mapping):
-            tiles += _facts({f"{_fact_label(key)} · {_fact_label(sub)}": v for sub, v in value.items()})
+            lines.append(_settings_line(key, value))
             continue
         kind = _FACTS[key][1] if key in _FACTS else "plain"
         bad = ' class="bad"' if key == "errors" and _has_number(value) and value > 0 else ""
         text_cls = ' class="text"' if isinstance(value, str) else ""
-        tiles.append(f"<div{bad}><dt>{_esc(_fact_label(key))}</dt><dd{text_cls}>{_fact_text(kind, value)}</dd></div>")
-    return tiles
+        text = _devices_text(value) if key == "devices" and isinstance(value, list) else _fact_text(kind, value)
+        tiles.append(f"<div{bad}><dt>{_esc(_fact_label(key))}</dt><dd{text_cls}>{text}</dd></div>")
+    return tiles, lines
+
+
+def _settings_line(key: Any, values: Mapping[str, Any]) -> str:
+    """`Rendering: temperature 0.380 · input size 64 · ...`: settings a reader looks up now and then, in one line."""
+    items = " · ".join(f"{_esc(str(sub).replace('_', ' '))} {_plain(value)}" for sub, value in values.items())
+    return f'<p class="settings"><span>{_esc(_fact_label(key))}:</span> {items or "–"}</p>'
+
+
+def _devices_text(records: list) -> str:
+    """`cpu × 2 workers on host-a`: the devices the Python workers ran on, from the summary's (worker, device)
+    records (worker = host:pid)."""
+    workers: dict[str, set] = {}
+    for record in records:
+        if isinstance(record, Mapping):
+            workers.setdefault(str(record.get("device") or "unknown"), set()).add(str(record.get("worker")))
+    if not workers:
+        return "–"
+    hosts = sorted({worker.rsplit(":", 1)[0] for group in workers.values() for worker in group})
+    text = ", ".join(f"{device} × {len(group)} worker{'s' if len(group) != 1 else ''}"
+                     for device, group in sorted(workers.items()))
+    return _esc(f"{text} on {', '.join(hosts)}")
 
 
 def _summary(summary: Mapping[str, Any]) -> str:
     if not summary:
         return '<h2>Summary</h2>\n<p class="empty">no summary</p>'
-    tiles = _facts(summary)
+    tiles, lines = _facts(summary)
     parts = ["<h2>Summary</h2>"]
     if tiles:
         parts.append(f'<dl class="facts">{"".join(tiles)}</dl>')
+    parts += lines
     if "mean_scores" in summary:
         means = summary["mean_scores"] if isinstance(summary["mean_scores"], Mapping) else {}
         parts.append("<h2>Mean scores</h2>")

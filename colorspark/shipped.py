@@ -35,3 +35,10 @@ def shipped_model_dir() -> str:
     for name in FILES:
         fs.write_bytes(str(folder / name), packed.joinpath(name).read_bytes())
     return str(folder)
+
+
+def describe_model(model_dir: str) -> str:
+    """How summaries and reports name a model: `shipped models/small` for the shipped one, wherever this process
+    unpacked it, else its location."""
+    shipped = shipped_model_dir.cache_info().currsize and fs.to_uri(shipped_model_dir()) == fs.to_uri(model_dir)
+    return f"shipped models/{NAME}" if shipped else fs.display(model_dir)

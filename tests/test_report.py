@@ -79,6 +79,9 @@ def _run_summary(**overrides):
         "mean_scores": _scores(psnr=23.456, ssim=0.87654, auc=0.9123, auc_rebal=None, auc_rebal_gray=None),
         "mean_millis_per_image": 812.34, "seconds": 754.2, "images_per_second": 1.98765,
         "model": "/models/<run 1>", "colorspark_version": "0.1.0", "model_builds": 2, "cast_ratio": 0.4978,
+        "devices": [{"worker": "h-a:11", "device": "cpu"}, {"worker": "h-a:12", "device": "cpu"},
+                    {"worker": "h-b:7", "device": "gpu:0"}],
+        "rendering": {"temperature": 0.38, "input_size": 64, "keep_aspect": True, "upsample": "bilinear"},
     }
     summary.update(overrides)
     return summary
@@ -283,8 +286,18 @@ def test_summary_shows_run_figures_with_names_and_units():
         "Scored against an original": "1,200", "Mean time per image": "812 ms", "Run time": "12 min 34 s",
         "Throughput": "1.99 images/s", "Model": "/models/&lt;run 1&gt;", "colorspark version": "0.1.0",
         "Model builds": "2", "Colour cast vs the gray baseline": "0.50×",
+        "Devices": "cpu × 2 workers, gpu:0 × 1 worker on h-a, h-b",
     }
     assert '<div class="bad"><dt>Failed</dt>' in facts  # failures stand out
+
+
+def test_rendering_settings_are_one_compact_line_after_the_tiles():
+    page = _page(summary=_run_summary())
+    assert "Rendering ·" not in page
+    lines = re.findall(r'<p class="settings">.*?</p>', page)
+    assert lines == ['<p class="settings"><span>Rendering:</span> temperature 0.380 · input size 64 · keep aspect '
+                     'yes · upsample bilinear</p>']
+    assert page.index('<dl class="facts">') < page.index(lines[0]) < page.index("<h2>Mean scores</h2>")
 
 
 def test_summary_mean_scores_are_one_labelled_table_with_meanings():
@@ -330,7 +343,7 @@ def test_summary_formats_unknown_keys_floats_inf_and_missing_values():
     assert "<dt>Mean auc</dt><dd>–</dd>" in page
     assert "<dt>Mean colourfulness</dt><dd>12.500</dd>" in page
     assert '<dt>&lt;b&gt;key&lt;/b&gt;</dt><dd class="text">&lt;i&gt;value&lt;/i&gt;</dd>' in page
-    assert "<dt>Per worker · W 1</dt><dd>3</dd>" in page
+    assert '<p class="settings"><span>Per worker:</span> w 1 3</p>' in page
     assert "Mean scores" not in page  # no mean_scores key, no section
     assert "no summary" in _page(summary={})
 
