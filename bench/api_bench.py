@@ -4,7 +4,7 @@
 One spark-submit session on `local[2]` (bench/api_driver.py) warms both paths up, then alternates them:
   job:  `colorspark.colorize.run` (JPEG + lab8 .npy files, thumbnails, results, summary, report);
   api:  `spark.read.format("binaryFile")` -> `colorspark.colorize_dataframe` -> a Parquet table of JPEG and lab8
-        bytes (the README's example).
+        bytes (the example in docs/dataframe-api.md).
 Inputs: --images gray JPEGs replicated from the shared photos, at most --max-side px (0.13 MP by default).
 Target: the API's seconds per image within 10 % of the job's (the median of --repeats runs each; the machine is
 shared and a single pass swings by 20 %). Writes its section of

@@ -1,5 +1,5 @@
 """colorspark in users' own pipelines: colorize_dataframe, ColorizeTransformer in a Pipeline, the SQL function, the
-README's example, and the same bytes as the colorize job."""
+documented example (docs/dataframe-api.md), and the same bytes as the colorize job."""
 
 from __future__ import annotations
 
@@ -171,9 +171,9 @@ def test_api_and_job_write_the_same_jpegs(spark, folder, run_job, tmp_path):
             assert (tmp_path / "out" / "lab" / f"{stem}.npy").read_bytes() == row["lab"], stem
 
 
-def test_readme_example_runs_as_written(py_files, folder, tmp_path):
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- api-example:.*?-->\n```python\n(.*?)```", readme, re.S).group(1)
+def test_documented_example_runs_as_written(py_files, folder, tmp_path):
+    page = (ROOT / "docs" / "dataframe-api.md").read_text()
+    block = re.search(r"<!-- api-example:.*?-->\n```python\n(.*?)```", page, re.S).group(1)
     assert len(block.strip().splitlines()) <= 10
     script = tmp_path / "example.py"
     script.write_text(block)
