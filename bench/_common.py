@@ -533,9 +533,9 @@ def _union_length(intervals) -> float:
 
 MD_HEADER = """# colorspark benchmarks
 
-Written by the scripts in `bench/` (each owns one section between its markers and rewrites only that section; run a
-script with `--help` for its options). Figures are from a shared, noisy 2-core machine: each section records the load
-average seen before the run and the CPU time other processes used while each phase ran ("foreign cores").
+The sections are written by the scripts in `bench/` (each owns the part between its markers and rewrites only that;
+`--help` gives the options). Figures are from a shared, noisy 2-core machine: each section records the load average
+seen before the run and the CPU time other processes used while each phase ran ("foreign cores").
 """
 
 

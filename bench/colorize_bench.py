@@ -459,7 +459,7 @@ def progress_cost(args, work, zip_path, gray_dir, info, idle, cmd):
     C.say("[bench] progress on/off time ratios: " + ", ".join(f"{r:.3f}" for r in ratios))
     C.write_json(work / "progress.json", {"args": vars(args), "machine": info, "pairs": pairs, "ratios": ratios})
     if not args.no_md:
-        lines = ["## 3c. What the progress lines cost (`bench/colorize_bench.py --progress-pairs`)\n",
+        lines = ["## 3d. What the progress lines cost (`bench/colorize_bench.py --progress-pairs`)\n",
                  C.machine_block(info, idle, cmd),
                  f"- {args.images} grayscale JPEGs, warm `colorize.run` in one session on `{args.master}`; each pair "
                  "runs once with `log.progress_seconds=0` and once with `1` (ten times the default rate), "
