@@ -159,13 +159,13 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     if job not in (*JOBS, "demo"):
         print(f"colorspark: unknown job {job!r}\n{USAGE}", file=sys.stderr)
         return EXIT_USAGE
+    if job != "demo" and ("-h" in rest or "--help" in rest):
+        return job_help(checkout, job, python)
     if not checkout.zip.exists():
         print(f"colorspark: {checkout.zip} is missing: run ./build.sh in {checkout.root} first", file=sys.stderr)
         return EXIT_USAGE
     if job == "demo":
         return demo(checkout, rest, spark_submit, python)
-    if "-h" in rest or "--help" in rest:
-        return job_help(checkout, job, python)
     return run(submit_command(checkout, job, rest, spark_submit), python_env(python))
 
 
