@@ -1,4 +1,5 @@
-"""Driver-side labelling of Spark jobs for the benchmarks (imported only by the bench/*_driver.py scripts).
+"""Driver-side harness of the benchmarks (imported only by the bench/*_driver.py scripts): the session, and the
+labelling of Spark jobs.
 
 PySpark's DataFrame actions run with a JVM call site ("count at NativeMethodAccessorImpl.java:0"), which says nothing
 about which line of colorspark started the job. `install()` wraps the driver-side actions so each Spark job carries a
@@ -9,11 +10,13 @@ colorspark is modified: only methods of PySpark classes in this driver process a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import linecache
 import os
 import sys
 import threading
+import time
 
 _state = threading.local()
 _installed = False
@@ -89,3 +92,22 @@ def install() -> None:
 
 def set_phase(sc, phase: str | None) -> None:
     sc.setLocalProperty("bench.phase", phase)
+
+
+@contextlib.contextmanager
+def driver_session(name: str, *, tensorflow_workers: bool = True, probe: bool = True):
+    """What every bench driver does around its runs: colorspark's logging and session, the session's start-up time
+    and the job labels (`install`), and the session stopped however the runs end. Yields (spark, facts), facts
+    holding `session_s` and `app_id` for the driver's result file."""
+    from colorspark.session import build_spark_session, setup_logging
+
+    setup_logging(name)
+    started = time.time()
+    spark = build_spark_session(name, tensorflow_workers=tensorflow_workers)
+    facts = {"session_s": time.time() - started, "app_id": spark.sparkContext.applicationId}
+    if probe:
+        install()
+    try:
+        yield spark, facts
+    finally:
+        spark.stop()

@@ -13,11 +13,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _sparkprobe  # noqa: E402
+
 import colorspark  # noqa: E402
 from colorspark import colorize  # noqa: E402
 from colorspark import config as config_mod  # noqa: E402
 from colorspark.paths import InputLocation  # noqa: E402
-from colorspark.session import build_spark_session, setup_logging  # noqa: E402
 
 
 def job_pass(spark, input_path: str, out: Path, model: str, config: dict) -> dict:
@@ -48,12 +49,10 @@ def main():
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--result", required=True)
     args = p.parse_args()
-    setup_logging("bench-colorize-api")
     config = config_mod.load()
-    spark = build_spark_session("bench-colorize-api")
     out = Path(args.output)
     runs = []
-    try:
+    with _sparkprobe.driver_session("bench-colorize-api", probe=False) as (spark, _):
         job_pass(spark, args.warmup, out / "warm-job", args.model, config)
         api_pass(spark, args.warmup, out / "warm-api", args.model)
         for repeat in range(args.repeats):
@@ -62,10 +61,7 @@ def main():
                        api_pass(spark, args.input, out / name, args.model))
                 runs.append({"name": name, "repeat": repeat, **run})
                 print(f"[driver] {name} #{repeat}: {run['images']} images in {run['seconds']:.2f} s", flush=True)
-    finally:
-        spark.stop()
     Path(args.result).write_text(json.dumps({"runs": runs}, indent=2))
-
 
 if __name__ == "__main__":
     main()

@@ -104,6 +104,7 @@ def plain(args) -> dict:
     from colorspark import config as config_mod
     from colorspark import fs
     from colorspark.colorize import load_model, report_selection
+    from colorspark.paths import InputLocation
 
     config = config_mod.load(None, args.overrides)
     payload, meta = load_model(args.model)
@@ -113,7 +114,7 @@ def plain(args) -> dict:
     files = input_files(root)[k::n]
     listed = [f"file:{f}" for f in input_files(root)]
     plan = colorize.Plan.from_config(config, meta, str(root), fs.to_uri(out),
-                                     shown=report_selection(listed, str(root), config))  # as the job chooses
+                                     shown=report_selection(listed, InputLocation.parse(str(root)), config))
     res = {"threads": args.threads, "images": len(files), "intra": None, "part": args.part}
     if args.sync:  # (c): start together
         Path(args.sync, f"ready-{k}").write_text("1")

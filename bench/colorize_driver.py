@@ -20,7 +20,6 @@ import _sparkprobe  # noqa: E402
 from colorspark import colorize  # noqa: E402
 from colorspark import config as config_mod  # noqa: E402
 from colorspark.paths import InputLocation  # noqa: E402
-from colorspark.session import build_spark_session, setup_logging  # noqa: E402
 
 
 def main():
@@ -36,16 +35,10 @@ def main():
     for spec in args.run_set:
         name, _, override = spec.partition(":")
         per_run.setdefault(name, []).append(override)
-    setup_logging("bench-colorize")
     config = config_mod.load(None, args.overrides)
-    t = time.time()
-    spark = build_spark_session("bench-colorize")
-    sc = spark.sparkContext
-    session_s = time.time() - t
-    _sparkprobe.install()
-    app_id = sc.applicationId
     runs = []
-    try:
+    with _sparkprobe.driver_session("bench-colorize") as (spark, facts):
+        sc = spark.sparkContext
         for spec in args.run:
             name, _, input_path = spec.partition("=")
             out = Path(args.output) / name
@@ -59,11 +52,7 @@ def main():
             runs.append({"name": name, "input": input_path, "output": str(out), "start": a, "end": b,
                          "seconds": b - a, "summary": summary})
             print(f"[driver] {name}: {summary['ok']} ok in {b - a:.2f} s", flush=True)
-    finally:
-        spark.stop()
-    Path(args.result).write_text(json.dumps({"session_s": session_s, "runs": runs, "config": config,
-                                             "app_id": app_id}, indent=2, default=str))
-
+    Path(args.result).write_text(json.dumps({**facts, "runs": runs, "config": config}, indent=2, default=str))
 
 if __name__ == "__main__":
     main()

@@ -26,7 +26,6 @@ from _s3serve import cpu_seconds  # noqa: E402
 from colorspark import config as config_mod  # noqa: E402
 from colorspark import fs, preprocess  # noqa: E402
 from colorspark.paths import InputLocation  # noqa: E402
-from colorspark.session import build_spark_session, setup_logging  # noqa: E402
 from colorspark.splits import SPLITS  # noqa: E402
 
 
@@ -201,15 +200,10 @@ def main():
     args = p.parse_args()
     if "plain" in args.plan.split(",") and not args.plain_files:
         p.error("a 'plain' step needs --plain-files")
-    setup_logging("bench-preprocess")
     config = config_mod.load(None, args.overrides)
-    t_session = time.time()
-    spark = build_spark_session("bench-preprocess", tensorflow_workers=False)
-    sc = spark.sparkContext
-    session_s = time.time() - t_session
-    _sparkprobe.install()
     runs, plain = [], []
-    try:
+    with _sparkprobe.driver_session("bench-preprocess", tensorflow_workers=False) as (spark, facts):
+        sc = spark.sparkContext
         for step in args.plan.split(","):
             if step == "plain":
                 plain.append({**plain_reference(args.plain_files, args.input, args.overrides),
@@ -238,12 +232,10 @@ def main():
                          "s3_server_cpu_s": None if server0 is None else server1 - server0})
             print(f"[driver] run {i + 1} ({step}): {manifest['ok']} images in {t1 - t0:.2f} s; parquet rows "
                   f"{rows}", flush=True)
-        result = {"session_s": session_s, "runs": runs, "plain": plain, "app_id": sc.applicationId,
-                  "default_parallelism": sc.defaultParallelism, "config": config}
+        result = {**facts, "runs": runs, "plain": plain, "default_parallelism": sc.defaultParallelism,
+                  "config": config}
         if args.diagnose:
             result["diagnosis"] = diagnose(spark, args.input, config)
-    finally:
-        spark.stop()
     Path(args.result).write_text(json.dumps(result, indent=2))
 
 

@@ -11,12 +11,16 @@ Not meant to be run by hand; see `bench/scaling_bench.py --help`.
 import argparse
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
-from colorspark import config as config_mod
-from colorspark import training
-from colorspark.session import build_spark_session, setup_logging
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _sparkprobe  # noqa: E402
+
+from colorspark import config as config_mod  # noqa: E402
+from colorspark import training  # noqa: E402
 
 
 def main():
@@ -26,10 +30,8 @@ def main():
     p.add_argument("--runs", required=True, help="JSON file: [{name, overrides: [SECTION.KEY=VALUE, ...]}, ...]")
     p.add_argument("--result", required=True)
     args = p.parse_args()
-    setup_logging("bench-scaling")
-    spark = build_spark_session("bench-scaling")
     results = []
-    try:
+    with _sparkprobe.driver_session("bench-scaling", probe=False) as (spark, _):
         for run in json.loads(Path(args.runs).read_text()):
             config = config_mod.load(None, run["overrides"])
             model_dir = Path(args.work) / "models" / run["name"]
@@ -41,9 +43,6 @@ def main():
             print(f"[driver] {run['name']}: {time.time() - started:.0f} s, val loss "
                   f"{[round(h['val_loss'], 3) for h in history]}", flush=True)
             Path(args.result).write_text(json.dumps(results, indent=2, default=float))
-    finally:
-        spark.stop()
-
 
 if __name__ == "__main__":
     main()

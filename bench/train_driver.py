@@ -18,7 +18,6 @@ import _sparkprobe  # noqa: E402
 
 from colorspark import config as config_mod  # noqa: E402
 from colorspark import training  # noqa: E402
-from colorspark.session import build_spark_session, setup_logging  # noqa: E402
 
 
 def main():
@@ -29,16 +28,11 @@ def main():
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--set", dest="overrides", action="append", default=[])
     args = p.parse_args()
-    setup_logging("bench-train")
     config = config_mod.load(None, args.overrides)
     config = config_mod.merge(config, {"train": {"rounds": args.rounds}}, "bench")
-    t = time.time()
-    spark = build_spark_session("bench-train")
-    sc = spark.sparkContext
-    session_s = time.time() - t
-    _sparkprobe.install()
-    result = {"session_s": session_s, "app_id": sc.applicationId, "config": config}
-    try:
+    with _sparkprobe.driver_session("bench-train") as (spark, facts):
+        sc = spark.sparkContext
+        result = {**facts, "config": config}
         if args.rounds:
             _sparkprobe.set_phase(sc, "real")
             a = time.time()
@@ -50,8 +44,6 @@ def main():
                               "rounds_done": meta["rounds_done"]}
             print(f"[driver] training.run: {b - a:.1f} s, fit_seconds "
                   f"{[h['fit_seconds'] for h in history]}", flush=True)
-    finally:
-        spark.stop()
     Path(args.result).write_text(json.dumps(result, indent=2, default=float))
 
 
