@@ -18,7 +18,7 @@ scikit-image (D65 2° white, its sRGB matrix, its f(t) and sRGB thresholds) in f
 
 The tests hold `rgb_to_lab`, `rgb_to_l` and `lab_to_rgb` to scikit-image within 1e-3 (measured: 2e-4) and
 `lab_to_rgb8` within one 8-bit level of scikit-image rounded to uint8, on the RGB cube, on photos and on out-of-gamut
-Lab. bench/colorspace_bench.py measures both the differences and the speed.
+Lab. Their time per image is in colorize's per-step split (bench/colorize_bench.py, BENCHMARKS.md §3).
 """
 
 from __future__ import annotations
