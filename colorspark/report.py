@@ -376,8 +376,9 @@ def _facts(summary: Mapping[str, Any]) -> tuple[list[str], list[str]]:
             continue
         kind = _FACTS[key][1] if key in _FACTS else "plain"
         bad = ' class="bad"' if key == "errors" and _has_number(value) and value > 0 else ""
-        text_cls = ' class="text"' if isinstance(value, str) else ""
-        text = _devices_text(value) if key == "devices" and isinstance(value, list) else _fact_text(kind, value)
+        devices = key == "devices" and isinstance(value, list)
+        text_cls = ' class="text"' if isinstance(value, str) or devices else ""
+        text = _devices_text(value) if devices else _fact_text(kind, value)
         tiles.append(f"<div{bad}><dt>{_esc(_fact_label(key))}</dt><dd{text_cls}>{text}</dd></div>")
     return tiles, lines
 

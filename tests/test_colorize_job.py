@@ -228,3 +228,11 @@ def test_references_by_table_and_default_are_recorded_and_a_gray_one_is_refused(
     refused = run_job("colorize", "--input", images, "--output", tmp_path / "out2", "--reference", refs / "gray.png")
     assert refused.returncode == 2 and not (tmp_path / "out2").exists()
     assert len([line for line in refused.log.splitlines() if "no colour" in line]) == 1
+
+
+def test_the_report_names_the_model_and_devices_readably(colorized):
+    summary = json.loads((colorized["out"] / "summary.json").read_text())
+    assert summary["model"].startswith("shipped models/small (preset small, ")
+    html = (colorized["out"] / "report.html").read_text()
+    assert "shipped models/small" in html and '<dt>Devices</dt><dd class="text">cpu × ' in html
+    assert "{&#x27;worker&#x27;" not in html and "Rendering ·" not in html
