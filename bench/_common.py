@@ -385,13 +385,23 @@ def tail(path: Path, lines: int = 30) -> str:
     return ""
 
 
+def machine_args(p, *, max_load: float = 0.5, max_wait: float = 3 * 3600) -> None:
+    """The options every benchmark takes: waiting for an idle machine, and whether to update BENCHMARKS.md."""
+    p.add_argument("--no-wait", action="store_true", help="do not wait for an idle machine (quick checks, tests)")
+    p.add_argument("--max-load", type=float, default=max_load,
+                   help=f"1-min load average counted as idle (default {max_load})")
+    p.add_argument("--max-wait", type=float, default=max_wait,
+                   help=f"give up waiting for an idle machine after this many seconds (default {max_wait:.0f})")
+    p.add_argument("--no-md", action="store_true", help="do not update BENCHMARKS.md")
+
+
 def start_bench(args):
     """The common start of a benchmark: its work folder, an idle machine, the facts BENCHMARKS.md records, the zip.
 
     Returns (work dir, idle-wait record, machine info, command line, --py-files zip)."""
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    idle = wait_for_idle(args.max_load, timeout=getattr(args, "max_wait", 3 * 3600), skip=args.no_wait, log=say)
+    idle = wait_for_idle(args.max_load, timeout=args.max_wait, skip=args.no_wait, log=say)
     return work, idle, machine_info(), command_line(), build_zip()
 
 

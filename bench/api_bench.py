@@ -34,10 +34,7 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=4)
     p.add_argument("--model", default=str(C.ROOT / "models" / "small"))
     p.add_argument("--workdir", default="/tmp/colorspark-bench/api")
-    p.add_argument("--no-wait", action="store_true")
-    p.add_argument("--max-load", type=float, default=0.5)
-    p.add_argument("--max-wait", type=float, default=3 * 3600)
-    p.add_argument("--no-md", action="store_true")
+    C.machine_args(p)
     return p.parse_args(argv)
 
 

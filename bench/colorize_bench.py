@@ -57,9 +57,7 @@ def parse_args(argv=None):
     p.add_argument("--scales", default="1.96,3.92", help="also time (b) gray on the photos scaled by these factors "
                                                         "(default: about 0.5 and 2 MP); empty: none")
     p.add_argument("--keep-outputs", action="store_true", help="keep the colorized outputs (several GB)")
-    p.add_argument("--no-wait", action="store_true")
-    p.add_argument("--max-load", type=float, default=0.5)
-    p.add_argument("--no-md", action="store_true")
+    C.machine_args(p)
     p.add_argument("--progress-pairs", type=int, default=0,
                    help="only compare warm runs without and with progress lines every second, N pairs")
     # internal: one plain-process run

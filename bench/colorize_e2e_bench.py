@@ -45,10 +45,7 @@ def parse_args():
     p.add_argument("--workdir", default="/tmp/colorspark-bench/colorize-e2e")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--set", dest="overrides", action="append", default=[], help="config override for the job")
-    p.add_argument("--no-wait", action="store_true")
-    p.add_argument("--max-load", type=float, default=0.5)
-    p.add_argument("--max-wait", type=float, default=1200)
-    p.add_argument("--no-md", action="store_true")
+    C.machine_args(p, max_wait=1200)
     return p.parse_args()
 
 

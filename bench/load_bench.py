@@ -62,9 +62,7 @@ def parse_args():
     p.add_argument("--interval", type=float, default=1.0, help="sampling interval, s (default 1)")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="config override for the job")
     p.add_argument("--keep-outputs", action="store_true", help="keep the colorized outputs (GBs)")
-    p.add_argument("--no-wait", action="store_true")
-    p.add_argument("--max-load", type=float, default=0.5)
-    p.add_argument("--no-md", action="store_true")
+    C.machine_args(p)
     return p.parse_args()
 
 

@@ -68,11 +68,7 @@ def parse_args():
     p.add_argument("--no-pool", action="store_true", help="skip the 2-process multiprocessing reference")
     p.add_argument("--no-diagnose", action="store_true",
                    help="skip the Spark diagnosis passes (input movement into Python, after the runs)")
-    p.add_argument("--no-wait", action="store_true", help="do not wait for an idle machine (tests)")
-    p.add_argument("--max-load", type=float, default=0.5, help="1-min load average counted as idle (default 0.5)")
-    p.add_argument("--max-wait", type=float, default=1200, help="give up waiting for an idle machine after this many "
-                                                                "seconds and run anyway (default 1200)")
-    p.add_argument("--no-md", action="store_true", help="do not update BENCHMARKS.md")
+    C.machine_args(p, max_wait=1200)
     args = p.parse_args()
     if args.spark_runs < 1 or args.s3_runs < 0:
         p.error("--spark-runs must be at least 1 and --s3-runs at least 0")

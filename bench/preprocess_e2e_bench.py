@@ -50,11 +50,7 @@ def parse_args():
     p.add_argument("--photos", default=str(C.PHOTOS), help="source photos (default ../shared/data/photos)")
     p.add_argument("--workdir", default="/tmp/colorspark-bench/preprocess-e2e", help="temp folder for inputs/outputs")
     p.add_argument("--rounds", type=int, default=2, help="alternating Spark/plain rounds (default 2)")
-    p.add_argument("--no-wait", action="store_true", help="do not wait for an idle machine (tests)")
-    p.add_argument("--max-load", type=float, default=0.5, help="1-min load average counted as idle (default 0.5)")
-    p.add_argument("--max-wait", type=float, default=1200, help="give up waiting for an idle machine after this many "
-                                                                "seconds and run anyway (default 1200)")
-    p.add_argument("--no-md", action="store_true", help="do not update BENCHMARKS.md")
+    C.machine_args(p, max_wait=1200)
     return p.parse_args()
 
 

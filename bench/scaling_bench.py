@@ -67,10 +67,7 @@ def parse_args(argv=None):
     p.add_argument("--target-workers", type=int, default=8, help="W whose gap to W = 1 the target is about")
     p.add_argument("--workdir", default="/tmp/colorspark-bench/scaling")
     p.add_argument("--master", default="local[2]")
-    p.add_argument("--max-load", type=float, default=1.0)
-    p.add_argument("--max-wait", type=float, default=3600)
-    p.add_argument("--no-wait", action="store_true")
-    p.add_argument("--no-md", action="store_true")
+    C.machine_args(p, max_load=1.0, max_wait=3600)
     p.add_argument("--keep", action="store_true",
                    help="reuse the runs of the last result.json in --workdir made with the same recipe (all options "
                         "but --runs) and train only the runs it lacks")

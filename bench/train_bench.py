@@ -48,9 +48,7 @@ def parse_args(argv=None):
     p.add_argument("--no-single-thread", action="store_true", help="skip the 1-thread reference of (b)")
     p.add_argument("--single-repeats", type=int, default=2,
                    help="runs of (b); the fastest is used (TF's 2-thread speed varies run to run; default 2)")
-    p.add_argument("--no-wait", action="store_true")
-    p.add_argument("--max-load", type=float, default=0.5)
-    p.add_argument("--no-md", action="store_true")
+    C.machine_args(p)
     p.add_argument("--single", help=argparse.SUPPRESS)  # internal: run (b) for this preset and print JSON
     p.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
