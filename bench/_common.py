@@ -395,6 +395,23 @@ def machine_args(p, *, max_load: float = 0.5, max_wait: float = 3 * 3600) -> Non
     p.add_argument("--no-md", action="store_true", help="do not update BENCHMARKS.md")
 
 
+def plain_processes(script: str, per_process: list[list[str]]) -> tuple[float, list[dict], dict]:
+    """Run bench/`script` once per argument list, all at once, each with one BLAS thread (as Spark's Python workers
+    get: OMP_NUM_THREADS = spark.task.cpus; two processes with NumPy's thread per core would oversubscribe two
+    cores). Returns (wall seconds until all ended, each one's last stdout line as JSON, CpuMonitor's record)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    mon = CpuMonitor().start()
+    started = time.time()
+    procs = [subprocess.Popen([str(PY), str(BENCH / script), *args], stdout=subprocess.PIPE, text=True, env=env)
+             for args in per_process]
+    outputs = [proc.communicate()[0] for proc in procs]
+    seconds = time.time() - started
+    cpu = mon.stop()
+    if any(proc.returncode for proc in procs):
+        raise SystemExit(f"{script} failed: exit codes {[proc.returncode for proc in procs]}")
+    return seconds, [json.loads(out.strip().splitlines()[-1]) for out in outputs], cpu
+
+
 def start_bench(args):
     """The common start of a benchmark: its work folder, an idle machine, the facts BENCHMARKS.md records, the zip.
 

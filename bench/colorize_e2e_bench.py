@@ -22,9 +22,7 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -72,18 +70,8 @@ def run_spark(work: Path, zip_path: Path, input_dir: Path, args, tag: str) -> di
 def run_plain(work: Path, lists: list[Path], input_dir: Path, model: str) -> dict:
     out = work / "plain-out"
     shutil.rmtree(out, ignore_errors=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    mon = C.CpuMonitor().start()
-    t0 = time.time()
-    procs = [subprocess.Popen([str(C.PY), str(C.BENCH / "plain_colorize.py"), "--list", str(lst), "--root",
-                               str(input_dir), "--out", str(out), "--model", model],
-                              stdout=subprocess.PIPE, text=True, env=env) for lst in lists]
-    outputs = [proc.communicate()[0] for proc in procs]
-    seconds = time.time() - t0
-    cpu = mon.stop()
-    if any(proc.returncode for proc in procs):
-        raise SystemExit(f"plain_colorize.py failed: exit codes {[proc.returncode for proc in procs]}")
-    parts = [json.loads(o.strip().splitlines()[-1]) for o in outputs]
+    seconds, parts, cpu = C.plain_processes("plain_colorize.py", [
+        ["--list", str(lst), "--root", str(input_dir), "--out", str(out), "--model", model] for lst in lists])
     jpegs = sum(1 for _ in out.rglob("*.jpg"))
     if jpegs != sum(p["ok"] for p in parts):
         raise SystemExit(f"plain wrote {jpegs} JPEGs, its processes report {sum(p['ok'] for p in parts)}")

@@ -27,9 +27,7 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -90,23 +88,11 @@ def run_plain(work: Path, lists: list[Path], input_dir: Path, centres: Path, con
     out = work / "plain-out"
     shutil.rmtree(out, ignore_errors=True)
     d = config["data"]
-    # one BLAS thread per process, as Spark's Python workers get (OMP_NUM_THREADS = spark.task.cpus): two
-    # processes on two cores, each with NumPy's default of a thread per core, would oversubscribe the machine
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    mon = C.CpuMonitor().start()
-    t0 = time.time()
-    procs = [subprocess.Popen([str(C.PY), str(C.BENCH / "plain_preprocess.py"), "--list", str(lst), "--root",
-                               str(input_dir), "--out", str(out), "--part", str(k), "--centres", str(centres),
-                               "--size", str(d["size"]), "--crops", str(d["crops"]), "--min-scale",
-                               str(d["min_crop_scale"]), "--seed", str(d["seed"]), "--val-fraction",
-                               str(d["val_fraction"]), "--gray-chroma", str(d["gray_chroma"])],
-                              stdout=subprocess.PIPE, text=True, env=env) for k, lst in enumerate(lists)]
-    outputs = [proc.communicate()[0] for proc in procs]
-    seconds = time.time() - t0
-    cpu = mon.stop()
-    if any(proc.returncode for proc in procs):
-        raise SystemExit(f"plain_preprocess.py failed: exit codes {[proc.returncode for proc in procs]}")
-    parts = [json.loads(o.strip().splitlines()[-1]) for o in outputs]
+    seconds, parts, cpu = C.plain_processes("plain_preprocess.py", [
+        ["--list", str(lst), "--root", str(input_dir), "--out", str(out), "--part", str(k), "--centres", str(centres),
+         "--size", str(d["size"]), "--crops", str(d["crops"]), "--min-scale", str(d["min_crop_scale"]), "--seed",
+         str(d["seed"]), "--val-fraction", str(d["val_fraction"]), "--gray-chroma", str(d["gray_chroma"])]
+        for k, lst in enumerate(lists)])
     rows = parquet_rows(out)
     if rows != sum(p["rows"] for p in parts):
         raise SystemExit(f"plain wrote {rows} Parquet rows, its processes report {sum(p['rows'] for p in parts)}")
