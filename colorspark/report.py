@@ -385,7 +385,8 @@ def _facts(summary: Mapping[str, Any]) -> tuple[list[str], list[str]]:
 
 def _settings_line(key: Any, values: Mapping[str, Any]) -> str:
     """`Rendering: temperature 0.380 · input size 64 · ...`: settings a reader looks up now and then, in one line."""
-    items = " · ".join(f"{_esc(str(sub).replace('_', ' '))} {_plain(value)}" for sub, value in values.items())
+    items = " · ".join(f"{_esc(str(sub).replace('_', ' ') if str(sub).isidentifier() else sub)} {_plain(value)}"
+                       for sub, value in values.items())
     return f'<p class="settings"><span>{_esc(_fact_label(key))}:</span> {items or "–"}</p>'
 
 

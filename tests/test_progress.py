@@ -64,3 +64,15 @@ def test_colorize_logs_progress_when_asked(tmp_path, run_job):
     assert lines, proc.log[-3000:]
     counts = [int(re.search(r"progress: (\d+)/12 images", line).group(1)) for line in lines]
     assert counts == sorted(counts) and counts[-1] <= 12
+
+
+@pytest.mark.spark
+def test_preprocess_logs_progress_when_asked(tmp_path, run_job):
+    for seed in range(12):
+        write_image(tmp_path / "in" / f"p{seed:02d}.png", colour_photo(72, 64, seed))
+    proc = run_job("preprocess", "--input", tmp_path / "in", "--output", tmp_path / "out", "--set",
+                   "log.progress_seconds=0.2", "--set", "data.partitions=6")
+    assert proc.returncode == 0, proc.log[-3000:]
+    counts = [int(found.group(1)) for found in re.finditer(r"colorspark preprocess: progress: (\d+)/12 images",
+                                                          proc.log)]
+    assert counts and counts == sorted(counts), proc.log[-3000:]
