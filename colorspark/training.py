@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from . import __version__, fs, progress
+from . import __version__, fs
 from .bins import gamut_centres, rebalance_weights
 from .datasets import part_files
 from .devices import device_accumulator, device_records, pinned_partitions
@@ -28,6 +28,7 @@ from .errors import JobError
 from .inference import ModelPayload
 from .model import build_model, describe, model_settings
 from .modeldir import checkpoint_dir, latest_checkpoint, write_checkpoint, write_model_dir
+from .progress import duration
 from .samples import OUTPUT_STRIDE, read_shard_pairs
 from .training_tasks import VAL_KEYS, evaluate_partition, loss_from_settings, parquet_pairs
 
@@ -370,7 +371,7 @@ def log_round(history: list[dict], rounds: int) -> None:
              _fmt(entry["train_loss"]), _fmt(entry["val_loss"]), _fmt(entry["val_auc"]), _fmt(entry["val_auc_gray"]),
              _fmt(entry["val_auc_rebal"]), _fmt(entry["val_auc_rebal_gray"]), _fmt(entry["val_psnr"], 2),
              _fmt(entry["val_psnr_gray"], 2), _fmt(entry["val_cast"], 2), _fmt(entry["val_cast_gray"], 2),
-             _fmt(entry["val_cast_ratio"], 3), entry["seconds"], progress.duration(eta))
+             _fmt(entry["val_cast_ratio"], 3), entry["seconds"], duration(eta))
 
 
 def model_meta(settings: dict, loss_settings: dict, manifest: dict, config: dict, history: list[dict]) -> dict:
