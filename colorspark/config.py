@@ -150,7 +150,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
     "video": {
         "extensions": (VIDEO_EXTENSIONS, None),
         "segment_seconds": (10.0, _positive),
-        "warmup_frames": (8, _non_negative),
+        "warmup_frames": (24, _non_negative),
         "temporal": ("ema", _one_of("none", "ema", "flow")),
         "temporal_alpha": (0.2, _unit_open),
         "cut_threshold": (12.0, _positive),
