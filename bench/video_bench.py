@@ -51,9 +51,7 @@ def parse_args(argv=None):
     p.add_argument("--clips", default=",".join(CLIPS))
     p.add_argument("--segment-seconds", type=float, default=10.0, help="speed: video.segment_seconds (default 10)")
     p.add_argument("--work", default="/tmp/colorspark-bench/video")
-    p.add_argument("--no-wait", action="store_true")
-    p.add_argument("--max-load", type=float, default=0.5)
-    p.add_argument("--no-md", action="store_true")
+    C.machine_args(p)
     return p.parse_args(argv)
 
 
