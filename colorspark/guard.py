@@ -39,9 +39,9 @@ def normalized_entropy(logits: np.ndarray) -> np.ndarray:
 def uncertainty_scale(logits: np.ndarray, threshold: float) -> np.ndarray:
     """(...) factor in [0, 1] per pixel: 1 up to `threshold` normalized entropy, then down linearly to 0 at
     ENTROPY_RAMP × threshold. threshold = 0 means no scaling."""
-    entropy = normalized_entropy(logits)
     if not threshold:
-        return np.ones_like(entropy)
+        return np.ones(np.shape(logits)[:-1], np.float32)
+    entropy = normalized_entropy(logits)
     return np.clip((ENTROPY_RAMP * threshold - entropy) / ((ENTROPY_RAMP - 1) * threshold), 0.0, 1.0)
 
 
