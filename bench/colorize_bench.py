@@ -180,13 +180,13 @@ def plain(args) -> dict:
     res["total_s"] = res["pipeline_s"] + res["results_write_s"] + (res["report_s"] or 0.0)
     if args.extras:
         from colorspark.colorizer import Rendering
+        from colorspark.config import defaults
         from colorspark.modeldir import load_model_dir
 
         model, _ = load_model_dir(args.model)
         res["flops"] = model_flops(model)
         size = int(meta["input_size"])  # the training size, and the aspect-kept shape of a 3:2 photo (the commonest)
-        aspect_kept = Rendering(temperature=1.0, input_size=size, batch_size=1, jpeg_quality=90, max_pixels=1,
-                                max_bytes=1, keep_aspect=True).network_shape(2, 3)
+        aspect_kept = Rendering.from_config(defaults(), meta, keep_aspect=True).network_shape(2, 3)
         res["predict"] = predict_rates(payload.build(), res["flops"]["total"], size, [(size, size), aspect_kept])
         res["matmul"] = matmul_rates(tf)
     return res

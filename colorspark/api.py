@@ -17,7 +17,7 @@ import logging
 from . import fs, labarrays
 from .api_tasks import Columns, TaskReferences, colorize_arrow, colorized_columns
 from .colorizer import Rendering
-from .config import defaults
+from .config import defaults, merge
 from .inference import ModelFile, worker_model
 from .modeldir import read_model_file
 from .shipped import shipped_model_dir
@@ -42,13 +42,11 @@ def _model_broadcast(spark, model: str | None):
 
 def _rendering(meta: dict, temperature, render_size, batch_size, jpeg_quality, keep_aspect=None,
                reference_strength=None) -> Rendering:
-    config = defaults()
-    if reference_strength is not None:
-        config["colorize"]["reference_strength"] = float(reference_strength)
-    if batch_size:
-        config["colorize"]["batch_size"] = int(batch_size)
-    if jpeg_quality:
-        config["output"]["jpeg_quality"] = int(jpeg_quality)
+    chosen = {"colorize": {"reference_strength": None if reference_strength is None else float(reference_strength),
+                           "batch_size": int(batch_size) if batch_size else None},
+              "output": {"jpeg_quality": int(jpeg_quality) if jpeg_quality else None}}
+    config = merge(defaults(), {section: {key: value for key, value in values.items() if value is not None}
+                                for section, values in chosen.items()}, "colorize_dataframe")
     return Rendering.from_config(config, meta, temperature=temperature, input_size=render_size,
                                  keep_aspect=keep_aspect)
 

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from .colorspace import gray_to_l, lab_to_rgb8, rgb_to_l, rgb_to_lab
+from .config import defaults as config_defaults
 from .decode import DecodeError, decode_image, is_grayscale
 from .guard import guard_ab
 from .inference import predict_logits
@@ -32,6 +33,7 @@ from .samples import L_SCALE
 
 NETWORK_STRIDE = 8  # every preset downsamples by 8 before its last upsampling, so input sides are multiples of 8
 UPSAMPLING = ("bilinear", "guided")
+REFERENCE_KEYS = ("reference_strength", "reference_floor", "reference_warning")
 HELD_BYTES = 128 << 20  # per task: decoded images waiting for a full batch or, once predicted, for their release
 
 
@@ -53,13 +55,13 @@ class Rendering:
     jpeg_quality: int
     max_pixels: int
     max_bytes: int
+    reference_strength: float  # β and ε of reference.logit_shift (colorize.reference_*)
+    reference_floor: float
+    reference_warning: float  # divergence (reference.divergence) above which a reference looks wrong; 0: never
     keep_aspect: bool = False
     upsample: str = "bilinear"
     guided_radius: int = 1
     guided_eps: float = 5e-3
-    reference_strength: float = 1.5  # β and ε of reference.logit_shift, chosen on the selection split
-    reference_floor: float = 1e-4
-    reference_warning: float = 1.0  # divergence (reference.divergence) above which a reference looks wrong; 0: never
     training_marginal: tuple = field(default=(), repr=False)  # p_train (reference.training_marginal)
     guard_entropy: float = 0.0  # do-no-harm decoding (`guard.guard_ab`; 0: off)
     guard_cast: float = 0.0
@@ -92,9 +94,7 @@ class Rendering:
                    max_pixels=int(config["limits"]["max_pixels"]), max_bytes=int(config["limits"]["max_bytes"]),
                    keep_aspect=bool(settings.get("keep_aspect", False) if keep_aspect is None else keep_aspect),
                    upsample=upsample, guided_radius=radius, guided_eps=eps,
-                   reference_strength=float(settings.get("reference_strength", cls.reference_strength)),
-                   reference_floor=float(settings.get("reference_floor", cls.reference_floor)),
-                   reference_warning=float(settings.get("reference_warning", cls.reference_warning)),
+                   **{key: float(settings.get(key, config_defaults()["colorize"][key])) for key in REFERENCE_KEYS},
                    training_marginal=_training_marginal(meta),
                    guard_entropy=float(settings.get("guard_entropy", 0.0)),
                    guard_cast=float(settings.get("guard_cast", 0.0)))

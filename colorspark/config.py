@@ -19,6 +19,7 @@ from .labarrays import FORMATS as LAB_FORMATS
 
 EXTENSIONS = ["jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "gif"]
 VIDEO_EXTENSIONS = ["mp4", "m4v", "mov", "mkv", "avi", "webm", "mpg", "mpeg"]
+GRAY_CHROMA = 5.0  # ab distance from gray below which a pixel counts as gray: training crops, references
 
 
 class ConfigError(ValueError):
@@ -80,7 +81,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "selection_fraction": (0.1, _fraction),
         "seed": (1, _non_negative),
         "extensions": (EXTENSIONS, lambda v: len(v) > 0),
-        "gray_chroma": (5.0, _non_negative),
+        "gray_chroma": (GRAY_CHROMA, _non_negative),
         "partitions": (0, _non_negative),
         "balance": ("none", _one_of("none", "folder")),
     },

@@ -28,11 +28,11 @@ from PIL import Image
 
 from .bins import annealed_mean, gamut_centres, smooth_prior, soft_encode, softmax
 from .colorspace import rgb_to_lab
+from .config import GRAY_CHROMA
 from .decode import DecodeError, decode_image
 from .errors import JobError
 from .thumbnails import make_thumbnail
 
-GRAY_CHROMA = 5.0          # ab distance from gray below which a pixel counts as gray (as data.gray_chroma)
 MIN_COLOUR_SHARE = 0.01    # a reference with fewer colourful pixels than this share has no colour to give
 ENCODE_SIDE = 64           # a reference image is reduced to about this many pixels a side before soft encoding
 PALETTE_PREFIX = "palette:"

@@ -235,3 +235,15 @@ def test_a_task_reads_each_reference_once_and_a_stream_makes_each_shift_once(tmp
     out = api_tasks.colorized_columns([gray] * len(values), UndecidedModel, rendering, None, steering)
     assert out["status"] == ["ok"] * 5 + ["error"] * 2 and "no such image" in out["error"][5]
     assert sorted(shifts) == sorted({steering[0].name, steering[1].name})  # 4 steered images, batches of 2
+
+
+def test_the_dataframe_api_range_checks_its_rendering_arguments():
+    from colorspark.api import _rendering
+    from colorspark.config import ConfigError
+
+    meta = {"input_size": 16, "temperature": 1.0}
+    assert _rendering(meta, None, None, 3, 80, reference_strength=2).reference_strength == 2.0
+    with pytest.raises(ConfigError, match="reference_strength"):
+        _rendering(meta, None, None, None, None, reference_strength=-1.0)
+    with pytest.raises(ConfigError, match="jpeg_quality"):
+        _rendering(meta, None, None, None, 101)
