@@ -51,7 +51,8 @@ def colorized_windows(path: Path, model_dir: str, side: int, warmup: int) -> dic
 
     data, meta = read_model_file(model_dir)
     config = cfg.defaults()
-    plan = replace(video_tasks.VideoPlan.from_config(config, meta, Rendering.from_config(config, meta), "unused"),
+    plan = replace(video_tasks.VideoPlan.from_config(config, meta, Rendering.from_config(config, meta), "unused",
+                                                       "unused"),
                    flicker=False, score_every=0)
     broadcast = type("Broadcast", (), {"value": ModelFile(data, meta["model_sha256"])})
     probe = video.probe(str(path), 10**9)
@@ -63,7 +64,7 @@ def colorized_windows(path: Path, model_dir: str, side: int, warmup: int) -> dic
                           first_frame=first, frames=count, warmup_pts=pts[max(first - warmup, 0)])
         outcome = video_tasks.SegmentOutcome(segment.uri, first, None, first, 0, count)
         return [f.copy() for f in video_tasks._colorized_frames(segment, plan, broadcast, None, video.DecodeReport(),
-                                                                 outcome, frozenset())]
+                                                                 outcome, frozenset(), None, None)]
 
     return {s.first_frame: (np.stack(frames(s.first_frame - side, 2 * side)),
                             np.stack(frames(s.first_frame - side, side) + frames(s.first_frame, side)))

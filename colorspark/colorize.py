@@ -58,7 +58,7 @@ def run(spark, source: InputLocation, output_dir: str, model_dir: str, config: d
     try:
         tally = colorize_all(spark, inputs, len(listed), payload, builds, plan, config)
         video_tally = (colorize_videos(spark, videos, inputs.location.root, out, payload, builds,
-                                       VideoPlan.from_config(config, meta, plan.rendering, plan.staging), config,
+                                       VideoPlan.from_config(config, meta, plan.rendering, plan.staging, out), config,
                                        resume, plan.staging, references) if videos else VideoTally())
         n_inputs = account_for_inputs(spark, inputs, len(listed), tally, plan, config, len(videos))
         log.info("%d input files processed; the model was built %d time(s) across the Python workers",

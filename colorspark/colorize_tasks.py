@@ -88,21 +88,26 @@ def base_row(path: str, plan: Plan, worker: str | None = None, device: str | Non
 
 def _write_outputs(row: dict, image: Colorized, plan: Plan, h5lab) -> None:
     """The JPEG and the Lab array of one image, through the storage layer; their locations go into `row`."""
-    jpeg_rel, lab_rel = output_names(row["path"], plan)
-    jpeg_target = join_inside(fs.join(plan.out_dir, "jpeg"), jpeg_rel)
-    fs.write_bytes(jpeg_target, image.jpeg)
-    row["jpeg_path"] = fs.display(jpeg_target)
-    if plan.lab_format == "none":
-        return
-    stored = labarrays.encode(image.lab, plan.lab_encoding)
-    if h5lab is not None:
-        name = replace_with_extension(jpeg_rel, "")
-        h5lab.add(name, stored)
-        row["lab_path"] = f"{fs.display(h5lab.uri)}:/{name}"
-    else:
-        lab_target = join_inside(fs.join(plan.out_dir, "lab"), lab_rel)
-        fs.write_bytes(lab_target, labarrays.file_bytes(stored, plan.lab_format, plan.lab_encoding))
-        row["lab_path"] = fs.display(lab_target)
+    jpeg_rel, _ = output_names(row["path"], plan)
+    row["jpeg_path"], row["lab_path"] = write_image_files(
+        image, replace_with_extension(jpeg_rel, ""), fs.join(plan.out_dir, "jpeg"), fs.join(plan.out_dir, "lab"),
+        plan.lab_format, plan.lab_encoding, h5lab)
+
+
+def write_image_files(image: Colorized, name: str, jpeg_folder: str | None, lab_folder: str | None, lab_format: str,
+                      lab_encoding: str, h5lab=None) -> tuple[str | None, str | None]:
+    """(JPEG, Lab array) of one colorized image or video frame, each written atomically through the storage layer:
+    `jpeg_folder`/`name`.jpg and the Lab array as `labarrays.write_array` stores it (dataset `name` of `h5lab` for
+    hdf5). A folder of None skips that file; returns their locations as the results record them (None: not
+    written). Photos and video frames share it, so both come out in the same formats."""
+    jpeg_path = None
+    if jpeg_folder is not None:
+        target = join_inside(jpeg_folder, name + ".jpg")
+        fs.write_bytes(target, image.jpeg)
+        jpeg_path = fs.display(target)
+    lab_path = (labarrays.write_array(image.lab, name, lab_folder, lab_format, lab_encoding, h5lab)
+                if lab_folder is not None else None)
+    return jpeg_path, lab_path
 
 
 def _score_and_thumbnails(row: dict, image: Colorized, plan: Plan) -> None:

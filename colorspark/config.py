@@ -55,6 +55,12 @@ def _subset_of(*choices):
     return rule
 
 
+def _drawn_from(*choices):
+    rule = lambda v: all(x in choices for x in v) and len(set(v)) == len(v)  # noqa: E731
+    rule.__doc__ = "a list drawn from " + ", ".join(map(str, choices)) + " without repeats (or empty)"
+    return rule
+
+
 def _multiple_of_8(v):
     return v >= 16 and v % 8 == 0
 
@@ -162,6 +168,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "score_every": (1, _non_negative),
         "flicker": (True, None),
         "strip_frames": (6, _non_negative),
+        "frames": ([], _drawn_from("jpeg", "lab")),
     },
     "log": {
         "progress_seconds": (10.0, _non_negative),

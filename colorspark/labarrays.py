@@ -29,6 +29,7 @@ import io
 import numpy as np
 
 from . import __version__, fs
+from .paths import join_inside
 from .samples import L_SCALE
 
 ENCODINGS = ("lab8", "float16", "float32")
@@ -89,6 +90,21 @@ def file_bytes(stored: np.ndarray, fmt: str, encoding: str) -> bytes:
     else:
         raise ValueError(f"no single-image file for Lab format {fmt!r}")
     return buffer.getvalue()
+
+
+def write_array(lab: np.ndarray, name: str, folder: str, fmt: str, encoding: str, h5file=None) -> str | None:
+    """One image's Lab array stored in `encoding`, through the storage layer: as dataset `name` of `h5file` (an
+    `Hdf5LabFile`) for hdf5, else as the file `folder`/`name` plus the format's extension, written atomically.
+    Returns where it went as the results name it (``file.h5:/name`` for a dataset), or None for the format none."""
+    if fmt == "none":
+        return None
+    stored = encode(lab, encoding)
+    if fmt == "hdf5":
+        h5file.add(name, stored)
+        return f"{fs.display(h5file.uri)}:/{name}"
+    target = join_inside(folder, name + FILE_EXTENSIONS[fmt])
+    fs.write_bytes(target, file_bytes(stored, fmt, encoding))
+    return fs.display(target)
 
 
 class Hdf5LabFile:

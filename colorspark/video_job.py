@@ -5,13 +5,17 @@ Steps: probe the videos (as Spark tasks: a probe demuxes the whole file), plan s
 worker costs one segment's retry), then join each video's segments into OUT/video/<relative path>.mp4 with the
 source's audio copied (`video.join_segments`: no re-encoding, atomic through the storage layer). Every video gets one
 row in OUT/videos, whatever happens to it; a video without a single output frame has no MP4. A video's reference is
-the photos' `ReferenceMap` entry for its relative path (or a folder above it), resolved here once per video.
+the photos' `ReferenceMap` entry for its relative path (or a folder above it), resolved here once per video. With
+`video.frames`, the segment tasks also write every output frame's JPEG and Lab array into per-video folders beside
+the MP4s' (OUT/video-frames/<stem>, OUT/video-lab/<stem>, the stem as the MP4's); a video colorized again has its
+earlier frame files removed first, so a folder holds one run's frames.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -21,12 +25,14 @@ from .metrics import SCORE_KEYS
 from .paths import join_inside, relative_output_path, replace_with_extension
 from .reference import Reference, ReferenceMap
 from .video import Encoding, Probe, join_segments
-from .video_tasks import SegmentOutcome, VideoPlan, colorize_segment, probe_and_plan
+from .video_tasks import FrameFiles, SegmentOutcome, VideoPlan, colorize_segment, probe_and_plan
 
 log = logging.getLogger("colorspark.colorize")
 
 TABLE = "videos"
 FLICKER_KEYS = ("warp_error_rgb", "warp_error_chroma", "cdc")
+# The names segment tasks give per-frame files (video_tasks: frame numbers, one HDF5 file per segment).
+FRAME_FILE = re.compile(r"\d{6,}\.(jpg|npy|mat)|segment-\d{5}\.h5")
 
 
 @dataclass
@@ -41,6 +47,8 @@ class VideoTally:
         return {"inputs": len(self.rows), "ok": len(ok), "errors": sum(r["status"] == "error" for r in self.rows),
                 "skipped": sum(r["status"] == "skipped" for r in self.rows), "frames": frames,
                 "frames_lost": sum(row["frames_lost"] or 0 for row in self.rows),
+                "frame_jpegs": sum(row["frame_jpegs"] or 0 for row in self.rows),
+                "frame_labs": sum(row["frame_labs"] or 0 for row in self.rows),
                 "task_seconds": round(seconds, 2),
                 "mean_flicker": {key: _mean(row[key] for row in ok) for key in FLICKER_KEYS},
                 "references": self.references(), "wrong_references": sum(bool(r["reference_looks_wrong"])
@@ -65,7 +73,7 @@ def colorize_videos(spark, videos: list[str], root: str, out: str, payload, buil
     """The whole video pass; its table is staged in `staging`/videos for the driver to publish. `references` picks
     each video's reference by its relative path, as for photos."""
     tally = VideoTally()
-    targets = output_targets(videos, root, out)
+    stems, targets = output_stems(videos, root), output_targets(videos, root, out)
     todo = []
     for uri in videos:
         if resume and fs.is_file(targets[uri]):
@@ -75,12 +83,14 @@ def colorize_videos(spark, videos: list[str], root: str, out: str, payload, buil
             todo.append(uri)
     if todo:
         log.info("colorizing %d video(s) under %s", len(todo), root)
+        files = {uri: plan.frame_files(stems[uri]) for uri in todo}
+        clear_frame_files(files.values())
         plans = probe_all(spark, todo, plan.max_pixels, config["video"])
         chosen = {uri: references.for_path(relative_output_path(uri, root)) for uri in todo}
-        outcomes = colorize_segments(spark, plans, chosen, payload, builds, plan, config)
+        outcomes = colorize_segments(spark, plans, chosen, files, payload, builds, plan, config)
         for uri in todo:
             probed = plans[uri][0] if isinstance(plans[uri], tuple) else plans[uri]
-            row = finish_video(uri, probed, outcomes.get(uri, []), root, targets[uri])
+            row = finish_video(uri, probed, outcomes.get(uri, []), root, targets[uri], files[uri])
             tally.rows.append(add_reference(row, chosen[uri], outcomes.get(uri, []),
                                             plan.rendering.reference_warning))
     log_wrong_references(tally.rows)
@@ -88,18 +98,34 @@ def colorize_videos(spark, videos: list[str], root: str, out: str, payload, buil
     return tally
 
 
-def output_targets(videos: list[str], root: str, out: str) -> dict[str, str]:
-    """OUT/video/<relative path, extension replaced by .mp4> per video; videos whose names collide that way keep
-    their extension (clip.mov.mp4 beside clip.mp4)."""
-    stems: dict[str, int] = {}
+def output_stems(videos: list[str], root: str) -> dict[str, str]:
+    """Per video, its outputs' name below OUT/video (+ .mp4), OUT/video-frames and OUT/video-lab: its relative path
+    without the extension; videos whose names collide that way keep their extension (clip.mov beside clip)."""
+    counts: dict[str, int] = {}
     rels = {uri: relative_output_path(uri, root) for uri in videos}
     for rel in rels.values():
         key = replace_with_extension(rel, "").casefold()
-        stems[key] = stems.get(key, 0) + 1
-    folder = fs.join(out, "video")
-    return {uri: join_inside(folder, (rel if stems[replace_with_extension(rel, "").casefold()] > 1
-                                      else replace_with_extension(rel, "")) + ".mp4")
+        counts[key] = counts.get(key, 0) + 1
+    return {uri: rel if counts[replace_with_extension(rel, "").casefold()] > 1 else replace_with_extension(rel, "")
             for uri, rel in rels.items()}
+
+
+def output_targets(videos: list[str], root: str, out: str) -> dict[str, str]:
+    """OUT/video/<stem>.mp4 per video (`output_stems`: clip.mov.mp4 beside clip.mp4)."""
+    folder = fs.join(out, "video")
+    return {uri: join_inside(folder, stem + ".mp4") for uri, stem in output_stems(videos, root).items()}
+
+
+def clear_frame_files(files) -> None:
+    """Remove the per-frame files an earlier run left in these videos' folders (another segmentation or a shorter
+    decode would leave stale ones beside the new), and only those: a folder may also hold another video's."""
+    for frame_files in files:
+        for folder in (frame_files.jpeg, frame_files.lab):
+            if folder is None:
+                continue
+            for name in fs.children(folder):
+                if FRAME_FILE.fullmatch(name):
+                    fs.delete(fs.join(folder, name))
 
 
 def probe_all(spark, videos: list[str], max_pixels: int, settings: dict) -> dict:
@@ -112,9 +138,10 @@ def probe_all(spark, videos: list[str], max_pixels: int, settings: dict) -> dict
         lambda uri: (uri, probe_and_plan(uri, max_pixels, seconds, warmup))).collect())
 
 
-def colorize_segments(spark, plans: dict, chosen: dict, payload, builds, plan: VideoPlan, config: dict) -> dict:
-    """URI -> its segments' outcomes, one Spark task per segment; `chosen` holds each video's reference (or None),
-    which travels with each of its segments."""
+def colorize_segments(spark, plans: dict, chosen: dict, files: dict, payload, builds, plan: VideoPlan,
+                      config: dict) -> dict:
+    """URI -> its segments' outcomes, one Spark task per segment; `chosen` holds each video's reference (or None)
+    and `files` its per-frame folders, which travel with each of its segments."""
     settings = config["video"]
     work = []
     for uri, planned in plans.items():
@@ -123,7 +150,7 @@ def colorize_segments(spark, plans: dict, chosen: dict, payload, builds, plan: V
         probed, segments = planned
         encoding = Encoding.of(probed, settings["encoder_preset"], settings["crf"])
         shown = strip_frames(probed.frames, settings["strip_frames"])
-        work += [(segment, encoding, shown, chosen[uri]) for segment in segments]
+        work += [(segment, encoding, shown, chosen[uri], files[uri]) for segment in segments]
     if not work:
         return {}
     log.info("%d video segment(s) to colorize", len(work))
@@ -149,13 +176,15 @@ def base_row(uri: str, root: str) -> dict:
     return {"path": fs.display(uri), "relative_path": relative_output_path(uri, root), "status": "error",
             "error": None, "note": None, "video_path": None, "frames": None, "frames_lost": None, "fps": None,
             "duration": None, "width": None, "height": None, "rotation": None, "codec": None, "segments": None,
-            "cuts": None, "seconds": None, "has_truth": False, "scored_frames": 0, "reference": None,
+            "cuts": None, "seconds": None, "frames_path": None, "lab_path": None, "frame_jpegs": None,
+            "frame_labs": None, "has_truth": False, "scored_frames": 0, "reference": None,
             "reference_divergence": None, "reference_looks_wrong": None,
             **dict.fromkeys(FLICKER_KEYS), **dict.fromkeys(SCORE_KEYS), "thumbs": []}
 
 
-def finish_video(uri: str, probed, outcomes: list[SegmentOutcome], root: str, target: str) -> dict:
-    """Join a video's segments into its MP4 and make its row."""
+def finish_video(uri: str, probed, outcomes: list[SegmentOutcome], root: str, target: str,
+                 files: FrameFiles) -> dict:
+    """Join a video's segments into its MP4 and make its row, with its per-frame folders in `files`."""
     row = base_row(uri, root)
     if not isinstance(probed, Probe):
         return {**row, "error": probed}
@@ -166,6 +195,7 @@ def finish_video(uri: str, probed, outcomes: list[SegmentOutcome], root: str, ta
                frames=written, frames_lost=probed.frames + probed.frames_lost - written,
                duration=written / float(probed.rate), note=_notes(probed),
                seconds=round(sum(o.seconds for o in outcomes), 3))
+    _add_frame_files(row, outcomes, files)
     errors = [o.error for o in outcomes if o.error]
     row["error"] = "; ".join(errors[:3]) if errors else None
     _add_figures(row, outcomes)
@@ -180,6 +210,14 @@ def finish_video(uri: str, probed, outcomes: list[SegmentOutcome], root: str, ta
         return {**row, "error": f"joining the segments failed: {type(exc).__name__}: {exc}"}
     row.update(status="ok", video_path=fs.display(target), seconds=row["seconds"] + time.perf_counter() - started)
     return row
+
+
+def _add_frame_files(row: dict, outcomes: list[SegmentOutcome], files: FrameFiles) -> None:
+    """The per-frame files' counts and folders (a folder only once a file is in it): a frame the colorizer failed
+    on is in the MP4 (gray) but has no files, so the counts fall short of `frames` by as many."""
+    jpegs, labs = sum(o.frame_jpegs for o in outcomes), sum(o.frame_labs for o in outcomes)
+    row.update(frame_jpegs=jpegs if files.jpeg else None, frame_labs=labs if files.lab else None,
+               frames_path=fs.display(files.jpeg) if jpegs else None, lab_path=fs.display(files.lab) if labs else None)
 
 
 def add_reference(row: dict, reference: Reference | None, outcomes: list[SegmentOutcome], warning: float) -> dict:
@@ -237,8 +275,10 @@ def table_of(rows: list[dict]):
     """The OUT/videos table: one row per video, thumbnails left out."""
     import pyarrow as pa
 
-    text = ("path", "relative_path", "status", "error", "note", "video_path", "codec", "reference")
-    ints = ("frames", "frames_lost", "width", "height", "rotation", "segments", "cuts", "scored_frames")
+    text = ("path", "relative_path", "status", "error", "note", "video_path", "frames_path", "lab_path", "codec",
+            "reference")
+    ints = ("frames", "frames_lost", "frame_jpegs", "frame_labs", "width", "height", "rotation", "segments", "cuts",
+            "scored_frames")
     floats = ("fps", "duration", "seconds", "reference_divergence", *FLICKER_KEYS, *SCORE_KEYS)
     schema = pa.schema([*(pa.field(n, pa.string()) for n in text), *(pa.field(n, pa.int64()) for n in ints),
                         *(pa.field(n, pa.float64()) for n in floats), pa.field("has_truth", pa.bool_()),

@@ -4,8 +4,10 @@ A segment task decodes its frames (after a few warm-up frames that only prime th
 in batches through `colorizer.colorize_stream`, the photos' own code path (so a video's reference steers every frame
 as it steers a photo, its logit shift made once per task), with `temporal.Smoother` adjusting each frame's predicted
 ab in order, encodes the result as H.264 and writes it into the run's staging folder (a retried task writes the same
-name again). It returns a small `SegmentOutcome`: frames written, why any are missing, score
-and flicker sums, and the report's thumbnails. Nothing here raises for a bad video: the reason goes back as data.
+name again). With `video.frames` it also writes each output frame's JPEG and Lab array as photos get theirs
+(`colorize_tasks.write_image_files`), named by frame number, so a retry rewrites the same files. It returns a small
+`SegmentOutcome`: frames written, why any are missing, score and flicker sums, and the report's thumbnails. Nothing
+here raises for a bad video: the reason goes back as data.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import fs
+from . import fs, labarrays
+from .colorize_tasks import write_image_files
 from .colorizer import Colorized, Failed, Rendering, colorize_stream
 from .inference import worker_model
 from .metrics import SCORE_KEYS, rebalancing_pixel_weights, score_colorization
+from .paths import join_inside
 from .reference import Reference
 from .runtime import freeze_imports
 from .samples import L_SCALE
@@ -28,6 +32,14 @@ from .temporal import Smoother, Temporal
 from .thumbnails import make_thumbnail
 from .video import DecodeReport, Encoding, Segment, VideoError, decode_segment, encode_frames, plan_segments, probe
 from .video_metrics import FlickerMeter, FlickerSums
+
+
+@dataclass(frozen=True)
+class FrameFiles:
+    """Where one video's per-frame files go (`video.frames`): a folder for the JPEGs and one for the Lab arrays,
+    each None when not asked for."""
+    jpeg: str | None = None
+    lab: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,15 +55,29 @@ class VideoPlan:
     score_every: int
     flicker: bool
     max_pixels: int
+    out: str = ""                   # the output folder, for the per-frame files
+    frames: tuple = ()              # video.frames: "jpeg" and/or "lab"
+    lab_format: str = "none"
+    lab_encoding: str = "lab8"
 
     @classmethod
-    def from_config(cls, config: dict, meta: dict, rendering: Rendering, staging: str) -> VideoPlan:
-        video = config["video"]
-        return cls(rendering=replace(rendering, encode_jpeg=False), temporal=Temporal.from_config(config),
+    def from_config(cls, config: dict, meta: dict, rendering: Rendering, staging: str, out: str) -> VideoPlan:
+        """A frame is encoded as a JPEG only when `video.frames` asks for the JPEGs: the MP4 does not need it."""
+        video, output = config["video"], config["output"]
+        frames = tuple(video["frames"])
+        return cls(rendering=replace(rendering, encode_jpeg="jpeg" in frames), temporal=Temporal.from_config(config),
                    encoder_preset=video["encoder_preset"], crf=video["crf"], parts=fs.join(staging, "video-parts"),
-                   prior=tuple(meta["prior"]), thumb_size=config["output"]["thumb_size"],
+                   prior=tuple(meta["prior"]), thumb_size=output["thumb_size"],
                    score_every=video["score_every"], flicker=video["flicker"],
-                   max_pixels=config["limits"]["max_pixels"])
+                   max_pixels=config["limits"]["max_pixels"], out=out, frames=frames,
+                   lab_format=output["lab_format"], lab_encoding=output["lab_encoding"])
+
+    def frame_files(self, stem: str) -> FrameFiles:
+        """The per-frame folders of the video whose MP4 is OUT/video/`stem`.mp4: OUT/video-frames/`stem` and
+        OUT/video-lab/`stem` (none with lab_format none)."""
+        wants_lab = "lab" in self.frames and self.lab_format != "none"
+        return FrameFiles(jpeg=join_inside(fs.join(self.out, "video-frames"), stem) if "jpeg" in self.frames else None,
+                          lab=join_inside(fs.join(self.out, "video-lab"), stem) if wants_lab else None)
 
 
 @dataclass
@@ -72,6 +98,8 @@ class SegmentOutcome:
     flicker: FlickerSums = field(default_factory=FlickerSums)
     thumbs: dict = field(default_factory=dict)  # frame number -> (input thumbnail, colorized thumbnail)
     divergence: list = field(default_factory=lambda: [0.0, 0])  # [sum, frames] of the reference's divergence
+    frame_jpegs: int = 0            # per-frame files written (video.frames)
+    frame_labs: int = 0
 
 
 def probe_and_plan(uri: str, max_pixels: int, segment_seconds: float, warmup_frames: int):
@@ -91,16 +119,26 @@ def part_name(segment: Segment) -> str:
     return f"{hashlib.sha256(segment.uri.encode()).hexdigest()[:16]}-{segment.index:05d}.mp4"
 
 
-def colorize_segment(segment: Segment, encoding: Encoding, shown: frozenset, reference: Reference | None, payload_bc,
-                     builds, plan: VideoPlan) -> SegmentOutcome:
-    """Colorize one segment into `plan.parts`; `shown` holds the frame numbers the report shows, `reference` (or
-    None) steers every frame's colours, warm-up frames included."""
+def segment_lab_file(files: FrameFiles, segment: Segment, plan: VideoPlan) -> labarrays.Hdf5LabFile | None:
+    """With lab_format hdf5, the segment's Lab arrays go into one file, `files.lab`/segment-<index>.h5, one dataset
+    per frame (as a photo partition's go into one file); None otherwise."""
+    if files.lab is None or plan.lab_format != "hdf5":
+        return None
+    return labarrays.Hdf5LabFile(join_inside(files.lab, f"segment-{segment.index:05d}.h5"), plan.lab_encoding)
+
+
+def colorize_segment(segment: Segment, encoding: Encoding, shown: frozenset, reference: Reference | None,
+                     files: FrameFiles, payload_bc, builds, plan: VideoPlan) -> SegmentOutcome:
+    """Colorize one segment into `plan.parts` (and its frames' files into `files`); `shown` holds the frame numbers
+    the report shows, `reference` (or None) steers every frame's colours, warm-up frames included."""
     freeze_imports()
     started = time.perf_counter()
     outcome = SegmentOutcome(segment.uri, segment.index, None, segment.first_frame, 0, segment.frames)
     report = DecodeReport()
+    h5lab = segment_lab_file(files, segment, plan)
     try:
-        frames = _colorized_frames(segment, plan, payload_bc, builds, report, outcome, shown, reference)
+        frames = _colorized_frames(segment, plan, payload_bc, builds, report, outcome, shown, reference,
+                                   _frame_writer(files, plan, outcome, h5lab))
         data, outcome.frames = encode_frames(frames, encoding)
         if outcome.frames:
             outcome.part = fs.join(plan.parts, part_name(segment))
@@ -108,16 +146,50 @@ def colorize_segment(segment: Segment, encoding: Encoding, shown: frozenset, ref
     except Exception as exc:  # encoding or writing failed: the segment's frames are lost, the row says why
         outcome.error = f"segment {segment.index}: {type(exc).__name__}: {exc}"
         outcome.part, outcome.frames = None, 0
+    _publish_lab_file(h5lab, outcome)
     if report.error and not outcome.error:
         outcome.error = f"segment {segment.index}: {report.error}"
     outcome.seconds = time.perf_counter() - started
     return outcome
 
 
+def _frame_writer(files: FrameFiles, plan: VideoPlan, outcome: SegmentOutcome, h5lab):
+    """What writes one output frame's JPEG and Lab array (named by its frame number, six digits), counting them
+    into `outcome`; None when `video.frames` asks for neither. A frame whose files cannot be written stays in the
+    MP4: the error goes into the outcome and the counts leave it out."""
+    if files.jpeg is None and files.lab is None:
+        return None
+
+    def write(image: Colorized, number: int) -> None:
+        try:
+            jpeg, lab = write_image_files(image, f"{number:06d}", files.jpeg, files.lab, plan.lab_format,
+                                          plan.lab_encoding, h5lab)
+        except Exception as exc:
+            outcome.error = outcome.error or f"frame {number}: writing its files failed: {type(exc).__name__}: {exc}"
+            return
+        outcome.frame_jpegs += jpeg is not None
+        outcome.frame_labs += lab is not None
+
+    return write
+
+
+def _publish_lab_file(h5lab, outcome: SegmentOutcome) -> None:
+    """Publish the segment's HDF5 Lab file with the frames it holds, whatever happened to the MP4 segment (the
+    counts say which frames have files); if that fails, none of them has its Lab array."""
+    if h5lab is None:
+        return
+    try:
+        h5lab.close()
+    except Exception as exc:
+        outcome.error = outcome.error or f"segment {outcome.index}: writing its Lab file failed: {exc}"
+        outcome.frame_labs = 0
+
+
 def _colorized_frames(segment: Segment, plan: VideoPlan, payload_bc, builds, report: DecodeReport,
-                      outcome: SegmentOutcome, shown: frozenset, reference: Reference | None):
+                      outcome: SegmentOutcome, shown: frozenset, reference: Reference | None, write_files):
     """The segment's colorized frames as RGB, in order, at most `segment.frames` of them; scores, flicker sums and
-    thumbnails recorded into `outcome` on the way. A frame the colorizer fails on is written as it came in."""
+    thumbnails recorded into `outcome` on the way, and each colorized frame's files written by `write_files` (if
+    any). A frame the colorizer fails on is written as it came in, and gets no files; warm-up frames none either."""
     smoother = Smoother(plan.temporal)
     meter = FlickerMeter(cut_threshold=plan.temporal.cut_threshold) if plan.flicker else None
     decoded = (((frame.warmup, frame.rgb), frame.rgb) for frame in decode_segment(segment, report))
@@ -138,6 +210,8 @@ def _colorized_frames(segment: Segment, plan: VideoPlan, payload_bc, builds, rep
             yield rgb_in
         else:
             _record_frame(image, number, plan, outcome, meter, shown)
+            if write_files is not None:
+                write_files(image, number)
             yield image.rgb
         number += 1
     outcome.cuts = smoother.cuts

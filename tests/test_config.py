@@ -263,3 +263,19 @@ def test_outer_momentum_and_warmup_default_off_and_accept_valid_values():
     config = load(overrides=["train.outer_momentum=0.9", "train.warmup_rounds=3"])
     assert (config["train"]["outer_momentum"], config["train"]["warmup_rounds"]) == (0.9, 3)
     assert load(overrides=["train.outer_momentum=0"])["train"]["outer_momentum"] == 0.0
+
+
+def test_video_frames_default_off_and_take_the_issues_spelling(tmp_path):
+    """video.frames is a list drawn from jpeg and lab; a single name, in a file or on the command line, is that
+    one-element list (the issue's `video.frames = "jpeg"`)."""
+    assert defaults()["video"]["frames"] == []
+    (tmp_path / "c.toml").write_text('[video]\nframes = "jpeg"\n')
+    assert load(tmp_path / "c.toml")["video"]["frames"] == ["jpeg"]
+    assert load(overrides=["video.frames=jpeg,lab"])["video"]["frames"] == ["jpeg", "lab"]
+    assert load(overrides=['video.frames=["lab"]'])["video"]["frames"] == ["lab"]
+    assert load(overrides={"video": {"frames": []}})["video"]["frames"] == []
+
+
+@pytest.mark.parametrize("value", ['["png"]', '["jpeg", "jpeg"]', "[1]", "jpg"])
+def test_video_frames_refuse_other_names_and_repeats(value):
+    assert "video.frames must be a list drawn from jpeg, lab without repeats" in _error([f"video.frames={value}"])

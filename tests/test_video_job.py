@@ -9,22 +9,48 @@ from types import SimpleNamespace
 
 import av
 import numpy as np
+from PIL import Image
 from videofactory import make_clip, scene
 
-from colorspark import config, fs, reference, video, video_tasks
-from colorspark.colorizer import Rendering
+from colorspark import config, fs, labarrays, reference, video, video_tasks
+from colorspark.colorizer import Failed, Rendering
 from colorspark.colorspace import rgb_to_lab
 from colorspark.reference import Reference
 from colorspark.report import render_report
 from colorspark.thumbnails import make_thumbnail
-from colorspark.video_job import VideoTally, add_reference, base_row, finish_video, output_targets, strip_frames
-from colorspark.video_tasks import SegmentOutcome, VideoPlan
+from colorspark.video_job import (
+    VideoTally,
+    add_reference,
+    base_row,
+    clear_frame_files,
+    finish_video,
+    output_stems,
+    output_targets,
+    strip_frames,
+)
+from colorspark.video_tasks import FrameFiles, SegmentOutcome, VideoPlan
 
 
 def test_outputs_replace_the_extension_unless_names_collide():
     targets = output_targets(["file:///r/a.mov", "file:///r/A.mp4", "file:///r/sub/b.mkv"], "/r", "file:///o")
     assert targets == {"file:///r/a.mov": "file:///o/video/a.mov.mp4", "file:///r/A.mp4": "file:///o/video/A.mp4.mp4",
                        "file:///r/sub/b.mkv": "file:///o/video/sub/b.mp4"}
+
+
+def test_per_frame_folders_follow_the_mp4s_names_and_are_off_by_default():
+    stems = output_stems(["file:///r/a.mov", "file:///r/A.mp4", "file:///r/sub/b.mkv"], "/r")
+    assert stems == {"file:///r/a.mov": "a.mov", "file:///r/A.mp4": "A.mp4", "file:///r/sub/b.mkv": "sub/b"}
+    meta = {"input_size": 16, "temperature": 0.38, "prior": [1 / 313] * 313, "class_weights": [1.0] * 313}
+    settings = config.load(overrides=["video.frames=jpeg,lab"])
+    plan = VideoPlan.from_config(settings, meta, Rendering.from_config(settings, meta), "file:///o/s", "file:///o")
+    assert plan.rendering.encode_jpeg and plan.frame_files("a.mov") == FrameFiles(
+        "file:///o/video-frames/a.mov", "file:///o/video-lab/a.mov")
+    assert plan.frame_files("A.mp4").jpeg == "file:///o/video-frames/A.mp4"
+    without_lab = config.load(overrides=["video.frames=jpeg,lab", "output.lab_format=none"])
+    assert VideoPlan.from_config(without_lab, meta, plan.rendering, "s", "file:///o").frame_files("x").lab is None
+    default = config.load()
+    off = VideoPlan.from_config(default, meta, Rendering.from_config(default, meta), "file:///o/s", "file:///o")
+    assert off.frame_files("a") == FrameFiles() and not off.rendering.encode_jpeg
 
 
 def test_strip_frames_spread_over_the_video():
@@ -35,12 +61,13 @@ def test_strip_frames_spread_over_the_video():
 
 def test_rows_for_a_failed_probe_and_for_a_video_without_frames(tmp_path):
     uri = fs.to_uri(tmp_path / "x.mp4")
-    failed = finish_video(uri, "no video stream (audio only?)", [], str(tmp_path), fs.to_uri(tmp_path / "o.mp4"))
+    failed = finish_video(uri, "no video stream (audio only?)", [], str(tmp_path), fs.to_uri(tmp_path / "o.mp4"),
+                          FrameFiles())
     assert failed["status"] == "error" and failed["error"] == "no video stream (audio only?)"
     (tmp_path / "x.mp4").write_bytes(make_clip(10))
     probed = video.probe(uri, 10**6).planned()
     lost = SegmentOutcome(uri, 0, None, 0, 0, 10, error="segment 0: decoding stopped: Invalid data")
-    row = finish_video(uri, probed, [lost], str(tmp_path), fs.to_uri(tmp_path / "o.mp4"))
+    row = finish_video(uri, probed, [lost], str(tmp_path), fs.to_uri(tmp_path / "o.mp4"), FrameFiles())
     assert row["status"] == "error" and "decoding stopped" in row["error"] and row["frames_lost"] == 10
     assert not (tmp_path / "o.mp4").exists()
     tally = VideoTally([failed, row, {**base_row(uri, str(tmp_path)), "status": "ok", "frames": 7, "frames_lost": 3,
@@ -49,6 +76,7 @@ def test_rows_for_a_failed_probe_and_for_a_video_without_frames(tmp_path):
     assert (summary["inputs"], summary["ok"], summary["errors"], summary["frames"], summary["frames_lost"]) == (
         3, 1, 2, 7, 13)
     assert summary["mean_flicker"]["warp_error_chroma"] == 2e-5
+    assert (summary["frame_jpegs"], summary["frame_labs"]) == (0, 0) and failed["frames_path"] is None
 
 
 def test_the_report_shows_a_video_card_with_poster_strip_and_link():
@@ -78,18 +106,20 @@ class UndecidedModel:
         return np.zeros((x.shape[0], x.shape[1] // 4, x.shape[2] // 4, 313), np.float32)
 
 
-def _steered_segment(tmp_path, monkeypatch, ref: Reference | None):
-    """The second segment of a 20-frame clip (2 warm-up frames) colorized by a task, without Spark."""
+def _steered_segment(tmp_path, monkeypatch, ref: Reference | None, overrides=()):
+    """The second segment of a 20-frame clip (2 warm-up frames) colorized by a task, without Spark; its per-frame
+    files (config `overrides`) go to tmp_path/out/video-frames/c and video-lab/c."""
     tmp_path.mkdir(exist_ok=True)
     (tmp_path / "c.mp4").write_bytes(make_clip(20, gop=10))
     probed = video.probe(fs.to_uri(tmp_path / "c.mp4"), 10**6)
     segment = video.plan_segments(probed, 0.4, 2)[1]
-    settings = config.load(overrides=["colorize.batch_size=4"])
+    settings = config.load(overrides=["colorize.batch_size=4", *overrides])
     meta = {"input_size": 16, "temperature": 0.38, "prior": [1 / 313] * 313, "class_weights": [1.0] * 313}
-    plan = VideoPlan.from_config(settings, meta, Rendering.from_config(settings, meta), fs.to_uri(tmp_path / "s"))
+    plan = VideoPlan.from_config(settings, meta, Rendering.from_config(settings, meta), fs.to_uri(tmp_path / "s"),
+                                 fs.to_uri(tmp_path / "out"))
     monkeypatch.setattr(video_tasks, "worker_model", lambda payload, builds: UndecidedModel())
     outcome = video_tasks.colorize_segment(segment, video.Encoding.of(probed, "ultrafast", 23), frozenset(), ref,
-                                           SimpleNamespace(value=None), None, plan)
+                                           plan.frame_files("c"), SimpleNamespace(value=None), None, plan)
     with av.open(io.BytesIO(fs.read_bytes(outcome.part))) as c:
         frames = [frame.to_ndarray(format="rgb24") for frame in c.decode(video=0)]
     return segment, outcome, frames
@@ -106,9 +136,71 @@ def test_a_segment_task_steers_every_frame_with_one_shift_and_no_cast_guard(tmp_
     assert outcome.divergence[1] == 10 and outcome.divergence[0] / 10 > 1.0  # undecided: far from pure red
     chroma = [float(np.hypot(*rgb_to_lab(f)[..., 1:].mean(axis=(0, 1)))) for f in frames]
     assert min(chroma) > 20  # red throughout: the cast guard (guard_cast = 7 by default) left steered frames alone
+    assert not (tmp_path / "out").exists() and (outcome.frame_jpegs, outcome.frame_labs) == (0, 0)  # off by default
     _, plain, plain_frames = _steered_segment(tmp_path / "none", monkeypatch, None)
     assert plain.divergence == [0.0, 0] and max(np.hypot(*rgb_to_lab(f)[..., 1:].mean(axis=(0, 1)))
                                                 for f in plain_frames) < 8
+
+
+RED = Reference("palette:#c81e1e", reference.palette_distribution([(200, 30, 30)]))
+
+
+def test_a_segment_task_writes_each_frames_jpeg_and_lab_but_not_warmup_or_failed_frames(tmp_path, monkeypatch):
+    """Frames 10-19 (8 and 9 warm up): a JPEG and a .npy each, named by frame number, except frame 12, which the
+    colorizer fails on (it is in the MP4, gray, and the counts leave it out); the arrays decode to the JPEGs'
+    colours, and a second attempt of the task writes the same names."""
+    plain_stream = video_tasks.colorize_stream
+
+    def failing_frame_12(*args, **kwargs):
+        for i, (key, image) in enumerate(plain_stream(*args, **kwargs)):
+            yield key, (Failed("boom") if i == 4 else image)  # items 0 and 1 are the warm-up frames
+
+    monkeypatch.setattr(video_tasks, "colorize_stream", failing_frame_12)
+    segment, outcome, frames = _steered_segment(tmp_path, monkeypatch, RED, ["video.frames=jpeg,lab"])
+    written = [n for n in range(10, 20) if n != 12]
+    assert len(frames) == 10 and outcome.failed_frames == 1 and (outcome.frame_jpegs, outcome.frame_labs) == (9, 9)
+    jpegs, labs = tmp_path / "out" / "video-frames" / "c", tmp_path / "out" / "video-lab" / "c"
+    assert sorted(p.name for p in jpegs.iterdir()) == [f"{n:06d}.jpg" for n in written]
+    assert sorted(p.name for p in labs.iterdir()) == [f"{n:06d}.npy" for n in written]
+    for n in written:
+        lab = labarrays.decode(np.load(labs / f"{n:06d}.npy"))
+        shown = rgb_to_lab(np.asarray(Image.open(jpegs / f"{n:06d}.jpg").convert("RGB")))
+        assert lab.shape == (48, 64, 3) and np.abs(lab - shown).mean(axis=(0, 1)).max() < 3, n
+        assert np.abs(rgb_to_lab(frames[n - 10]) - lab)[..., 1:].mean() < 3  # the MP4's frame, up to H.264
+    before = {p.name: p.stat().st_mtime_ns for p in jpegs.iterdir()}
+    _steered_segment(tmp_path, monkeypatch, RED, ["video.frames=jpeg,lab"])
+    assert {p.name for p in jpegs.iterdir()} == set(before)
+
+
+def test_a_segment_task_writes_one_hdf5_lab_file_with_a_dataset_per_frame(tmp_path, monkeypatch):
+    import h5py
+
+    _, outcome, frames = _steered_segment(tmp_path, monkeypatch, RED, [
+        "video.frames=lab", "output.lab_format=hdf5", "output.lab_encoding=float16"])
+    assert (outcome.frame_jpegs, outcome.frame_labs) == (0, 10) and not (tmp_path / "out" / "video-frames").exists()
+    assert [p.name for p in (tmp_path / "out" / "video-lab" / "c").iterdir()] == ["segment-00001.h5"]
+    with h5py.File(tmp_path / "out" / "video-lab" / "c" / "segment-00001.h5") as h5:
+        assert sorted(h5) == [f"{n:06d}" for n in range(10, 20)] and h5["000010"].attrs["encoding"] == "float16"
+        lab = labarrays.decode(h5["000019"][()])
+    assert np.abs(rgb_to_lab(frames[-1]) - lab)[..., 1:].mean() < 3
+
+
+def test_a_video_row_records_its_frame_files_and_a_new_run_clears_old_ones(tmp_path):
+    files = FrameFiles(fs.to_uri(tmp_path / "f"), fs.to_uri(tmp_path / "l"))
+    (tmp_path / "f").mkdir()
+    for name in ("000007.jpg", "notes.txt"):
+        (tmp_path / "f" / name).write_bytes(b"x")
+    (tmp_path / "f" / "sub").mkdir()  # another video's folder (f/sub.mp4's frames)
+    clear_frame_files([files])
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["notes.txt", "sub"]
+    (tmp_path / "x.mp4").write_bytes(make_clip(10))
+    uri = fs.to_uri(tmp_path / "x.mp4")
+    probed = video.probe(uri, 10**6).planned()
+    part = SegmentOutcome(uri, 0, None, 0, 0, 10, frame_jpegs=9, error="frame 3: boom")
+    row = finish_video(uri, probed, [part], str(tmp_path), fs.to_uri(tmp_path / "o.mp4"), files)
+    assert (row["frame_jpegs"], row["frame_labs"]) == (9, 0)
+    assert row["frames_path"] == str(tmp_path / "f") and row["lab_path"] is None  # no Lab file was written
+    assert VideoTally([row, row]).summary()["frame_jpegs"] == 18
 
 
 def test_a_videos_row_summary_and_card_record_its_reference(tmp_path):
