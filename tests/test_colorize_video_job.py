@@ -1,18 +1,20 @@
 """jobs/colorize.py on local[2] with videos beside a photo: one row per video, the MP4s keep every frame once with the
 source's rate, size, rotation and audio, bad videos become error rows, nothing partial is left, and the summary and
-the report account for the videos; a references table steers the videos of one folder."""
+the report account for the videos; a references table steers the videos of one folder; with video.frames every
+MP4 frame also comes out as a JPEG and a Lab array."""
 
 from __future__ import annotations
 
 import json
 from fractions import Fraction
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from imagefactory import colour_photo, write_image
 from videofactory import make_video_zoo, video_frames_and_audio
 
-from colorspark import fs
+from colorspark import fs, labarrays
 from colorspark.colorspace import rgb_to_lab
 
 pytestmark = pytest.mark.spark
@@ -29,7 +31,8 @@ def colorized(tmp_path_factory, run_job):
     proc = run_job("colorize", "--input", inputs, "--output", out, "--references", root / "refs.csv",
                    "--set", "colorize.reference_warning=0.001", "--set", "video.segment_seconds=0.4",
                    "--set", "video.warmup_frames=3", "--set", "video.strip_frames=3",
-                   "--set", "limits.max_pixels=5000", "--set", "video.encoder_preset=ultrafast")
+                   "--set", "limits.max_pixels=5000", "--set", "video.encoder_preset=ultrafast",
+                   "--set", "video.frames=jpeg,lab")
     assert proc.returncode == 0, proc.log
     rows = {row["relative_path"]: row for row in pq.read_table(out / "videos").to_pylist()}
     return {"inputs": inputs, "out": out, "expect": expect, "rows": rows, "log": proc.log}
@@ -97,6 +100,25 @@ def test_nothing_partial_is_left_and_the_summary_counts_frames(colorized):
     assert videos["inputs"] == 9 and videos["ok"] == 3 and videos["errors"] == 6
     assert videos["frames"] == sum(row["frames"] or 0 for row in rows)
     assert summary["ok"] == 1  # the photo
+
+
+def test_every_mp4_frame_has_its_jpeg_and_lab_array_named_in_order(colorized):
+    """video.frames = jpeg, lab: OUT/video-frames/<stem>/000000.jpg... and OUT/video-lab/<stem>/000000.npy..., as
+    many as the MP4 has frames (warm-up frames write none), the arrays in the MP4's colours up to H.264."""
+    out, rows = colorized["out"], colorized["rows"]
+    for rel, stem in (("clip.mp4", "clip"), ("vfr.mov", "vfr"), ("sub/truncated.mkv", "sub/truncated")):
+        row, frames = rows[rel], video_frames_and_audio(out / "video" / f"{stem}.mp4")["frames"]
+        names = [f"{n:06d}" for n in range(len(frames))]
+        assert sorted(p.stem for p in (out / "video-frames" / stem).glob("*.jpg")) == names, rel
+        assert sorted(p.stem for p in (out / "video-lab" / stem).glob("*.npy")) == names, rel
+        assert row["frame_jpegs"] == row["frame_labs"] == row["frames"] == len(frames)
+        assert row["frames_path"] == str(out / "video-frames" / stem)
+        assert row["lab_path"] == str(out / "video-lab" / stem)
+        last = labarrays.decode(np.load(out / "video-lab" / stem / f"{names[-1]}.npy"))
+        assert last.shape == (48, 64, 3) and np.abs(rgb_to_lab(frames[-1]) - last)[..., 1:].mean() < 3, rel
+    assert rows["sub/audio.m4v"]["frames_path"] is None and rows["sub/audio.m4v"]["frame_jpegs"] is None  # no probe
+    videos = json.loads((out / "summary.json").read_text())["videos"]
+    assert videos["frame_jpegs"] == videos["frame_labs"] == videos["frames"]
 
 
 def test_the_report_shows_each_video_with_a_link(colorized):
