@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass, field
 
@@ -25,14 +24,12 @@ from .metrics import SCORE_KEYS
 from .paths import join_inside, relative_output_path, replace_with_extension
 from .reference import Reference, ReferenceMap
 from .video import Encoding, Probe, join_segments
-from .video_tasks import FrameFiles, SegmentOutcome, VideoPlan, colorize_segment, probe_and_plan
+from .video_tasks import FRAME_FILE, FrameFiles, SegmentOutcome, VideoPlan, colorize_segment, probe_and_plan
 
 log = logging.getLogger("colorspark.colorize")
 
 TABLE = "videos"
 FLICKER_KEYS = ("warp_error_rgb", "warp_error_chroma", "cdc")
-# The names segment tasks give per-frame files (video_tasks: frame numbers, one HDF5 file per segment).
-FRAME_FILE = re.compile(r"\d{6,}\.(jpg|npy|mat)|segment-\d{5}\.h5")
 
 
 @dataclass
@@ -118,12 +115,15 @@ def output_targets(videos: list[str], root: str, out: str) -> dict[str, str]:
 
 def clear_frame_files(files) -> None:
     """Remove the per-frame files an earlier run left in these videos' folders (another segmentation or a shorter
-    decode would leave stale ones beside the new), and only those: a folder may also hold another video's."""
+    decode would leave stale ones beside the new), and only those: a folder may also hold another video's folder.
+    A folder of frame files alone goes in one call (one batch on object stores)."""
     for frame_files in files:
         for folder in (frame_files.jpeg, frame_files.lab):
-            if folder is None:
+            names = fs.children(folder) if folder is not None else []
+            if names and all(FRAME_FILE.fullmatch(name) for name in names):
+                fs.delete(folder)
                 continue
-            for name in fs.children(folder):
+            for name in names:
                 if FRAME_FILE.fullmatch(name):
                     fs.delete(fs.join(folder, name))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import time
 from dataclasses import dataclass, field, replace
 
@@ -32,6 +33,14 @@ from .temporal import Smoother, Temporal
 from .thumbnails import make_thumbnail
 from .video import DecodeReport, Encoding, Segment, VideoError, decode_segment, encode_frames, plan_segments, probe
 from .video_metrics import FlickerMeter, FlickerSums
+
+# The names of a video's per-frame files: its frame numbers (`frame_name`) and, for hdf5, one file per segment.
+FRAME_FILE = re.compile(r"\d{6,}\.(jpg|npy|mat)|segment-\d{5,}\.h5")
+
+
+def frame_name(number: int) -> str:
+    """A frame's files' name without extension: its number in the output video, six digits (more past 999,999)."""
+    return f"{number:06d}"
 
 
 @dataclass(frozen=True)
@@ -154,7 +163,7 @@ def colorize_segment(segment: Segment, encoding: Encoding, shown: frozenset, ref
 
 
 def _frame_writer(files: FrameFiles, plan: VideoPlan, outcome: SegmentOutcome, h5lab):
-    """What writes one output frame's JPEG and Lab array (named by its frame number, six digits), counting them
+    """What writes one output frame's JPEG and Lab array (named by `frame_name`), counting them
     into `outcome`; None when `video.frames` asks for neither. A frame whose files cannot be written stays in the
     MP4: the error goes into the outcome and the counts leave it out."""
     if files.jpeg is None and files.lab is None:
@@ -162,7 +171,7 @@ def _frame_writer(files: FrameFiles, plan: VideoPlan, outcome: SegmentOutcome, h
 
     def write(image: Colorized, number: int) -> None:
         try:
-            jpeg, lab = write_image_files(image, f"{number:06d}", files.jpeg, files.lab, plan.lab_format,
+            jpeg, lab = write_image_files(image, frame_name(number), files.jpeg, files.lab, plan.lab_format,
                                           plan.lab_encoding, h5lab)
         except Exception as exc:
             outcome.error = outcome.error or f"frame {number}: writing its files failed: {type(exc).__name__}: {exc}"
