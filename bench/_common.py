@@ -3,6 +3,8 @@
 * machine facts and load checks (`machine_info`, `wait_for_idle`, `CpuMonitor`: how much CPU *other* processes used
   while a phase ran, so a noisy neighbour is visible in the figures instead of hidden in them), reading /proc with the
   process helpers of tests/standalone.py;
+* memory sampling of process trees (`MemorySampler`: RSS and PSS by component every second) and its trend over a
+  phase (`memory_trend`: quarter means and slopes);
 * input replication into /tmp (the shared photos are never copied into the repository);
 * running a driver script under `spark-submit` with an event log, and reading that event log back into job/stage/task
   figures (`parse_event_log`);
@@ -224,6 +226,140 @@ def settle(max_foreign_cores: float = 0.15, window: float = 3.0, timeout: float 
                     "waited_s": round(time.time() - started)}
         log(f"[bench] other processes busy ({r['foreign_cores']:.2f} cores, {len(others)} spark/pytest): waiting")
         time.sleep(10)
+
+
+# --- memory -----------------------------------------------------------------------------------------------------------
+
+def proc_kb(pid: int, name: str, field: str) -> int:
+    """The kB figure of the `field` line of /proc/<pid>/<name> (0 when the process or the line is gone)."""
+    try:
+        with open(f"/proc/{pid}/{name}") as fh:
+            for line in fh:
+                if line.startswith(field):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def process_kind(pid: int) -> str:
+    """Which part of a Spark application (or cluster) a process is, from its command line."""
+    cl = cmdline(pid)
+    if "CoarseGrainedExecutorBackend" in cl:
+        return "executor_jvm"
+    if "java" in cl.split(" ", 1)[0]:
+        if "deploy.master" in cl or "deploy.worker" in cl:
+            return "cluster_daemon_jvm"
+        return "driver_jvm" if "SparkSubmit" in cl else "other_jvm"
+    if "pyspark.daemon" in cl or "pyspark/daemon" in cl or "pyspark.worker" in cl:
+        return "python_workers"
+    if "jobs/colorize.py" in cl:
+        return "python_driver"
+    return "other"
+
+
+def memory_of(pids) -> dict:
+    """RSS (shared pages counted in each process) and PSS (shared pages split: the honest total) of `pids`, in MB,
+    with the RSS and process count of each kind (`process_kind`): rss_<kind>, n_<kind>."""
+    row = {"procs": 0, "rss_mb": 0.0, "pss_mb": 0.0}
+    for pid in pids:
+        rss = proc_kb(pid, "status", "VmRSS:")
+        if not rss:
+            continue
+        kind = process_kind(pid)
+        row["procs"] += 1
+        row["rss_mb"] += rss / 1024
+        row["pss_mb"] += proc_kb(pid, "smaps_rollup", "Pss:") / 1024
+        row[f"rss_{kind}"] = row.get(f"rss_{kind}", 0.0) + rss / 1024
+        row[f"n_{kind}"] = row.get(f"n_{kind}", 0) + 1
+    return row
+
+
+class MemorySampler:
+    """Every `interval` s, in a background thread: `memory_of` each named group of processes that `groups()` returns
+    (name -> pids; a group may come and go, e.g. an executor). `t` is seconds since `t0`."""
+
+    def __init__(self, groups, interval: float = 1.0, t0: float | None = None):
+        import threading
+
+        self.groups, self.interval = groups, interval
+        self.t0 = time.time() if t0 is None else t0
+        self.samples: list[dict] = []  # {"t": s, group name: memory_of(its pids), ...}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            row = {"t": round(time.time() - self.t0, 2)}
+            row.update({name: memory_of(pids) for name, pids in self.groups().items()})
+            self.samples.append(row)
+            self._stop.wait(self.interval)
+
+    def start(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> MemorySampler:
+        self._stop.set()
+        self._thread.join()
+        return self
+
+    def names(self) -> list[str]:
+        """The groups seen, in the order they first appeared."""
+        return list(dict.fromkeys(name for s in self.samples for name in s if name != "t"))
+
+    def series(self, name: str) -> list[dict]:
+        """The samples of one group as flat rows: {"t", "procs", "rss_mb", "pss_mb", "rss_<kind>", ...}."""
+        return [{"t": s["t"], **s[name]} for s in self.samples if name in s]
+
+
+def write_memory_csv(path: Path, rows: list[dict]) -> None:
+    import csv
+
+    first = ["t", "procs", "rss_mb", "pss_mb"]
+    keys = first + sorted({k for r in rows for k in r} - set(first))
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, keys)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()})
+
+
+def _slope_per_min(rows: list[dict], key: str) -> float:
+    """Least-squares slope of `key` over `t`, per minute (NaN with fewer than 3 rows)."""
+    if len(rows) < 3:
+        return float("nan")
+    ts, ys = [r["t"] for r in rows], [r[key] for r in rows]
+    mt, my = sum(ts) / len(ts), sum(ys) / len(ys)
+    den = sum((t - mt) ** 2 for t in ts) or 1.0
+    return sum((t - mt) * (y - my) for t, y in zip(ts, ys)) / den * 60.0
+
+
+def memory_trend(rows: list[dict], start: float, end: float) -> dict:
+    """Peaks over all `rows` (one group's `MemorySampler.series`), and the trend inside the phase [start, end] (all
+    rows when none falls inside): the mean PSS and RSS of each quarter of its samples (q1..q4; q1 also holds the
+    warm-up: worker start, imports, model load) and its RSS by kind, and least-squares PSS slopes in MB/min
+    over the whole phase and from q2 on."""
+    phase = [r for r in rows if start <= r["t"] <= end] or rows
+    q = max(1, len(phase) // 4)
+    quarters = [phase[:q], phase[q:2 * q], phase[2 * q:3 * q], phase[-q:]]
+
+    def mean(part, key):
+        return sum(r.get(key, 0.0) for r in part) / len(part) if part else float("nan")
+
+    kinds = sorted({k[4:] for r in rows for k in r if k.startswith("rss_") and k != "rss_mb"})
+    out = {"peak_rss_mb": max((r["rss_mb"] for r in rows), default=0.0),
+           "peak_pss_mb": max((r["pss_mb"] for r in rows), default=0.0),
+           "peak_by_component": {c: max((r.get(f"rss_{c}", 0.0) for r in rows), default=0.0) for c in kinds},
+           "max_procs": max((r["procs"] for r in rows), default=0),
+           "slope_mb_per_min": _slope_per_min(phase, "pss_mb"),
+           "slope_after_warmup_mb_per_min": _slope_per_min(phase[q:], "pss_mb"),
+           "phase_s": (phase[-1]["t"] - phase[0]["t"]) if phase else 0.0, "phase_samples": len(phase)}
+    for i, part in enumerate(quarters, 1):
+        out[f"q{i}_pss_mb"], out[f"q{i}_rss_mb"] = mean(part, "pss_mb"), mean(part, "rss_mb")
+        out[f"q{i}_by_component"] = {c: mean(part, f"rss_{c}") if part and all(f"rss_{c}" in r for r in part)
+                                     else None for c in kinds}
+    return out
 
 
 # --- inputs -----------------------------------------------------------------------------------------------------------

@@ -24,14 +24,12 @@ Quick check: .venv/bin/python bench/load_bench.py --images 60 --compare 20 --no-
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -64,81 +62,6 @@ def parse_args():
     p.add_argument("--keep-outputs", action="store_true", help="keep the colorized outputs (GBs)")
     C.machine_args(p)
     return p.parse_args()
-
-
-# --- memory sampling --------------------------------------------------------------------------------------------------
-
-def _proc_kb(pid: int, name: str, field: str) -> int:
-    """The kB figure of the `field` line of /proc/<pid>/<name> (0 when the process or the line is gone)."""
-    try:
-        with open(f"/proc/{pid}/{name}") as fh:
-            for line in fh:
-                if line.startswith(field):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def classify(pid: int) -> str:
-    cl = C.cmdline(pid)
-    if "CoarseGrainedExecutorBackend" in cl:
-        return "executor_jvm"
-    if "java" in cl.split(" ", 1)[0]:
-        if "deploy.master" in cl or "deploy.worker" in cl:
-            return "cluster_daemon_jvm"
-        return "driver_jvm" if "SparkSubmit" in cl else "other_jvm"
-    if "pyspark.daemon" in cl or "pyspark/daemon" in cl or "pyspark.worker" in cl:
-        return "python_workers"
-    if "jobs/colorize.py" in cl:
-        return "python_driver"
-    return "other"
-
-
-class Sampler(threading.Thread):
-    """Every `interval` s: RSS and PSS of the process tree under `root` (+ `extra()` pids), by component."""
-
-    def __init__(self, root: int, interval: float, csv_path: Path, extra=None):
-        super().__init__(daemon=True)
-        self.root, self.interval, self.csv_path, self.extra = root, interval, csv_path, extra
-        self.samples: list[dict] = []
-        self.stop_event = threading.Event()
-        self.t0 = time.time()
-
-    def sample(self) -> dict:
-        pids = C.tree_of(self.root)
-        if self.extra:
-            for p in self.extra():
-                pids |= C.tree_of(p)
-        row = {"t": round(time.time() - self.t0, 2), "procs": 0, "rss_mb": 0.0, "pss_mb": 0.0}
-        for pid in pids:
-            rss = _proc_kb(pid, "status", "VmRSS:")
-            if not rss:
-                continue
-            pss = _proc_kb(pid, "smaps_rollup", "Pss:")
-            kind = classify(pid)
-            row["procs"] += 1
-            row["rss_mb"] += rss / 1024
-            row["pss_mb"] += pss / 1024
-            row[f"rss_{kind}"] = row.get(f"rss_{kind}", 0.0) + rss / 1024
-            row[f"n_{kind}"] = row.get(f"n_{kind}", 0) + 1
-        return row
-
-    def run(self):
-        while not self.stop_event.is_set():
-            self.samples.append(self.sample())
-            self.stop_event.wait(self.interval)
-
-    def stop(self):
-        self.stop_event.set()
-        self.join()
-        keys = ["t", "procs", "rss_mb", "pss_mb"] + sorted({k for s in self.samples for k in s} - {"t", "procs",
-                                                                                                 "rss_mb", "pss_mb"})
-        with open(self.csv_path, "w", newline="") as fh:
-            w = csv.DictWriter(fh, keys)
-            w.writeheader()
-            for s in self.samples:
-                w.writerow({k: (round(v, 1) if isinstance(v, float) else v) for k, v in s.items()})
 
 
 # --- one job ----------------------------------------------------------------------------------------------------------
@@ -182,11 +105,11 @@ def run_job(args, zip_path: Path, input_dir: Path, name: str, master: str, extra
     t0 = time.time()
     with open(log_path, "w") as fh:
         proc = subprocess.Popen(cmd, cwd=C.ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
-        sampler = Sampler(proc.pid, args.interval, work / f"{name}-memory.csv", extra_pids)
-        sampler.t0 = t0
-        sampler.start()
+        sampler = C.MemorySampler(lambda: {"all": job_processes(proc.pid, extra_pids)}, args.interval, t0).start()
         rc = proc.wait()
         sampler.stop()
+    samples = sampler.series("all")
+    C.write_memory_csv(work / f"{name}-memory.csv", samples)
     wall = time.time() - t0
     cpu = mon.stop()
     if rc != 0:
@@ -199,10 +122,10 @@ def run_job(args, zip_path: Path, input_dir: Path, name: str, master: str, extra
         shutil.rmtree(out, ignore_errors=True)
     marks = phase_marks(log_path, t0)
     res = {"name": name, "images": summary["inputs"], "ok": summary["ok"], "errors": summary["errors"],
-           "wall_s": wall, "summary": summary, "samples": sampler.samples, "marks": marks, "cpu": cpu,
+           "wall_s": wall, "summary": summary, "samples": samples, "marks": marks, "cpu": cpu,
            "output_bytes": out_bytes, "command": " ".join(cmd),
            "median_millis": millis[len(millis) // 2] if millis else float("nan")}
-    res.update(analyse(sampler.samples, marks))
+    res.update(analyse(samples, marks))
     C.say(f"[bench] {name}: {summary['ok']} ok / {summary['inputs']} in {wall:.0f} s (job {summary['seconds']:.0f} s, "
           f"{summary['images_per_second']:.2f} img/s); peak RSS {res['peak_rss_mb']:.0f} MB, peak PSS "
           f"{res['peak_pss_mb']:.0f} MB; colorize-phase trend first→last quarter {res['q1_pss_mb']:.0f}→"
@@ -210,35 +133,18 @@ def run_job(args, zip_path: Path, input_dir: Path, name: str, master: str, extra
     return res
 
 
+def job_processes(root: int, extra=None) -> set[int]:
+    """The spark-submit process tree under `root`, and with a standalone cluster (`extra()`) all its processes."""
+    pids = C.tree_of(root)
+    for pid in extra() if extra else ():
+        pids |= C.tree_of(pid)
+    return pids
+
+
 def analyse(samples, marks) -> dict:
     start = marks.get("colorize_start", 0.0)
     end = marks.get("count_done", samples[-1]["t"] if samples else 0.0)
-    phase = [s for s in samples if start <= s["t"] <= end] or samples
-    q = max(1, len(phase) // 4)
-
-    def mean(xs, k):
-        return sum(x[k] for x in xs) / len(xs) if xs else float("nan")
-
-    ts = [s["t"] for s in phase]
-    ys = [s["pss_mb"] for s in phase]
-    if len(ts) > 2:
-        mt, my = sum(ts) / len(ts), sum(ys) / len(ys)
-        den = sum((t - mt) ** 2 for t in ts) or 1.0
-        slope = sum((t - mt) * (y - my) for t, y in zip(ts, ys)) / den * 60.0
-    else:
-        slope = float("nan")
-    comps = sorted({k[4:] for s in samples for k in s if k.startswith("rss_") and k != "rss_mb"})
-    return {"peak_rss_mb": max((s["rss_mb"] for s in samples), default=0.0),
-            "peak_pss_mb": max((s["pss_mb"] for s in samples), default=0.0),
-            "peak_by_component": {c: max((s.get(f"rss_{c}", 0.0) for s in samples), default=0.0) for c in comps},
-            "max_procs": max((s["procs"] for s in samples), default=0),
-            "q1_pss_mb": mean(phase[:q], "pss_mb"), "q4_pss_mb": mean(phase[-q:], "pss_mb"),
-            "q1_rss_mb": mean(phase[:q], "rss_mb"), "q4_rss_mb": mean(phase[-q:], "rss_mb"),
-            "q1_by_component": {c: mean(phase[:q], f"rss_{c}") if all(f"rss_{c}" in s for s in phase[:q]) else None
-                                for c in comps},
-            "q4_by_component": {c: mean(phase[-q:], f"rss_{c}") if all(f"rss_{c}" in s for s in phase[-q:])
-                                else None for c in comps},
-            "slope_mb_per_min": slope, "phase_s": end - start, "phase_samples": len(phase)}
+    return {**C.memory_trend(samples, start, end), "phase_s": end - start}
 
 
 def plot(results: list[dict], path: Path) -> bool:

