@@ -636,6 +636,10 @@ def parse_event_log(event_dir: Path) -> dict:
                 st["shuffle_read_bytes"] += sr.get("Remote Bytes Read", 0) + sr.get("Local Bytes Read", 0)
                 st["shuffle_write_bytes"] += sw.get("Shuffle Bytes Written", 0)
                 st["max_task_s"] = max(st["max_task_s"], (finish - launch) / 1000.0)
+                executor = ti.get("Executor ID")
+                if executor is not None and finish:
+                    ends = st["first_finish_by_executor"]
+                    ends[executor] = min(ends.get(executor, finish / 1000.0), finish / 1000.0)
     for j in jobs.values():
         j["wall_s"] = (j["end"] - j["start"]) if j["end"] else None
     return {"jobs": sorted(jobs.values(), key=lambda j: j["id"]), "stages": stages}
@@ -645,7 +649,7 @@ def _empty_stage(sid):
     return {"id": sid, "name": "", "tasks": 0, "task_wall_s": 0.0, "run_s": 0.0, "cpu_s": 0.0, "deser_s": 0.0,
             "result_ser_s": 0.0, "gc_s": 0.0, "getting_result_s": 0.0, "result_bytes": 0, "input_bytes": 0,
             "output_bytes": 0, "shuffle_read_bytes": 0, "shuffle_write_bytes": 0, "max_task_s": 0.0,
-            "submitted": 0.0, "completed": 0.0, "job": None}
+            "submitted": 0.0, "completed": 0.0, "job": None, "first_finish_by_executor": {}}
 
 
 def jobs_between(log: dict, start: float, end: float) -> list[dict]:

@@ -14,9 +14,9 @@ cold spark-submit on a standalone cluster, with the memory of each executor samp
    `segments`, its `frames` against the probe and `frames_lost`, and the MP4 decoded with PyAV: its frame count and
    that frame i has time i / fps, so that timestamps rise and every frame is there once.
 
-Memory "stays flat" for an executor when the mean PSS of the last quarter of the segment stage is within 10 % of the
-second quarter's: the first quarter holds the warm-up (Python worker start, TensorFlow import, model load), which is
-a one-off rise, not growth.
+Memory "stays flat" for an executor when, over the segment stage from the end of the executor's first segment on
+(before it: the warm-up, i.e. Python worker start, TensorFlow import, model load, a one-off rise, not growth), the
+mean PSS of the last quarter of the samples is within 10 % of the second quarter's.
 """
 
 from __future__ import annotations
@@ -106,13 +106,18 @@ def submit_command(args, master: str, cores: int, zip_path: Path, inputs: Path, 
             "--model", Path(args.model).resolve().as_uri(), *(x for s in sets for x in ("--set", s))]
 
 
-def process_groups(driver: int, cluster):
-    """name -> pids, for the sampler: the driver's process tree and each live executor's."""
+def process_groups(driver: int, cluster, executor_ids: dict):
+    """name -> pids, for the sampler: the driver's process tree and each live executor's. Fills `executor_ids`
+    (group name -> Spark's executor ID, from the executor's command line) as executors appear."""
     def groups() -> dict:
         found = {"driver (spark-submit tree)": C.tree_of(driver)}
         for slot in range(cluster.workers):
             for pid in cluster.executor_pids(slot):
-                found[f"executor on worker {slot} (pid {pid})"] = C.tree_of(pid)
+                args = C.cmdline(pid).split()
+                executor = args[args.index("--executor-id") + 1] if "--executor-id" in args[:-1] else "?"
+                name = f"executor {executor} (worker {slot}, pid {pid})"
+                executor_ids[name] = executor
+                found[name] = C.tree_of(pid)
         return found
     return groups
 
@@ -134,7 +139,8 @@ def run_on_cluster(args, work: Path, zip_path: Path, inputs: Path) -> dict:
         started = time.time()
         with open(work / "spark.log", "w") as log:
             proc = subprocess.Popen(cmd, cwd=C.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-            sampler = C.MemorySampler(process_groups(proc.pid, cluster), args.interval, started).start()
+            executor_ids: dict = {}
+            sampler = C.MemorySampler(process_groups(proc.pid, cluster, executor_ids), args.interval, started).start()
             rc = proc.wait()
             sampler.stop()
         seconds = time.time() - started
@@ -142,16 +148,18 @@ def run_on_cluster(args, work: Path, zip_path: Path, inputs: Path) -> dict:
     if rc != 0:
         raise SystemExit(f"spark-submit exited {rc}; log tail:\n{C.tail(work / 'spark.log', 40)}")
     return {"cmd": " ".join(cmd), "seconds": seconds, "cpu": cpu, "out": out, "sampler": sampler,
-            "stage": segment_stage(C.parse_event_log(events), started)}
+            "executor_ids": executor_ids, "stage": segment_stage(C.parse_event_log(events), started)}
 
 
 def segment_stage(log: dict, started: float) -> dict | None:
-    """The stage with the most tasks (one per segment), its times as seconds since `started`."""
+    """The stage with the most tasks (one per segment), its times as seconds since `started`: its start and end,
+    and when each executor finished its first task there (`warm_t`, executor ID -> s)."""
     stages = sorted(log["stages"].values(), key=lambda st: (st["tasks_planned"] or 0, st["id"]))
     if not stages:
         return None
     stage = stages[-1]
-    return {**stage, "start_t": stage["submitted"] - started, "end_t": stage["completed"] - started}
+    return {**stage, "start_t": stage["submitted"] - started, "end_t": stage["completed"] - started,
+            "warm_t": {ex: t - started for ex, t in stage["first_finish_by_executor"].items()}}
 
 
 # --- the checks -------------------------------------------------------------------------------------------------------
@@ -187,16 +195,20 @@ def accounting(out: Path, probe, planned: list) -> dict:
     return result
 
 
-def memory_figures(sampler, stage: dict | None, work: Path) -> dict:
-    """name -> `memory_trend` of each process group over the segment stage, with the flatness verdict; the samples
-    of each group go to work/memory-<name>.csv."""
+def memory_figures(run: dict, work: Path) -> dict:
+    """name -> `memory_trend` of each process group over the segment stage, an executor's from the end of its first
+    segment on (its warm-up: Python worker start, TensorFlow import, model load), with the flatness verdict; the
+    samples of each group go to work/memory-<name>.csv."""
+    stage, sampler = run["stage"], run["sampler"]
     start, end = (stage["start_t"], stage["end_t"]) if stage else (0.0, float("inf"))
     figures = {}
     for name in sampler.names():
         rows = sampler.series(name)
-        trend = C.memory_trend(rows, start, end)
+        warm = (stage or {}).get("warm_t", {}).get(run["executor_ids"].get(name), start)
+        trend = C.memory_trend(rows, max(start, warm), end)
         change = (trend["q4_pss_mb"] - trend["q2_pss_mb"]) / trend["q2_pss_mb"] if trend["q2_pss_mb"] else None
-        figures[name] = {**trend, "q4_vs_q2": change, "flat": change is not None and abs(change) <= FLAT_TOLERANCE}
+        figures[name] = {**trend, "from_t": max(start, warm), "q4_vs_q2": change,
+                         "flat": change is not None and abs(change) <= FLAT_TOLERANCE}
         C.write_memory_csv(work / ("memory-" + "".join(c if c.isalnum() else "-" for c in name) + ".csv"), rows)
     return figures
 
@@ -213,7 +225,7 @@ def run_scale(args, clips: list[Path]) -> None:
     C.settle(skip=args.no_wait, log=C.say)
     run = run_on_cluster(args, work, zip_path, video.parent)
     checks = accounting(run["out"], probe, planned)
-    memory = memory_figures(run["sampler"], run["stage"], work)
+    memory = memory_figures(run, work)
     C.write_json(work / "result.json", {"args": vars(args), "machine": info, "idle": idle, "checks": checks,
                                         "memory": memory, "seconds": run["seconds"], "cpu": run["cpu"],
                                         "stage": run["stage"]})
@@ -249,9 +261,10 @@ def setup_md(args, probe, video: Path, run: dict) -> str:
             f"temporal {defaults['temporal']})\n"
             f"- memory: every {args.interval:g} s from /proc, each executor's process tree (executor JVM, pyspark "
             "daemon, Python workers) and the driver's; PSS splits shared pages, so it is the honest total. Trend over "
-            f"the segment stage (times from the event log: {stage_span(run['stage'])}) in quarters of its samples; "
-            f"**flat** means the last quarter's mean PSS within {FLAT_TOLERANCE:.0%} of the second quarter's (the "
-            "first holds the warm-up: worker start, TensorFlow import, model load)\n")
+            f"the segment stage (times from the event log: {stage_span(run['stage'])}), for an executor from the end "
+            "of its first segment on (its warm-up: Python worker start, TensorFlow import, model load), in quarters "
+            f"of the samples; **flat** means the last quarter's mean PSS within {FLAT_TOLERANCE:.0%} of the second "
+            "quarter's\n")
 
 
 def run_table(probe, run: dict, checks: dict) -> str:
@@ -270,9 +283,9 @@ def run_table(probe, run: dict, checks: dict) -> str:
 
 def memory_table(memory: dict, executors: dict) -> str:
     return C.md_table(
-        ["process tree", "peak PSS MB", "peak RSS MB", "PSS q1 → q2 → q4 MB", "RSS q1 → q2 → q4 MB",
+        ["process tree", "peak PSS MB", "peak RSS MB", "trend from s", "PSS q1 → q2 → q4 MB", "RSS q1 → q2 → q4 MB",
          "PSS slope from q2, MB/min", "q4 vs q2", "flat"],
-        [[name, f"{m['peak_pss_mb']:.0f}", f"{m['peak_rss_mb']:.0f}",
+        [[name, f"{m['peak_pss_mb']:.0f}", f"{m['peak_rss_mb']:.0f}", f"{m['from_t']:.0f}",
           f"{m['q1_pss_mb']:.0f} → {m['q2_pss_mb']:.0f} → {m['q4_pss_mb']:.0f}",
           f"{m['q1_rss_mb']:.0f} → {m['q2_rss_mb']:.0f} → {m['q4_rss_mb']:.0f}",
           f"{m['slope_after_warmup_mb_per_min']:+.1f}", f"{m['q4_vs_q2']:+.1%}" if m["q4_vs_q2"] is not None else "–",
