@@ -8,7 +8,8 @@ A run writes colorspark.json only when it ends; checkpoints are chosen on the se
 The network comes from checkpoints/round-NNNN (its SHA-256 checked against state.json) and is re-saved without the
 optimizer state; the description is what the train job would have written: the network settings of the checkpoint,
 the prior and rebalancing weights of the run's data (`training.loss_and_metric_settings`), the config given with
---set (the run's own: pass the same --set values), and the round's history entry as final_metrics.
+--set (the run's own: pass the same --set values), the round's history entry as final_metrics, and a fine-tuning
+run's start (`init_model`).
 """
 
 from __future__ import annotations
@@ -41,8 +42,18 @@ def main() -> None:
     data = fs.to_uri(args.data)
     history = state["history"][:args.round]
     meta = model_meta(state["settings"], loss_and_metric_settings(data, config), read_manifest(data), config, history)
+    meta |= {"init_model": start} if (start := init_record(fs.to_uri(args.run), state)) else {}
     write_model_dir(fs.to_uri(args.out), model, meta, history)
     print(f"{args.out}: round {args.round} of {args.run}")
+
+
+def init_record(run: str, state: dict) -> dict | None:
+    """Where a fine-tuning run started: in its checkpoints' state, or (runs from before the state kept it) in the
+    colorspark.json the run wrote when it ended."""
+    if "init_model" in state:
+        return state["init_model"]
+    described = fs.join(run, "colorspark.json")
+    return json.loads(fs.read_bytes(described)).get("init_model") if fs.is_file(described) else None
 
 
 if __name__ == "__main__":

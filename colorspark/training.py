@@ -235,7 +235,8 @@ def run(spark, data_dir: str, model_dir: str, config: dict, resume: bool = False
         for round_number in range(len(history) + 1, config["train"]["rounds"] + 1):
             history.append(train_round(spark, model, train_rdd, val_rdd, round_number, sizes, loss_settings, config,
                                        outer))
-            write_checkpoint(model_dir, round_number, model, {"history": history, "settings": settings},
+            write_checkpoint(model_dir, round_number, model, {"history": history, "settings": settings,
+                                                              **start["record"]},
                              optimizer_state(model.optimizer), outer.buffer)
             log_round(history, config["train"]["rounds"])
     finally:
@@ -308,6 +309,8 @@ def starting_point(model_dir: str, manifest: dict, data_dir: str, config: dict, 
         record = {"init_model": init_record}
     else:
         settings = model_settings(config)
+        if found and "init_model" in found[2]:  # a fine-tuning run resumed without repeating --init-model
+            record = {"init_model": found[2]["init_model"]}
     return {"checkpoint": found, "initial": None if found else initial, "settings": settings, "record": record}
 
 

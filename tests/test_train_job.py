@@ -251,6 +251,8 @@ def test_init_model_fine_tunes_with_frozen_blocks_and_a_fresh_optimizer(trained,
     source = json.loads((trained["dir"] / "colorspark.json").read_text())
     assert meta["init_model"]["sha256"] == source["model_sha256"] and meta["init_model"]["freeze_blocks"] == 2
     assert meta["settings"] == source["settings"] and meta["rounds_done"] == 1
+    state = json.loads((tmp_path / "ft" / "checkpoints" / "round-0001" / "state.json").read_text())
+    assert state["init_model"] == meta["init_model"]  # what a --resume without --init-model records again
     steps = {}
     for name, folder in (("fresh", trained["dir"]), ("tuned", tmp_path / "ft")):
         with np.load(folder / "checkpoints" / "round-0001" / "optimizer.npz") as state:
@@ -287,3 +289,14 @@ def test_freeze_blocks_without_init_model_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_:
         job.main(["--data", "/tmp/d", "--model-dir", "/tmp/m", "--freeze-blocks", "2"])
     assert exit_.value.code == 2 and "--freeze-blocks needs --init-model" in capsys.readouterr().err
+
+
+def test_a_resumed_fine_tuning_run_keeps_its_start_without_repeating_init_model(monkeypatch):
+    from colorspark import training
+    from colorspark.config import load as load_config
+
+    start = {"uri": "file:///models/small", "sha256": "ab" * 32, "rounds_done": 13, "freeze_blocks": 0}
+    monkeypatch.setattr(training, "latest_checkpoint", lambda model_dir: (3, None, {"init_model": start}, None, None))
+    config = load_config()
+    found = training.starting_point("file:///run", {"size": 16}, "file:///data", config, True, None)
+    assert found["record"] == {"init_model": start} and found["initial"] is None
