@@ -23,7 +23,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from colorspark import config as config_mod  # noqa: E402
 from colorspark import fs  # noqa: E402
-from colorspark.modeldir import MODEL_FILE, STATE_FILE, checkpoint_dir, load_model_file, write_model_dir  # noqa: E402
+from colorspark.finetune import init_model_uri, start_record  # noqa: E402
+from colorspark.modeldir import (  # noqa: E402
+    MODEL_FILE,
+    STATE_FILE,
+    checkpoint_dir,
+    load_model_file,
+    read_meta,
+    write_model_dir,
+)
 from colorspark.training import loss_and_metric_settings, model_meta, read_manifest  # noqa: E402
 
 
@@ -34,6 +42,8 @@ def main() -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument("--init-model", help="the run's --init-model, for a fine-tuning run whose checkpoints and "
+                                        "directory do not record it (one stopped before it ended)")
     args = p.parse_args()
     config = config_mod.load(None, args.overrides)
     folder = checkpoint_dir(fs.to_uri(args.run), args.round)
@@ -42,7 +52,11 @@ def main() -> None:
     data = fs.to_uri(args.data)
     history = state["history"][:args.round]
     meta = model_meta(state["settings"], loss_and_metric_settings(data, config), read_manifest(data), config, history)
-    meta |= {"init_model": start} if (start := init_record(fs.to_uri(args.run), state)) else {}
+    start = init_record(fs.to_uri(args.run), state)
+    if start is None and args.init_model:
+        init_uri = init_model_uri(args.init_model)
+        start = start_record(init_uri, read_meta(init_uri), config["train"]["freeze_blocks"])
+    meta |= {"init_model": start} if start else {}
     write_model_dir(fs.to_uri(args.out), model, meta, history)
     print(f"{args.out}: round {args.round} of {args.run}")
 

@@ -53,9 +53,13 @@ def load_init_model(init_uri: str, manifest: dict, data_dir: str, freeze_blocks:
     log.info("starting from %s (%d rounds done, SHA-256 %s…), %d of its layers frozen (blocks %s)",
              fs.display(init_uri), meta.get("rounds_done", 0), meta["model_sha256"][:12], frozen,
              ", ".join(blocks[:freeze_blocks]) or "none")
-    start = {"model": fs.display(init_uri), "file": MODEL_FILE, "sha256": meta["model_sha256"],
-             "rounds_done": meta.get("rounds_done"), "freeze_blocks": freeze_blocks}
-    return model, meta["settings"], start
+    return model, meta["settings"], start_record(init_uri, meta, freeze_blocks)
+
+
+def start_record(init_uri: str, meta: dict, freeze_blocks: int) -> dict:
+    """What a fine-tuned model's colorspark.json keeps of the model it started from (`init_model`)."""
+    return {"model": fs.display(init_uri), "file": MODEL_FILE, "sha256": meta["model_sha256"],
+            "rounds_done": meta.get("rounds_done"), "freeze_blocks": freeze_blocks}
 
 
 def freeze(model, block_names: list[str]) -> int:
