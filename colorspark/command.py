@@ -2,6 +2,7 @@
 
     colorspark preprocess|train|colorize [spark-submit options] [job options]
     colorspark demo [spark-submit options] [--output DIR]
+    colorspark blend --tuned DIR --start DIR|shipped --weight W --output DIR
 
 It adds what a local run needs and a user would otherwise type: the properties file conf/spark-local.conf, the
 package zip dist/colorspark-<version>.zip (built by ./build.sh) and this environment's Python for the driver and
@@ -25,10 +26,11 @@ from pathlib import Path
 from . import __version__
 
 JOBS = ("preprocess", "train", "colorize")
-USAGE = ("usage: colorspark {preprocess,train,colorize,demo} [spark-submit options] [job options]\n"
+USAGE = ("usage: colorspark {preprocess,train,colorize,demo,blend} [spark-submit options] [job options]\n"
          "  colorspark colorize --input PHOTOS --output OUT     colorize with the shipped model\n"
          "  colorspark colorize --help                          the job's options\n"
-         "  colorspark demo [--output DIR]                      preprocess, train (tiny), colorize on sample photos")
+         "  colorspark demo [--output DIR]                      preprocess, train (tiny), colorize on sample photos\n"
+         "  colorspark blend --help                             blend a fine-tuned model with its start (no Spark)")
 # spark-submit's own options: the command hands them to spark-submit; after a job's script they are a user's mistake.
 SPARK_SUBMIT_OPTIONS = frozenset((
     "--conf", "--master", "--deploy-mode", "--name", "--py-files", "--archives", "--files", "--jars", "--packages",
@@ -156,6 +158,10 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
         print(USAGE)
         return 0 if args else EXIT_USAGE
     job, rest = args[0], args[1:]
+    if job == "blend":
+        from .blend import main as blend
+
+        return blend(rest)
     if job not in (*JOBS, "demo"):
         print(f"colorspark: unknown job {job!r}\n{USAGE}", file=sys.stderr)
         return EXIT_USAGE

@@ -110,3 +110,12 @@ def test_a_real_run_through_the_command(tmp_path, py_files):
     assert " --master 'local[1]' --driver-memory 1g --properties-file " in printed
     assert f"--py-files {py_files} {ROOT / 'jobs' / 'colorize.py'} --input" in printed
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["ok"] == 2
+
+
+def test_blend_runs_in_this_process_without_spark_submit(monkeypatch, tmp_path):
+    import colorspark.blend
+
+    seen = []
+    monkeypatch.setattr(colorspark.blend, "main", lambda argv: seen.append(argv) or 0)
+    assert command.main(["blend", "--weight", "0.5"], root=tmp_path) == 0  # no dist/ zip needed
+    assert seen == [["--weight", "0.5"]]
