@@ -73,15 +73,22 @@ class Scene:
         return {key: scores[key] for key in KEYS}
 
 
-def decode(scene: Scene, temperature: float, shift: np.ndarray | None, region: str = "") -> np.ndarray:
+def decode(scene: Scene, temperature: float, shift: np.ndarray | None, region: str = "",
+           distribution: np.ndarray | None = None, cast: float = 0.0) -> np.ndarray:
     """The annealed mean, shifted; with region="entropy" each pixel's shift is scaled by its prediction's entropy
-    over the image's mean entropy (unsure pixels take more from the reference, sure ones keep their colour)."""
+    over the image's mean entropy (unsure pixels take more from the reference, sure ones keep their colour). With
+    the reference photo's `distribution`, its mean colour then sets `cast` of the output's (`match_cast`, as the
+    job does)."""
     if shift is None:
         return annealed_mean(scene.logits, temperature)
     if region == "entropy":
         entropy = normalized_entropy(scene.logits / temperature)[..., None]
-        return annealed_mean(scene.logits + shift * (entropy / entropy.mean()), temperature)
-    return annealed_mean(scene.logits + shift, temperature)
+        ab = annealed_mean(scene.logits + shift * (entropy / entropy.mean()), temperature)
+    else:
+        ab = annealed_mean(scene.logits + shift, temperature)
+    if distribution is None:
+        return ab
+    return refmod.match_cast(ab, refmod.Reference("", distribution).cast_target, cast)
 
 
 def summary(rows: list[dict]) -> dict:
@@ -109,7 +116,9 @@ def load(model_dir: str):
 
 
 def variants(grid: bool, extra: str = "") -> list[dict]:
-    base = {"strength": 1.5, "floor": 1e-4, "gray_chroma": 0.0, "temperature": None, "region": ""}
+    settings = defaults()["colorize"]
+    base = {"strength": settings["reference_strength"], "floor": settings["reference_floor"], "gray_chroma": 0.0,
+            "temperature": None, "region": "", "cast": settings["reference_cast"]}
     if extra:
         return [{**base, **json.loads(item)} for item in extra.split(";")]
     if not grid:
@@ -124,14 +133,15 @@ def adapted(variant: dict, divergence: float) -> float:
     return variant["strength"] * (min(1.0, t / divergence) if t and divergence > 0 else 1.0)
 
 
-def shift_for(images: list[np.ndarray], variant: dict, marginal: np.ndarray, scene: Scene | None = None,
-              temperature: float = 1.0) -> np.ndarray:
+def steered(scene: Scene, images: list[np.ndarray], variant: dict, marginal: np.ndarray, temperature: float):
+    """The scene's ab decoded with the reference `images` under `variant`."""
     distribution = refmod.images_distribution(images, variant["gray_chroma"])
     strength = variant["strength"]
-    if scene is not None and variant.get("adaptive"):
+    if variant.get("adaptive"):
         strength = adapted(variant, refmod.divergence(distribution, softmax(scene.logits, temperature),
                                                       variant["floor"]))
-    return refmod.logit_shift(distribution, marginal, strength, variant["floor"])
+    shift = refmod.logit_shift(distribution, marginal, strength, variant["floor"])
+    return decode(scene, temperature, shift, variant["region"], distribution, variant["cast"])
 
 
 def clips(forward, rendering, prior, marginal, every: int, grid: bool, extra: str) -> dict:
@@ -145,11 +155,9 @@ def clips(forward, rendering, prior, marginal, every: int, grid: bool, extra: st
         for variant in variants(grid, extra):
             label = json.dumps({k: v for k, v in variant.items() if v})
             t = variant["temperature"] or rendering.temperature
-            right = summary([s.score(decode(s, t, shift_for(reference, variant, marginal, s, t), variant["region"]))
-                             for s in scenes])
-            wrong = [summary([s.score(decode(s, t, shift_for(cases[other][0], variant, marginal, s, t),
-                                             variant["region"]))
-                              for s in scenes])["psnr"] - none["psnr"] for other in CLIPS if other != name]
+            right = summary([s.score(steered(s, reference, variant, marginal, t)) for s in scenes])
+            wrong = [summary([s.score(steered(s, cases[other][0], variant, marginal, t)) for s in scenes])["psnr"]
+                     - none["psnr"] for other in CLIPS if other != name]
             out.setdefault(label, {})[name] = {"frames": len(scenes), "none": none, **gain(right, none),
                                                 "wrong_psnr": float(np.mean(wrong)), "wrong_worst": min(wrong),
                                                 "cast_vs_none": right["cast"] / none["cast"]}
@@ -219,7 +227,7 @@ def photos(forward, rendering, prior, marginal, limit: int, grid: bool, extra: s
                 measures = divergences(scene, distribution, rendering.temperature, variant["floor"], marginal)
                 shift = refmod.logit_shift(distribution, marginal, adapted(variant, measures["kl"]), variant["floor"])
                 scores = scene.score(decode(scene, variant["temperature"] or rendering.temperature, shift,
-                                            variant["region"]))
+                                            variant["region"], distribution, variant["cast"]))
                 row[(label, kind)] = {**scores, **measures}
         rows.append(row)
     return rows

@@ -28,12 +28,12 @@ from .config import defaults as config_defaults
 from .decode import DecodeError, decode_image, is_grayscale
 from .guard import guard_ab
 from .inference import predict_logits
-from .reference import Reference, logit_shift, steered_decode, training_marginal
+from .reference import Reference, logit_shift, match_cast, steered_decode, training_marginal
 from .samples import L_SCALE
 
 NETWORK_STRIDE = 8  # every preset downsamples by 8 before its last upsampling, so input sides are multiples of 8
 UPSAMPLING = ("bilinear", "guided")
-REFERENCE_KEYS = ("reference_strength", "reference_floor", "reference_warning")
+REFERENCE_KEYS = ("reference_strength", "reference_floor", "reference_warning", "reference_cast")
 HELD_BYTES = 128 << 20  # per task: decoded images waiting for a full batch or, once predicted, for their release
 
 
@@ -58,6 +58,7 @@ class Rendering:
     reference_strength: float  # β and ε of reference.logit_shift (colorize.reference_*)
     reference_floor: float
     reference_warning: float  # divergence (reference.divergence) above which a reference looks wrong; 0: never
+    reference_cast: float  # share of the way from the output's mean ab to a reference scene's (reference.match_cast)
     keep_aspect: bool = False
     upsample: str = "bilinear"
     guided_radius: int = 1
@@ -344,14 +345,16 @@ def _decode(reference: Reference | None, logits: np.ndarray, rendering: Renderin
             shifts: dict[str, np.ndarray]) -> tuple[np.ndarray, float | None]:
     """One image's ab at the output stride and its reference's divergence. A reference's logit shift is made once
     per stream and kept in `shifts`. The do-no-harm guard holds back only colours no reference steers: a reference
-    asks for its colours, so no cast of them is unsupported; at strength 0 it only measures, and the photo is
-    decoded as without it."""
+    asks for its colours, so no cast of them is unsupported, and a reference scene sets the cast
+    (`reference.match_cast`); at strength 0 it only measures, and the photo is decoded as without it."""
     if reference is not None and reference.key not in shifts:
         shifts[reference.key] = rendering.shift(reference)
     ab, divergence = steered_decode(logits, rendering.temperature, reference,
                                     shifts[reference.key] if reference else None, rendering.reference_floor)
     if reference is None or not rendering.reference_strength:
         ab = guard_ab(ab[None], logits[None], rendering.guard_entropy, rendering.guard_cast)[0]
+    elif reference.cast_target is not None:
+        ab = match_cast(ab, reference.cast_target, rendering.reference_cast)
     return ab, divergence
 
 

@@ -38,6 +38,10 @@ def _fraction(v):
     return 0.0 <= v < 1.0
 
 
+def _share(v):
+    return 0.0 <= v <= 1.0
+
+
 def _unit_open(v):
     return 0.0 < v <= 1.0
 
@@ -74,6 +78,7 @@ _positive.__doc__ = "> 0"
 _non_negative.__doc__ = ">= 0"
 _fraction.__doc__ = "in [0, 1)"
 _unit_open.__doc__ = "in (0, 1]"
+_share.__doc__ = "in [0, 1]"
 _multiple_of_8.__doc__ = "a multiple of 8, at least 16 (the network downsamples by 8)"
 
 # section -> key -> (default, rule). The default fixes the type.
@@ -151,6 +156,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], bool] | None]]] = {
         "reference_strength": (1.5, _non_negative),
         "reference_floor": (1e-4, _positive),
         "reference_warning": (1.0, _non_negative),
+        "reference_cast": (1.0, _share),
         "guard_entropy": (0.0, _fraction),
         "guard_cast": (7.0, _non_negative),
     },

@@ -75,11 +75,18 @@ class ReferenceMap:
 
 @dataclass(frozen=True)
 class Reference:
-    """A reference's name (what the records show), its distribution over the bins (sums to 1) and a small JPEG of
-    it for the report."""
+    """A reference's name (what the records show), its distribution over the bins (sums to 1), a small JPEG of it
+    for the report, and whether it is a scene (colour photos) rather than a palette: a scene's mean colour is the
+    cast its output should have (`cast_target`), a palette lists colours without their shares of the scene."""
     name: str
     distribution: np.ndarray = field(repr=False, compare=False)
     preview: bytes | None = field(default=None, repr=False, compare=False)
+    scene: bool = True
+
+    @property
+    def cast_target(self) -> np.ndarray | None:
+        """The scene's mean ab (of its soft-encoded distribution), or None for a palette."""
+        return (self.distribution @ gamut_centres()).astype(np.float32) if self.scene else None
 
     @property
     def key(self) -> str:
@@ -164,7 +171,7 @@ def from_palette(text: str) -> Reference:
     colours = parse_palette(text)
     swatches = np.repeat(np.asarray(colours, np.uint8)[None, :, None, :], PREVIEW_SIDE, axis=(0))
     swatches = np.repeat(swatches, PREVIEW_SIDE // 2, axis=2).reshape(PREVIEW_SIDE, -1, 3)
-    return Reference(text, palette_distribution(colours), make_thumbnail(swatches))
+    return Reference(text, palette_distribution(colours), make_thumbnail(swatches), scene=False)
 
 
 def load_reference(location: str, *, max_pixels: int, max_bytes: int) -> Reference:
@@ -216,6 +223,14 @@ def divergence(distribution: np.ndarray, probabilities: np.ndarray, floor: float
     mean = np.asarray(probabilities, np.float64).reshape(-1, len(distribution)).mean(0)
     r = np.asarray(distribution, np.float64)
     return float(np.sum(r * (np.log(r + floor) - np.log(mean + floor))))
+
+
+def match_cast(ab: np.ndarray, target: np.ndarray, share: float) -> np.ndarray:
+    """h×w×2 `ab` moved by `share` of the way from its mean to `target` (the reference scene's mean ab), every
+    pixel by the same amount: the local variation stays, the global cast becomes the reference's."""
+    if not share:
+        return ab
+    return (ab + share * (target - ab.reshape(-1, 2).mean(axis=0))).astype(np.float32)
 
 
 def steered_decode(logits: np.ndarray, temperature: float, reference: Reference | None, shift: np.ndarray | None,

@@ -247,3 +247,37 @@ def test_the_dataframe_api_range_checks_its_rendering_arguments():
         _rendering(meta, None, None, None, None, reference_strength=-1.0)
     with pytest.raises(ConfigError, match="jpeg_quality"):
         _rendering(meta, None, None, None, 101)
+
+
+def test_a_reference_scene_sets_the_cast_and_a_palette_does_not():
+    scene = Reference("scene", reference.palette_distribution([(200, 80, 40)]))
+    target = scene.cast_target
+    assert target[0] > 20 and target[1] > 20  # an orange scene's mean ab
+    assert Reference("p", scene.distribution, scene=False).cast_target is None
+    rng = np.random.default_rng(0)
+    ab = rng.normal([-10.0, 5.0], 8.0, (6, 5, 2)).astype(np.float32)
+    moved = reference.match_cast(ab, target, 1.0)
+    np.testing.assert_allclose(moved.reshape(-1, 2).mean(0), target, atol=1e-4)
+    np.testing.assert_allclose(moved - moved.reshape(-1, 2).mean(0), ab - ab.reshape(-1, 2).mean(0), atol=1e-4)
+    half = reference.match_cast(ab, target, 0.5).reshape(-1, 2).mean(0)
+    np.testing.assert_allclose(half, (ab.reshape(-1, 2).mean(0) + target) / 2, atol=1e-4)
+    assert reference.match_cast(ab, target, 0.0) is ab
+
+
+def test_the_job_path_moves_the_cast_to_a_reference_photos_but_not_to_a_palettes():
+    """A weak strength steers little, so only the cast matching brings the photo's mean colour all the way."""
+    config = {"colorize": {"batch_size": 2, "reference_strength": 0.2}, "output": {"jpeg_quality": 90},
+              "limits": LIMITS}
+    rendering = Rendering.from_config(config, {"input_size": 16, "temperature": 1.0})
+    assert rendering.reference_cast == 1.0  # the default
+    photo = reference.from_images("photo", [_png(np.full((32, 32, 3), (40, 90, 200), np.uint8))],
+                                  max_pixels=10_000, max_bytes=1 << 20)
+    palette = reference.from_palette("palette:#2858c8")
+    gray = _png(np.full((32, 32, 3), 128, np.uint8))
+    means = {}
+    for ref in (photo, palette):
+        [(_, out)] = colorize_stream([("g", gray)], UndecidedModel, rendering,
+                                     reference_of=lambda key, ref=ref: ref)
+        means[ref.name] = out.lab[..., 1:].reshape(-1, 2).mean(0)
+    np.testing.assert_allclose(means["photo"], photo.cast_target, atol=1.5)
+    assert np.linalg.norm(means["palette:#2858c8"] - photo.cast_target) > 10
