@@ -304,7 +304,7 @@ def main() -> None:
     write_json(work / "quality.json", result)
     if args.record:
         info = result["machine"]
-        md_update("quality", f"## Full-resolution quality by source folder (`bench/quality.py`)\n\n"
+        md_update("quality", f"## 6. Full-resolution quality by source folder (`bench/quality.py`)\n\n"
                              f"{result['finished']}; {info['nproc']} cores, {info['cpu']}, load average "
                              f"{info['loadavg'][0]:.1f} (quality figures do not depend on it); model {model}\n\n"
                              f"`{result['command']}`\n\n{table}\n")
