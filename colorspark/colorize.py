@@ -94,9 +94,17 @@ def load_references(reference: str | None, table: str | None, config: dict) -> R
 
 def load_model(model_dir: str) -> tuple[ModelFile, dict]:
     data, meta = read_model_file(model_dir)
-    log.info("model %s: preset %s, %d px input, trained %s rounds", fs.display(model_dir),
-             meta["settings"].get("preset"), meta["input_size"], meta.get("rounds_done"))
+    log.info("model %s: preset %s, %d px input, %s", fs.display(model_dir), meta["settings"].get("preset"),
+             meta["input_size"], training_note(meta))
     return ModelFile(data, meta["model_sha256"]), meta
+
+
+def training_note(meta: dict) -> str:
+    """How the model came about, in a few words: its rounds, or that it is a blend (`colorspark.blend`)."""
+    if "blend" in meta:
+        return f"{meta.get('rounds_done')} rounds of fine-tuning, blended {meta['blend']['weight']:g} with its start"
+    note = f"{meta.get('rounds_done')} rounds"
+    return note + (" of fine-tuning" if "init_model" in meta else "")
 
 
 def start_output(out: str) -> None:
@@ -174,7 +182,7 @@ def publish_results(out: str, plan: Plan, with_videos: bool = False) -> None:
 def model_label(model_dir: str, meta: dict) -> str:
     """The model as the summary and the report name it: `shipped models/small (preset small, 64 px, 10 rounds)`."""
     return (f"{describe_model(model_dir)} (preset {meta['settings'].get('preset')}, {meta['input_size']} px, "
-            f"{meta.get('rounds_done')} rounds)")
+            f"{training_note(meta)})")
 
 
 def summarize(tally: Tally, seconds: float, model: str, model_builds: int, rendering: Rendering) -> dict:

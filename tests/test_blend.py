@@ -59,3 +59,12 @@ def test_models_of_different_networks_or_missing_ones_do_not_blend(tmp_path, cap
     assert "different networks" in capsys.readouterr().err
     assert blend.main(["--tuned", str(tmp_path / "a"), "--start", str(tmp_path / "nowhere"), *args]) == 2
     assert not (tmp_path / "out").exists()
+
+
+def test_summaries_say_a_model_is_a_blend_or_fine_tuned():
+    from colorspark.colorize import training_note
+
+    assert training_note({"rounds_done": 13}) == "13 rounds"
+    assert training_note({"rounds_done": 2, "init_model": {}}) == "2 rounds of fine-tuning"
+    assert training_note({"rounds_done": 4, "init_model": {}, "blend": {"weight": 0.5}}) == \
+        "4 rounds of fine-tuning, blended 0.5 with its start"
