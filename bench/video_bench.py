@@ -1,17 +1,18 @@
 #!/usr/bin/env python
 """Video benchmarks: temporal consistency variants, seams, and end-to-end speed against a plain script.
 
-    .venv/bin/python bench/video_bench.py temporal [--frames 120] [--variants none,ema:0.3,flow:0.3,flow:0.5]
+    .venv/bin/python bench/video_bench.py temporal [--frames 120] [--variants none,ema:0.2,flow:0.2,blind:1]
     .venv/bin/python bench/video_bench.py speed [--segment-seconds 10] [--no-wait]
     .venv/bin/python bench/video_bench.py seams [--out FOLDER] [--segment-seconds 10]
     .venv/bin/python bench/video_bench.py scale [--minutes 20] [--size 400x300] [--flicker] [--no-md]
 
 `temporal` (in one process, no Spark): each shared clip (../shared/data/video) is converted to gray and scored
 against its own colours. The network predicts each of the first --frames frames once (the shipped model, the
-job's rendering settings); each variant then smooths that sequence of ab with `temporal.Smoother` and renders it at
-full resolution. Per variant and clip: the chroma and RGB warping error (DIS medium on the gray input,
-`video_metrics`; pairs across a scene cut of the input are left out), CDC, and the mean per-frame PSNR and
-rebalanced AuC against the true colours; the true colours' own warping error is given for scale.
+job's rendering settings); each variant (none, method:alpha, or blind:λ) then smooths that sequence of ab with
+`temporal.Smoother` and renders it at full resolution. Per variant and clip: the chroma and RGB warping error (DIS
+medium on the gray input, `video_metrics`; pairs across a scene cut of the input are left out), CDC, the mean
+per-frame PSNR and rebalanced AuC against the true colours, and the smoother's own time per frame; the true
+colours' own warping error is given for scale.
 
 `speed`: cold spark-submit of jobs/colorize.py on local[2] over the four clips (colour; the job colorizes from
 their lightness, with scoring and the flicker metrics off, as the plain script has neither), against the plain
@@ -50,8 +51,8 @@ def parse_args(argv=None):
     p.add_argument("what", choices=("temporal", "speed", "seams", "scale"))
     p.add_argument("--out", help="seams: a colorize output folder to measure again (default: the speed run's)")
     p.add_argument("--frames", type=int, default=120, help="temporal: frames per clip from the start (default 120)")
-    p.add_argument("--variants", default="none,ema:0.3,ema:0.5,flow:0.3,flow:0.5",
-                   help="temporal: method:alpha list (default none,ema:0.3,ema:0.5,flow:0.3,flow:0.5)")
+    p.add_argument("--variants", default="none,ema:0.2,flow:0.2,blind:1",
+                   help="temporal: none, method:alpha or blind:λ, comma-separated (default %(default)s)")
     p.add_argument("--flow-preset", default="fast", help="temporal: DIS preset of the smoother (default fast)")
     p.add_argument("--cut-threshold", type=float, default=12.0)
     p.add_argument("--model", default=str(C.ROOT / "models" / "small"))
@@ -111,16 +112,32 @@ def score_variant(labs, xs, abs_, temporal, rendering, prior) -> dict:
     from colorspark.video_metrics import FlickerMeter
 
     smoother, meter = Smoother(temporal), FlickerMeter("medium", temporal.cut_threshold)
-    psnrs, aucs = [], []
+    psnrs, aucs, smoothing = [], [], 0.0
     for lab_true, x, ab in zip(labs, xs, abs_):
-        lab = recombine(lab_true[..., 0], smoother.step(x, ab), upsample=rendering.upsample)
+        tick = time.perf_counter()
+        smoothed = smoother.step(x, ab)
+        smoothing += time.perf_counter() - tick
+        lab = recombine(lab_true[..., 0], smoothed, upsample=rendering.upsample)
         rgb = lab_to_rgb8(lab)
         gray = np.clip(np.rint(lab_true[..., 0] * 2.55), 0, 255).astype(np.uint8)
         meter.add(gray, rgb, lab[..., 1:])
         psnrs.append(psnr(lab_to_rgb8(lab_true), rgb))
         aucs.append(ab_error_auc(lab_true[..., 1:], lab[..., 1:], rebalancing_pixel_weights(lab_true[..., 1:], prior)))
     return {**meter.sums.figures(), "psnr": float(np.mean(psnrs)), "auc_rebal": 100 * float(np.mean(aucs)),
-            "cuts": smoother.cuts, "cut_pairs": meter.cuts}
+            "cuts": smoother.cuts, "cut_pairs": meter.cuts, "smoother_ms": 1000 * smoothing / len(labs)}
+
+
+def variant(text: str, args) -> tuple[str, object]:
+    """A --variants item (none, method:alpha or blind:λ) as its table label and `temporal.Temporal`."""
+    from colorspark.temporal import Temporal
+
+    method, *value = text.split(":")
+    common = {"cut_threshold": args.cut_threshold, "flow_preset": args.flow_preset}
+    if method == "blind":
+        return f"blind λ={value[0]}", Temporal(method, blind_lambda=float(value[0]), **common)
+    if value:
+        return f"{method} α={value[0]}", Temporal(method, alpha=float(value[0]), **common)
+    return method, Temporal(method, **common)
 
 
 def truth_flicker(labs) -> dict:
@@ -138,33 +155,33 @@ def run_temporal(args) -> None:
     from colorspark.colorizer import Rendering
     from colorspark.inference import ModelFile
     from colorspark.modeldir import read_model_file
-    from colorspark.temporal import Temporal
 
     data, meta = read_model_file(args.model)
     model = ModelFile(data, meta["model_sha256"]).build()
     rendering = Rendering.from_config(cfg.defaults(), meta)
     prior = np.asarray(meta["prior"])
-    variants = [v.split(":") for v in args.variants.split(",")]
+    variants = [variant(text, args) for text in args.variants.split(",")]
     rows, started = [], time.time()
     for clip in args.clips.split(","):
         labs, _ = gray_frames(VIDEOS / clip, args.frames)
         xs, abs_ = predictions(labs, model, rendering)
         truth = truth_flicker(labs)
         base = None
-        for method, *alpha in variants:
-            temporal = Temporal(method, float(alpha[0]) if alpha else 1.0, args.cut_threshold, args.flow_preset)
+        for label, temporal in variants:
             tick = time.perf_counter()
             figures = score_variant(labs, xs, abs_, temporal, rendering, prior)
             base = base or figures
-            rows.append([clip, f"{method}" + (f" α={alpha[0]}" if alpha else ""), len(labs),
+            rows.append([clip, label, len(labs),
                          f"{figures['warp_error_chroma']:.2e}",
                          f"{figures['warp_error_chroma'] / base['warp_error_chroma']:.2f}",
                          f"{figures['warp_error_rgb']:.2e}", f"{figures['cdc']:.4f}", f"{figures['psnr']:.2f}",
                          f"{figures['auc_rebal']:.2f}", f"{figures['cuts']} / {figures['cut_pairs']}",
-                         f"{truth['warp_error_chroma']:.1e}", f"{(time.perf_counter() - tick):.1f}"])
+                         f"{truth['warp_error_chroma']:.1e}", f"{figures['smoother_ms']:.1f}",
+                         f"{(time.perf_counter() - tick):.1f}"])
             print(" | ".join(map(str, rows[-1])), flush=True)
     table = C.md_table(["clip", "variant", "frames", "chroma warp err", "× frame by frame", "RGB warp err", "CDC",
-                        "PSNR dB", "rebal. AuC %", "cuts (filter / metric)", "truth chroma warp err", "s"], rows)
+                        "PSNR dB", "rebal. AuC %", "cuts (filter / metric)", "truth chroma warp err",
+                        "smoother ms/frame", "s"], rows)
     print(table)
     Path(args.work).mkdir(parents=True, exist_ok=True)
     (Path(args.work) / "temporal.md").write_text(table + "\n")
