@@ -11,9 +11,10 @@ mean of the blended distributions, so it is the same up to the annealing tempera
 "blind" is Bonneel et al. (2015)'s blind temporal consistency on the same state: the output O_t minimises
 Σ|∇O_t − ∇P_t|² + λ·M·|O_t − warp(O_{t−1})|² over the output cells, P_t the frame's own predicted ab, warp along the
 same flow and M the same visibility mask. Its gradients (edges, detail) come from the frame and its values from the
-previous output: frequencies below about √λ per cell follow the past, those above follow the frame. The mean colour
-of a shot stays its first frame's wherever the previous output is visible, which is also why a segment's warm-up
-cannot converge to the whole video's state as it does with the blends.
+previous output: frequencies below about √λ radians per cell follow the past, those above follow the frame. So the
+slow part of the colour, down to the mean, is carried from a shot's first frame on (new values enter only where
+motion uncovers cells), which is also why a segment's warm-up cannot converge to the whole video's state as it does
+with the blends.
 
 A scene cut resets the state (`video_metrics.is_scene_cut` on the gray frames, aligned along the flow with "flow"
 and "blind", in place with "ema", where fast motion can also reset it): nothing is carried from one shot into the
