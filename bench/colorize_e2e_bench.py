@@ -5,8 +5,9 @@
       jobs/colorize.py --input DIR --output OUT` (PYSPARK_PYTHON=.venv/bin/python, the shipped model, default
       config: JPEG + lab8 .npy per image, results, summary, report), timed from launch to exit: JVM start, session,
       Python workers, the job, shutdown.
-  (b) Plain: bench/plain_colorize.py (Keras, scikit-image, Pillow; no Spark, no colorspark; JPEGs only) as two
-      processes over the two halves of the file list, timed from launching both to both exiting.
+  (b) Plain: bench/plain_colorize.py (Keras; scikit-image's Lab conversions; Pillow's decode, bilinear resizes and
+      JPEG encode; no Spark, no colorspark; JPEGs only) as two processes over the two halves of the file list, timed
+      from launching both to both exiting.
 Two scenarios (issue 11): `large`, 600 gray photos of about 0.4 MP (target: (b)/(a) >= 1.2), and `first-run`,
 1,200 gray photos of about 0.13 MP (target: (b)/(a) >= 0.85). The sides alternate for --rounds rounds, each after
 the machine has settled. Writes its section of BENCHMARKS.md unless --no-md; waits for an idle machine unless
@@ -123,9 +124,9 @@ def render_md(args, info, idle, cmd, results, zip_path) -> str:
     lines.append("- (a) `PYSPARK_PYTHON=.venv/bin/python " + " ".join(spark_cmd(zip_path, Path("INPUT"),
                  Path("OUT"), os.path.relpath(args.model, C.ROOT), args.overrides)) + "`, launch to exit; default "
                  "outputs (JPEG + lab8 .npy per image, results, summary, report)")
-    lines.append("- (b) `bench/plain_colorize.py` (Keras, scikit-image rgb2lab/resize/lab2rgb, Pillow; JPEGs only) as "
-                 "2 processes over the two halves of the file list, 1 TensorFlow and BLAS thread each, launch of both "
-                 "to exit of both")
+    lines.append("- (b) `bench/plain_colorize.py` (Keras, scikit-image rgb2lab/lab2rgb, Pillow decode, bilinear "
+                 "resizes and JPEG; JPEGs only) as 2 processes over the two halves of the file list, 1 TensorFlow and "
+                 "BLAS thread each, launch of both to exit of both")
     lines.append(f"- model (both sides): {C.describe_model(args.model)}\n")
     rows = []
     for res in results:
