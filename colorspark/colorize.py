@@ -137,13 +137,11 @@ def report_selection(listed: list[str], location: InputLocation, config: dict) -
 def colorize_all(spark, inputs: Inputs, n_listed: int, payload, builds, plan: Plan, config: dict) -> Tally:
     """The colorizing pass, the job's only Spark job: all partitions' tallies, merged; with a progress line about
     every `log.progress_seconds`."""
-    files = inputs.frame
-    if config["colorize"]["partitions"]:
-        files = files.repartition(config["colorize"]["partitions"])
+    files = inputs.partitions(spark, config["colorize"]["partitions"])
     log.info("colorizing images under %s into %s", fs.display(inputs.location.root_uri), fs.display(plan.out_dir))
     done = progress.counter(spark.sparkContext)
     with progress.reporting("images", n_listed, lambda: done.value, config["log"]["progress_seconds"]):
-        tallies = files.rdd.mapPartitionsWithIndex(
+        tallies = files.mapPartitionsWithIndex(
             lambda index, rows: colorize_and_record(index, rows, payload, builds, done, plan)).collect()
     total = Tally()
     for tally in tallies:

@@ -76,3 +76,28 @@ def test_on_a_local_disk_the_tasks_read_the_files_themselves(spark, tmp_path):
     rows = inputs.frame.collect()
     assert inputs.via_hadoop and {row["content"] for row in rows} == {None}
     assert sorted(read_content(row["path"], row["content"], 100) for row in rows) == sorted(files.values())
+
+
+def test_on_a_local_disk_every_task_gets_the_same_number_of_files(spark, tmp_path):
+    """binaryFile packs 9 files of 4 MB weight (the open cost) into partitions of 16 MB: 4, 4 and 1. The colorizing
+    pass gets the same number of tasks with 3 files each, and every file once."""
+    for i in range(9):
+        (tmp_path / f"{i}.png").write_bytes(b"x")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(16 << 20))
+    spark.conf.set("spark.sql.files.openCostInBytes", str(4 << 20))
+    try:
+        inputs = find_inputs(spark, InputLocation.parse(str(tmp_path)), ["png"])
+        assert sorted(len(rows) for rows in inputs.frame.rdd.glom().collect()) == [1, 4, 4]
+        shares = inputs.partitions(spark).glom().collect()
+        given = inputs.partitions(spark, 2).glom().collect()
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+        spark.conf.unset("spark.sql.files.openCostInBytes")
+    assert [len(rows) for rows in shares] == [3, 3, 3] and [len(rows) for rows in given] == [4, 5]
+    assert sorted(path for rows in shares for path, _ in rows) == sorted(inputs.listed())
+    assert {content for rows in shares for _, content in rows} == {None}
+
+
+def test_no_input_files_make_no_tasks(spark, tmp_path):
+    (tmp_path / "notes.txt").write_bytes(b"not an image")
+    assert find_inputs(spark, InputLocation.parse(str(tmp_path)), ["png"]).partitions(spark).getNumPartitions() == 0
