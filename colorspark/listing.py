@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from . import fs
@@ -48,23 +48,28 @@ class Inputs:
     location: InputLocation
     via_hadoop: bool
     paths: list[str] | None = None
+    sizes: list[int] | None = None  # the sizes of `paths`, from the same listing
+    _index: list[str] | None = field(default=None, repr=False)  # binaryFile's file index, once fetched
 
     def listed(self) -> list[str]:
         """Every listed input file's path, without running a Spark job (binaryFile's file index is on the driver)."""
         if self.paths is not None:
             return list(self.paths)
-        return [_listed_path(uri) for uri in file_index_uris(self.frame)]
+        if self._index is None:
+            self._index = [_listed_path(uri) for uri in file_index_uris(self.frame)]
+        return list(self._index)
 
     def partitions(self, spark, count: int = 0):
         """The (path, content) rows as an RDD in `count` partitions, or with 0 in Spark's own number of file
         partitions rounded up to a multiple of the cores (`defaultParallelism`).
 
         Where the tasks read the files themselves (a local disk, or the storage layer's listing) the driver's listing
-        is spread over the partitions in equal numbers of files, without a Spark job. binaryFile packs files by size
-        into partitions of up to `maxPartitionBytes` and leaves the remainder in a last, smaller one: 600 photos on
-        `local[2]` were five tasks of about 120 photos and one of a single photo, and the fifth task ran alone while
-        the other core waited. Where binaryFile reads the bytes (HDFS, s3a:) its scan is repartitioned only when
-        `count` is given, since that moves every file's bytes through a shuffle."""
+        is spread over the partitions in equal numbers of files, without planning a query (`file_partitions` counts
+        from the files' sizes; planning a session's first query costs a cold JVM tenths of a second). binaryFile packs
+        files by size into partitions of up to `maxPartitionBytes` and leaves the remainder in a last, smaller one:
+        600 photos on `local[2]` were five tasks of about 120 photos and one of a single photo, and the fifth task ran
+        alone while the other core waited. Where binaryFile reads the bytes (HDFS, s3a:) its scan is repartitioned
+        only when `count` is given, since that moves every file's bytes through a shuffle."""
         reads_itself = self.paths is not None or fs.is_local(self.location.root_uri)
         if not reads_itself:
             return (self.frame.repartition(count) if count else self.frame).rdd
@@ -73,7 +78,8 @@ class Inputs:
             return spark.sparkContext.emptyRDD()
         if not count:
             cores = max(1, spark.sparkContext.defaultParallelism)
-            count = math.ceil(self.frame.rdd.getNumPartitions() / cores) * cores
+            sizes = self.sizes if self.sizes is not None else fs.sizes(paths)
+            count = math.ceil(file_partitions(spark, sizes) / cores) * cores
         return spark.sparkContext.parallelize([(path, None) for path in paths], min(count, len(paths)))
 
     def unscanned(self, spark, seen_keys: set[str]) -> list[tuple[str, str, str]]:
@@ -137,8 +143,8 @@ def find_inputs(spark, location: InputLocation, extensions: list[str]) -> Inputs
     fs.check_location(location.root_uri, what="--input", cluster=False, output=False)
     if not fs.exists(location.root_uri):
         raise JobError(f"input path {fs.display(location.given)} does not exist")
-    frame, paths = _arrow_listing(spark, location, extensions)
-    return Inputs(frame, location, False, paths)
+    wanted = _wanted_files(location, extensions)
+    return Inputs(_listing_frame(spark, wanted), location, False, [uri for uri, _ in wanted], [n for _, n in wanted])
 
 
 def _content_column(qualified_root: str):
@@ -160,22 +166,24 @@ def list_images(spark, input_path: str, extensions: list[str]):
             .load(input_path))
 
 
-def _arrow_listing(spark, location: InputLocation, extensions: list[str]):
-    """((path, content = null) rows, their paths) of the wanted files below the input, listed through the storage
-    layer; the rows are spread
-    over partitions sized as binaryFile sizes them: each file counts its length plus Spark's `openCostInBytes`, and a
-    partition holds at most `maxPartitionBytes` of that, with at least one partition per core."""
+def _listing_frame(spark, wanted: list[tuple[str, int]]):
+    """(path, content = null) rows of the (URI, size) files the storage layer listed, spread over partitions sized
+    as binaryFile sizes them (`file_partitions`)."""
     from pyspark.sql.types import BinaryType, StringType, StructField, StructType
 
-    wanted = _wanted_files(location, extensions)
-    sc = spark.sparkContext
-    sql_conf = spark._jsparkSession.sessionState().conf()
-    weighted = sum(n for _, n in wanted) + len(wanted) * sql_conf.filesOpenCostInBytes()
-    by_size = math.ceil(weighted / sql_conf.filesMaxPartitionBytes())
-    slices = max(1, min(len(wanted), max(sc.defaultParallelism, by_size)))
+    slices = file_partitions(spark, [n for _, n in wanted])
     schema = StructType([StructField("path", StringType(), False), StructField("content", BinaryType(), True)])
-    frame = spark.createDataFrame(sc.parallelize([(uri, None) for uri, _ in wanted], slices), schema)
-    return frame, [uri for uri, _ in wanted]
+    return spark.createDataFrame(spark.sparkContext.parallelize([(uri, None) for uri, _ in wanted], slices), schema)
+
+
+def file_partitions(spark, sizes: list[int]) -> int:
+    """How many partitions Spark's file sources make of files of these sizes: each file counts its length plus
+    `openCostInBytes`, a partition holds at most `maxPartitionBytes` of that, with at least one partition per core
+    (and at most one per file). Reads the session's settings, so a user's choice of either counts."""
+    sql_conf = spark._jsparkSession.sessionState().conf()
+    weighted = sum(sizes) + len(sizes) * sql_conf.filesOpenCostInBytes()
+    by_size = math.ceil(weighted / sql_conf.filesMaxPartitionBytes())
+    return max(1, min(len(sizes), max(spark.sparkContext.defaultParallelism, by_size)))
 
 
 def _wanted_files(location: InputLocation, extensions: list[str]) -> list[tuple[str, int]]:

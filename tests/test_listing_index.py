@@ -101,3 +101,16 @@ def test_on_a_local_disk_every_task_gets_the_same_number_of_files(spark, tmp_pat
 def test_no_input_files_make_no_tasks(spark, tmp_path):
     (tmp_path / "notes.txt").write_bytes(b"not an image")
     assert find_inputs(spark, InputLocation.parse(str(tmp_path)), ["png"]).partitions(spark).getNumPartitions() == 0
+
+
+def test_the_storage_layers_listing_is_shared_out_the_same_way(spark, tmp_path, monkeypatch):
+    """Where Hadoop does not serve the scheme, the driver's own listing (with its sizes) sets the shares."""
+    import colorspark.listing as listing
+
+    for i in range(5):
+        (tmp_path / f"{i}.png").write_bytes(b"x" * (i + 1))
+    monkeypatch.setattr(listing, "hadoop_serves", lambda spark, location: False)
+    inputs = find_inputs(spark, InputLocation.parse(str(tmp_path)), ["png"])
+    assert not inputs.via_hadoop and inputs.sizes == [1, 2, 3, 4, 5]
+    shares = inputs.partitions(spark, 2).glom().collect()
+    assert [len(rows) for rows in shares] == [2, 3] and sorted(p for rows in shares for p, _ in rows) == inputs.paths
