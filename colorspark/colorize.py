@@ -1,8 +1,9 @@
 """Job 3 (driver): colorize images at their full resolution with broadcast weights; results, summary and a report.
 
 The per-image work is in `colorize_tasks` (executors). The driver checks the model (without TensorFlow: it only
-passes the verified file on), lists the inputs and finds names that collide up to their extension, both from
-Spark's file index without running a job, and chooses the inputs the report shows. Then one Spark job colorizes
+passes the verified file on) and broadcasts it, and the Python workers start and build it while the driver lists
+the inputs and finds names that collide up to their extension, both from Spark's file index without running a job,
+and chooses the inputs the report shows. Then one Spark job colorizes
 everything: each task writes its outputs and its part of the results table, and hands back only a small tally. The
 driver publishes the results and writes the summary and the report. `summary.json` is removed at the start and
 written last, so its presence means the run is complete. Video files get a pass of their own (`video_job`: a task
@@ -14,9 +15,19 @@ from __future__ import annotations
 import logging
 import posixpath
 import time
+from functools import partial
 
 from . import __version__, fs, progress
-from .colorize_tasks import Plan, Tally, base_row, colorize_and_record, result_schema, results_batch, stem_key
+from .colorize_tasks import (
+    Plan,
+    Tally,
+    base_row,
+    colorize_and_record,
+    prepare_worker,
+    result_schema,
+    results_batch,
+    stem_key,
+)
 from .colorizer import Rendering
 from .datasets import PartWriter, part_files, read_table, write_part
 from .devices import device_records
@@ -28,6 +39,7 @@ from .modeldir import read_model_file
 from .paths import InputLocation
 from .reference import ReferenceMap, reference_map
 from .report import render_report
+from .session import python_workers_starting
 from .shipped import describe_model
 from .video_job import VideoTally, colorize_videos
 from .video_tasks import VideoPlan
@@ -45,18 +57,20 @@ def run(spark, source: InputLocation, output_dir: str, model_dir: str, config: d
     started = time.time()
     references = load_references(reference, references_table, config)
     out = fs.to_uri(output_dir)
-    inputs = find_inputs(spark, source, config["data"]["extensions"])
-    videos = find_videos(source, config["video"]["extensions"])
     model_file, meta = load_model(model_dir)
-    start_output(out)
-    listed = inputs.listed()
-    plan = Plan.from_config(config, meta, inputs.location.root, out, resume=resume,
-                            keep_extension=colliding_names(listed, inputs.location),
-                            shown=report_selection(listed, inputs.location, config), references=references)
     payload = spark.sparkContext.broadcast(model_file)
     builds = spark.sparkContext.accumulator(0)
     try:
-        tally = colorize_all(spark, inputs, len(listed), payload, builds, plan, config)
+        with python_workers_starting(spark, partial(prepare_worker, None if resume else payload, builds,
+                                                    meta["input_size"])):
+            inputs = find_inputs(spark, source, config["data"]["extensions"])
+            videos = find_videos(source, config["video"]["extensions"])
+            start_output(out)
+            listed = inputs.listed()
+            plan = Plan.from_config(config, meta, inputs.location.root, out, resume=resume,
+                                    keep_extension=colliding_names(listed, inputs.location),
+                                    shown=report_selection(listed, inputs.location, config), references=references)
+            tally = colorize_all(spark, inputs, len(listed), payload, builds, plan, config)
         video_tally = (colorize_videos(spark, videos, inputs.location.root, out, payload, builds,
                                        VideoPlan.from_config(config, meta, plan.rendering, plan.staging, out), config,
                                        resume, plan.staging, references) if videos else VideoTally())

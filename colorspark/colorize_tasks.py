@@ -19,7 +19,7 @@ from .colorizer import Colorized, Failed, Rendering, colorize_stream
 from .datasets import PartWriter, part_name
 from .decode import DecodeError
 from .devices import task_device, worker_name
-from .inference import worker_model
+from .inference import predict_logits, worker_model
 from .listing import read_content
 from .metrics import SCORE_KEYS, rebalancing_pixel_weights, score_colorization
 from .paths import join_inside, relative_output_path, replace_with_extension
@@ -144,6 +144,19 @@ def result_row(row: dict, outcome: Colorized | Failed, plan: Plan, h5lab) -> dic
         row.update(status="error", error=f"scoring failed: {type(exc).__name__}: {exc}")
     row["millis"] = round((outcome.seconds + time.perf_counter() - started) * 1000.0, 2)
     return row
+
+
+def prepare_worker(payload_bc, builds, input_size: int) -> None:
+    """What a Python worker needs before its first image, done while the driver lists the inputs
+    (`session.python_workers_starting`): the imports the first image and the results part trigger, and, unless
+    `payload_bc` is None (a resumed run may have nothing to colorize), the broadcast model built and its forward
+    pass traced, once per worker (`inference.worker_model`)."""
+    import pyarrow.parquet  # noqa: F401
+    from PIL import Image
+
+    Image.preinit()
+    if payload_bc is not None:
+        predict_logits(worker_model(payload_bc.value, builds), np.zeros((1, input_size, input_size), np.float32))
 
 
 def colorize_partition(index: int, rows, payload_bc, builds, plan: Plan):

@@ -112,7 +112,8 @@ def python_workers_starting(spark, prepare: Callable[[], None]):
     later run in the same application finds the workers warm only if it comes soon after.
     """
     context = spark.sparkContext
-    key = (context.applicationId, prepare.__module__, prepare.__qualname__)
+    function = getattr(prepare, "func", prepare)  # a functools.partial's function
+    key = (context.applicationId, function.__module__, function.__qualname__)
     if key in _prepared:
         yield
         return
