@@ -31,6 +31,7 @@ class Job:
     name: str
     description: str
     tensorflow_workers: bool  # whether its Python workers import TensorFlow at start (worker_startup/)
+    start_workers: bool = False  # whether its Python workers start with the SparkContext (session.start_python_workers)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ def main(job: Job, args: argparse.Namespace, flag_overrides: dict, locations: li
     except (config_mod.ConfigError, fs.StorageError) as exc:
         log.error("%s error: %s", "configuration" if isinstance(exc, config_mod.ConfigError) else "storage", exc)
         return EXIT_USAGE
-    spark = build_spark_session(f"colorspark-{job.name}", tensorflow_workers=job.tensorflow_workers)
+    spark = build_spark_session(f"colorspark-{job.name}", tensorflow_workers=job.tensorflow_workers,
+                                start_workers=job.start_workers)
     try:
         body(spark, config, uris)
         return 0

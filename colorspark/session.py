@@ -53,43 +53,72 @@ def _storage_endpoints() -> dict:
     return {key: os.environ[key] for key in STORAGE_ENDPOINT_ENV if os.environ.get(key)}
 
 
-def build_spark_session(app_name: str, extra_conf: dict | None = None, *, tensorflow_workers: bool = True):
+def build_spark_session(app_name: str, extra_conf: dict | None = None, *, tensorflow_workers: bool = True,
+                        start_workers: bool = False):
     """A SparkSession with colorspark's executor environment; master and resources come from spark-submit.
 
     `tensorflow_workers` makes every Python worker daemon import TensorFlow at start
     (worker_startup/colorspark_worker_init.py); a job whose workers never use it saves that start-up time and memory.
+    `start_workers` starts the executors' Python workers as soon as the SparkContext exists (`start_python_workers`),
+    while the driver's JVM still sets up the SQL session.
     """
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
-    from pyspark import SparkConf
+    from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
     given = SparkConf()  # what spark-submit / spark-defaults.conf already set: the user's choice wins
-    builder = SparkSession.builder.appName(app_name)
-    for key, value in DEFAULT_CONF.items():
-        if not given.contains(key):
-            builder = builder.config(key, value)
+    settings = {key: value for key, value in DEFAULT_CONF.items() if not given.contains(key)}
     if given.get("spark.master", "local[*]").startswith("local"):
-        for key in ("spark.driver.host", "spark.driver.bindAddress"):
-            if not given.contains(key):
-                builder = builder.config(key, "127.0.0.1")
+        settings.update({key: "127.0.0.1" for key in ("spark.driver.host", "spark.driver.bindAddress")
+                         if not given.contains(key)})
     worker_init = "tensorflow" if tensorflow_workers else "plain"
     for key, value in {**QUIET_ENV, "COLORSPARK_WORKER_INIT": worker_init}.items():
-        builder = builder.config(f"spark.executorEnv.{key}", value)
+        settings[f"spark.executorEnv.{key}"] = value
     for key, value in _storage_endpoints().items():
         if not given.contains(f"spark.executorEnv.{key}"):
-            builder = builder.config(f"spark.executorEnv.{key}", value)
-    for key, value in (extra_conf or {}).items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+            settings[f"spark.executorEnv.{key}"] = value
+    settings.update(extra_conf or {})
+    if start_workers:  # the context first, as the builder would make it, so that its workers can start
+        context = SparkContext.getOrCreate(given.setAll(settings.items()).setAppName(app_name))
+        _set_worker_threads(context)  # before: workers with other variables would be a pool, and a daemon, apart
+        start_python_workers(context)
+    spark = SparkSession.builder.appName(app_name).config(map=settings).getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
-    conf = spark.sparkContext.getConf()
-    cpus = conf.get("spark.task.cpus", "1")
-    # Read by TensorFlow in processes we do not control (Elephas workers); our own code also calls import_tensorflow.
-    spark.sparkContext.environment.setdefault("TF_NUM_INTRAOP_THREADS", cpus)
-    spark.sparkContext.environment.setdefault("TF_NUM_INTEROP_THREADS", "1")
-    spark.sparkContext.environment.setdefault("OMP_NUM_THREADS", cpus)
+    _set_worker_threads(spark.sparkContext)
     return spark
+
+
+def _set_worker_threads(context) -> None:
+    """Thread counts for the Python workers' environment, from `spark.task.cpus`: read by TensorFlow in processes we
+    do not control (Elephas workers); our own code also calls import_tensorflow."""
+    cpus = context.getConf().get("spark.task.cpus", "1")
+    context.environment.setdefault("TF_NUM_INTRAOP_THREADS", cpus)
+    context.environment.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    context.environment.setdefault("OMP_NUM_THREADS", cpus)
+
+
+def start_python_workers(context) -> None:
+    """Start the executors' Python worker daemons now, in a job of one task per core from a background thread.
+
+    A daemon imports TensorFlow when it starts (worker_startup/), 3.7 s on the benchmark machine, and Spark starts it
+    only for the first Python task. In a cold colorize run the first one came after the SQL session's set-up (2.3 s
+    of JVM work) and the driver's first steps; started with the context, the import overlaps them. The job has no
+    rows and ends when the workers have started; `python_workers_starting` then prepares the same, reused workers
+    for the job. A failure here only loses the head start."""
+    tasks = context.parallelize(range(context.defaultParallelism), context.defaultParallelism)
+
+    def submit():
+        try:
+            tasks.mapPartitions(functools.partial(prepared_worker, prepare=_started)).collect()
+        except Exception as exc:  # e.g. the application stopped first (a usage error)
+            logging.getLogger("colorspark").debug("starting the Python workers did not work: %s", exc)
+
+    threading.Thread(target=submit, name="colorspark-python-workers-start", daemon=True).start()
+
+
+def _started() -> None:
+    """(executors) Nothing to prepare: `start_python_workers` only needs a worker to exist."""
 
 
 _prepared: set = set()  # (application, prepare function) pairs whose workers were started early

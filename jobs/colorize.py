@@ -15,7 +15,7 @@ from colorspark.shipped import shipped_model_dir
 
 JOB = cli.Job("colorize", "Colorize every image under --input at its full resolution with a trained model (default: "
                           "the shipped models/small). Writes OUT/jpeg, OUT/lab, OUT/results (one row per input), "
-                          "OUT/summary.json and OUT/report.html.", tensorflow_workers=True)
+                          "OUT/summary.json and OUT/report.html.", tensorflow_workers=True, start_workers=True)
 
 
 def main(argv=None) -> int:
