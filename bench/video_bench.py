@@ -313,7 +313,7 @@ def run_speed(args) -> None:
 
 
 def render_speed_md(args, info, idle, cmd, spark, plain, ratio, seam_rows) -> str:
-    return (f"## Video: speed end to end and seams (bench/video_bench.py speed)\n\n"
+    return (f"### 7b. Speed end to end and seams (`bench/video_bench.py speed`)\n\n"
             f"{C.machine_block(info, idle, cmd)}"
             f"- model: {C.describe_model(args.model)}\n"
             f"- Spark: `{spark['cmd']}` (cold, local[2]); plain: bench/plain_video.py, two processes over the clips "
