@@ -89,13 +89,14 @@ class Rendering:
             raise ValueError(f"guided_radius must be >= 1 and guided_eps > 0, got {radius} and {eps}")
         if temperature is None:
             temperature = settings.get("temperature") or meta["temperature"]
+        fallback = config_defaults()["colorize"]  # a partial config (tests, callers of the API) takes the schema's
         return cls(temperature=float(temperature),
                    input_size=size, batch_size=int(settings["batch_size"]),
                    jpeg_quality=int(config["output"]["jpeg_quality"]),
                    max_pixels=int(config["limits"]["max_pixels"]), max_bytes=int(config["limits"]["max_bytes"]),
                    keep_aspect=bool(settings.get("keep_aspect", False) if keep_aspect is None else keep_aspect),
                    upsample=upsample, guided_radius=radius, guided_eps=eps,
-                   **{key: float(settings.get(key, config_defaults()["colorize"][key])) for key in REFERENCE_KEYS},
+                   **{key: float(settings.get(key, fallback[key])) for key in REFERENCE_KEYS},
                    training_marginal=_training_marginal(meta),
                    guard_entropy=float(settings.get("guard_entropy", 0.0)),
                    guard_cast=float(settings.get("guard_cast", 0.0)))
@@ -353,8 +354,8 @@ def _decode(reference: Reference | None, logits: np.ndarray, rendering: Renderin
                                     shifts[reference.key] if reference else None, rendering.reference_floor)
     if reference is None or not rendering.reference_strength:
         ab = guard_ab(ab[None], logits[None], rendering.guard_entropy, rendering.guard_cast)[0]
-    elif reference.cast_target is not None:
-        ab = match_cast(ab, reference.cast_target, rendering.reference_cast)
+    elif (target := reference.cast_target) is not None:
+        ab = match_cast(ab, target, rendering.reference_cast)
     return ab, divergence
 
 

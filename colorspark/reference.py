@@ -83,9 +83,10 @@ class Reference:
     preview: bytes | None = field(default=None, repr=False, compare=False)
     scene: bool = True
 
-    @property
+    @functools.cached_property
     def cast_target(self) -> np.ndarray | None:
-        """The scene's mean ab (of its soft-encoded distribution), or None for a palette."""
+        """The scene's mean ab (of its soft-encoded distribution), or None for a palette; computed once per
+        reference, not once per image it steers."""
         return (self.distribution @ gamut_centres()).astype(np.float32) if self.scene else None
 
     @property
