@@ -70,7 +70,7 @@ def run(spark, source: InputLocation, output_dir: str, model_dir: str, config: d
             plan = Plan.from_config(config, meta, inputs.location.root, out, resume=resume,
                                     keep_extension=colliding_names(listed, inputs.location),
                                     shown=report_selection(listed, inputs.location, config), references=references)
-            tally = colorize_all(spark, inputs, len(listed), payload, builds, plan, config)
+        tally = colorize_all(spark, inputs, len(listed), payload, builds, plan, config)
         video_tally = (colorize_videos(spark, videos, inputs.location.root, out, payload, builds,
                                        VideoPlan.from_config(config, meta, plan.rendering, plan.staging, out), config,
                                        resume, plan.staging, references) if videos else VideoTally())

@@ -105,7 +105,7 @@ def start_python_workers(context) -> None:
     only for the first Python task. In a cold colorize run the first one came after the SQL session's set-up (2.3 s
     of JVM work) and the driver's first steps; started with the context, the import overlaps them. The job has no
     rows and ends when the workers have started; `python_workers_starting` then prepares the same, reused workers
-    for the job. A failure here only loses the head start."""
+    for the job, once it has ended. A failure here only loses the head start."""
     tasks = context.parallelize(range(context.defaultParallelism), context.defaultParallelism)
 
     def submit():
@@ -114,7 +114,12 @@ def start_python_workers(context) -> None:
         except Exception as exc:  # e.g. the application stopped first (a usage error)
             logging.getLogger("colorspark").debug("starting the Python workers did not work: %s", exc)
 
-    threading.Thread(target=submit, name="colorspark-python-workers-start", daemon=True).start()
+    thread = threading.Thread(target=submit, name="colorspark-python-workers-start", daemon=True)
+    _starting[context.applicationId] = thread
+    thread.start()
+
+
+_starting: dict[str, threading.Thread] = {}  # application id: the thread of its start_python_workers job
 
 
 def _started() -> None:
@@ -134,11 +139,15 @@ def python_workers_starting(spark, prepare: Callable[[], None]):
     core, in an RDD job of its own from a background thread (no query to plan), starts them while the driver works;
     Python workers are reused, so the job's own tasks find them ready, DataFrame passes included as long as
     `spark.sql.execution.pyspark.udf.simplifiedTraceback.enabled` is off (DEFAULT_CONF): Spark keeps one pool of
-    workers per set of worker environment variables, and that setting adds one. When the block ends, the early job
-    has normally finished (the job's own pass was submitted after it); if not, it is cancelled, so an error found
-    by the driver (a missing input) is reported at once even while a cluster has no executor yet. Done once per
-    application and `prepare`, until it succeeds; Spark stops a Python worker that idles for about a minute, so a
-    later run in the same application finds the workers warm only if it comes soon after.
+    workers per set of worker environment variables, and that setting adds one.
+
+    The early job waits for `start_python_workers`' job, and a block that ends without error waits for the early
+    job: otherwise an executor still busy starting its worker would get none of the next job's tasks, and a small
+    job would run whole on the others. A pass inside the block queues behind the early job anyway. An error in the
+    block (a missing input) cancels the early job instead, so that it is reported at once, even while a cluster has
+    no executor yet. Done once per application and `prepare`, until it succeeds; Spark stops a Python worker that
+    idles for about a minute, so a later run in the same application finds the workers warm only if it comes soon
+    after.
     """
     context = spark.sparkContext
     function = getattr(prepare, "func", prepare)  # a functools.partial's function
@@ -146,12 +155,17 @@ def python_workers_starting(spark, prepare: Callable[[], None]):
     if key in _prepared:
         yield
         return
-    tasks = context.parallelize(range(context.defaultParallelism), context.defaultParallelism)
     group = f"colorspark-python-workers-{uuid.uuid4().hex[:8]}"
+    starting, cancelled = _starting.get(context.applicationId), threading.Event()
 
     def submit():
+        while starting is not None and starting.is_alive() and not cancelled.is_set():
+            starting.join(0.1)  # an executor still starting its worker would get none of the tasks below
+        if cancelled.is_set():
+            return
         context.setJobGroup(group, "start the Python workers early")
         try:
+            tasks = context.parallelize(range(context.defaultParallelism), context.defaultParallelism)
             tasks.mapPartitions(functools.partial(prepared_worker, prepare=prepare)).collect()
             _prepared.add(key)
         except Exception as exc:  # the job's own work reports real trouble; this pass only saves time
@@ -161,8 +175,11 @@ def python_workers_starting(spark, prepare: Callable[[], None]):
     thread.start()
     try:
         yield
-    finally:
+    except BaseException:
+        cancelled.set()
         _cancel_and_join(context, group, thread)
+        raise
+    thread.join()
 
 
 def _cancel_and_join(context, group: str, thread: threading.Thread) -> None:
