@@ -145,8 +145,9 @@ class Colorized:
     lab: np.ndarray                 # the colorized image, H×W×3 float32 Lab (the input's own L)
     rgb: np.ndarray                 # the colorized image, H×W×3 uint8
     jpeg: bytes
-    ab_true: np.ndarray | None      # the input's own ab where it has colour, else None
+    ab_true: np.ndarray | None      # the input's own ab where it has colour and scores need it, else None
     seconds: float                  # this image's share of the work, batch prediction included
+    coloured: bool = False          # whether the input has colour (its ab computed or not)
     reference: str | None = None        # the name of the reference that steered the colours
     divergence: float | None = None     # how far that reference is from the model's own prediction
     reference_looks_wrong: bool = False  # divergence above `Rendering.reference_warning`
@@ -172,7 +173,7 @@ class Colorized:
 
     def gray_rgb(self) -> np.ndarray:
         """The input rendered without colour (L with ab = 0): the gray baseline. A gray input is that already."""
-        if self.ab_true is None:
+        if not self.coloured:
             return self.rgb_in
         lightness = self.lab[..., 0]
         return lab_to_rgb8(np.stack([lightness, np.zeros_like(lightness), np.zeros_like(lightness)], axis=-1))
@@ -284,6 +285,7 @@ class _Prepared:
     ab_true: np.ndarray | None
     x: np.ndarray
     seconds: float
+    coloured: bool
     reference: Reference | None = None
 
     @property
@@ -291,7 +293,9 @@ class _Prepared:
         return sum(array.nbytes for array in (self.pixels, self.l_full, self.x, self.ab_true) if array is not None)
 
 
-def _prepare(data, rendering: Rendering) -> _Prepared | Failed:
+def _prepare(data, rendering: Rendering, truth: bool = True) -> _Prepared | Failed:
+    """Decode an input and derive its network input; a colour input's own ab only with `truth` (what its scores
+    need): without, its L alone costs less than half of its Lab."""
     started = time.perf_counter()
     if isinstance(data, Failed):
         return data
@@ -300,9 +304,10 @@ def _prepare(data, rendering: Rendering) -> _Prepared | Failed:
     try:
         pixels = data if isinstance(data, np.ndarray) else decode_image(
             data, max_pixels=rendering.max_pixels, max_bytes=rendering.max_bytes, keep_gray=True)
+        coloured = pixels.ndim == 3 and not is_grayscale(pixels)  # a gray RGB file has JPEG's chroma noise
         if pixels.ndim == 2:
             l_full, ab_true = gray_to_l(pixels), None
-        elif is_grayscale(pixels):  # gray stored as RGB, with JPEG's chroma noise
+        elif not (coloured and truth):
             l_full, ab_true = rgb_to_l(pixels), None
         else:
             lab_in = rgb_to_lab(pixels)
@@ -312,7 +317,7 @@ def _prepare(data, rendering: Rendering) -> _Prepared | Failed:
         return Failed(str(exc))
     except Exception as exc:
         return Failed(f"internal error: {type(exc).__name__}: {exc}")
-    return _Prepared(pixels, l_full, ab_true, x, time.perf_counter() - started)
+    return _Prepared(pixels, l_full, ab_true, x, time.perf_counter() - started, coloured)
 
 
 @dataclass
@@ -337,7 +342,7 @@ def _render(predicted: _Predicted, rendering: Rendering) -> Colorized | Failed:
         return Failed(f"rendering failed: {type(exc).__name__}: {exc}")
     seconds = item.seconds + predicted.predict_share + time.perf_counter() - started
     divergence = predicted.divergence
-    return Colorized(item.pixels, lab, rgb, jpeg, item.ab_true, seconds,
+    return Colorized(item.pixels, lab, rgb, jpeg, item.ab_true, seconds, item.coloured,
                      reference=item.reference.name if item.reference else None, divergence=divergence,
                      reference_looks_wrong=divergence is not None and 0 < rendering.reference_warning < divergence)
 
@@ -376,7 +381,7 @@ def _predict_batch(batch: list[_Prepared], get_model, rendering: Rendering,
 def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], Any], rendering: Rendering,
                     reference_of: Callable[[Any], Reference | None] | None = None,
                     adjust: Callable[[Any, np.ndarray, np.ndarray], np.ndarray] | None = None,
-                    ) -> Iterator[tuple[Any, Colorized | Failed]]:
+                    truth_of: Callable[[Any], bool] | None = None) -> Iterator[tuple[Any, Colorized | Failed]]:
     """(key, image bytes, decoded H×W×3 uint8 RGB pixels (video frames), or None) pairs -> (key, Colorized or Failed)
     pairs, one per input and in input order.
 
@@ -385,6 +390,9 @@ def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], An
 
     `adjust(key, network input, predicted ab)`, if given, returns the ab to render instead; it is called in input
     order, image after image, which is what a temporal filter over video frames needs.
+
+    `truth_of(key)`, if given, says whether that input's own ab is needed (to score it); without, every colour
+    input's is computed (`Colorized.ab_true`).
 
     A `Failed` in place of the bytes (a file that could not even be read) passes through as that input's outcome.
     `get_model` is called only once there is something to predict, so a partition of bad files never loads a model.
@@ -429,7 +437,7 @@ def colorize_stream(items: Iterable[tuple[Any, Any]], get_model: Callable[[], An
             released += 1
 
     for index, (key, data) in enumerate(items):
-        item = _prepare(data, rendering)
+        item = _prepare(data, rendering, truth_of(key) if truth_of else True)
         if isinstance(item, Failed):
             outcomes[index] = (key, item)
         else:

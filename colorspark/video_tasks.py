@@ -201,12 +201,12 @@ def _colorized_frames(segment: Segment, plan: VideoPlan, payload_bc, builds, rep
     any). A frame the colorizer fails on is written as it came in, and gets no files; warm-up frames none either."""
     smoother = Smoother(plan.temporal)
     meter = FlickerMeter(cut_threshold=plan.temporal.cut_threshold) if plan.flicker else None
-    decoded = (((frame.warmup, frame.rgb), frame.rgb) for frame in decode_segment(segment, report))
-    stream = colorize_stream(decoded, lambda: worker_model(payload_bc.value, builds), plan.rendering,
+    stream = colorize_stream(_keyed(decode_segment(segment, report), segment.first_frame, plan.score_every),
+                             lambda: worker_model(payload_bc.value, builds), plan.rendering,
                              reference_of=(lambda key: reference) if reference is not None else None,
-                             adjust=lambda warmup, x, ab: smoother.step(x, ab))
+                             adjust=lambda key, x, ab: smoother.step(x, ab), truth_of=lambda key: key[2])
     number = segment.first_frame
-    for (warmup, rgb_in), image in stream:
+    for (warmup, rgb_in, _), image in stream:
         if warmup:
             continue
         if number >= segment.first_frame + segment.frames:
@@ -224,6 +224,16 @@ def _colorized_frames(segment: Segment, plan: VideoPlan, payload_bc, builds, rep
             yield image.rgb
         number += 1
     outcome.cuts = smoother.cuts
+
+
+def _keyed(frames, first_frame: int, score_every: int):
+    """(key, RGB) of decoded frames for `colorize_stream`; the key is (warm-up or not, RGB, whether the frame is
+    scored against its own colours): every `score_every`-th frame from the video's start. The others need no Lab."""
+    number = first_frame
+    for frame in frames:
+        scored = not frame.warmup and score_every > 0 and number % score_every == 0
+        number += not frame.warmup
+        yield (frame.warmup, frame.rgb, scored), frame.rgb
 
 
 def _record_frame(image: Colorized, number: int, plan: VideoPlan, outcome: SegmentOutcome, meter, shown) -> None:

@@ -105,6 +105,23 @@ def test_gray_baseline_of_a_gray_input_is_the_input_itself():
     np.testing.assert_array_equal(out.gray_rgb(), image)
 
 
+def test_a_colour_input_whose_truth_is_not_asked_for_skips_its_ab_and_renders_the_same():
+    """`truth_of` False (a video frame nobody scores): no Lab of the input, the same colorized image within the
+    1e-4 L of rgb_to_l against rgb_to_lab, and a gray baseline that is still gray."""
+    model = OneBinModel(150)
+    photo = colour_photo(40, 24, seed=3)
+    rendering = Rendering.from_config(CONFIG, META)
+    (_, scored), (_, unscored) = colorize_stream([(True, photo), (False, photo)], lambda: model, rendering,
+                                                 truth_of=bool)
+    assert scored.ab_true is not None and unscored.ab_true is None
+    assert scored.coloured and unscored.coloured
+    np.testing.assert_allclose(unscored.lab, scored.lab, atol=1e-3)
+    assert np.abs(unscored.rgb.astype(int) - scored.rgb).max() <= 1
+    np.testing.assert_array_equal(unscored.gray_rgb(), scored.gray_rgb())
+    gray = unscored.gray_rgb().astype(int)
+    assert np.abs(gray - gray[..., :1]).max() <= 1 and np.abs(gray - photo).max() > 10
+
+
 @pytest.mark.parametrize("small, size", [((16, 16), (400, 330)), ((16, 16), (64, 64)), ((4, 4), (4000, 60)),
                                          ((16, 16), (7, 3)), ((32, 24), (97, 1))])
 def test_upsampling_equals_pillows_bilinear_resize(small, size):

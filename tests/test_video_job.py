@@ -145,6 +145,20 @@ def test_a_segment_task_steers_every_frame_with_one_shift_and_no_cast_guard(tmp_
 RED = Reference("palette:#c81e1e", reference.palette_distribution([(200, 30, 30)]))
 
 
+def test_only_the_scored_frames_of_a_colour_video_get_their_own_lab(tmp_path, monkeypatch):
+    """`video.score_every = 3` over frames 10-19 (8 and 9 warm up): frames 12, 15 and 18 are scored, and they are
+    the only ones whose input Lab (a and b) is computed; the others need L alone."""
+    from colorspark import colorizer
+
+    converted = []
+    plain_rgb_to_lab = colorizer.rgb_to_lab
+    monkeypatch.setattr(colorizer, "rgb_to_lab", lambda rgb: converted.append(rgb.shape) or plain_rgb_to_lab(rgb))
+    segment, outcome, frames = _steered_segment(tmp_path, monkeypatch, None, ["video.score_every=3"])
+    assert outcome.error is None and len(frames) == 10
+    assert outcome.scored == 3 and len(converted) == 3
+    assert outcome.score_sums["psnr"][1] == 3
+
+
 def test_a_segment_task_writes_each_frames_jpeg_and_lab_but_not_warmup_or_failed_frames(tmp_path, monkeypatch):
     """Frames 10-19 (8 and 9 warm up): a JPEG and a .npy each, named by frame number, except frame 12, which the
     colorizer fails on (it is in the MP4, gray, and the counts leave it out); the arrays decode to the JPEGs'
