@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 from videofactory import make_clip, scene
 
-from colorspark import config, fs, labarrays, reference, video, video_tasks
+from colorspark import config, fs, labarrays, reference, video, video_job, video_tasks
 from colorspark.colorizer import Failed, Rendering
 from colorspark.colorspace import rgb_to_lab
 from colorspark.reference import Reference
@@ -51,6 +51,19 @@ def test_per_frame_folders_follow_the_mp4s_names_and_are_off_by_default():
     default = config.load()
     off = VideoPlan.from_config(default, meta, Rendering.from_config(default, meta), "file:///o/s", "file:///o")
     assert off.frame_files("a") == FrameFiles() and not off.rendering.encode_jpeg
+
+
+def test_segment_tasks_go_out_costliest_first():
+    """Frames times pixels, plus each frame's fixed share: a full segment of a large video first, a short tail of a
+    small one last, and a long segment of tiny frames ahead of a shorter one of larger frames."""
+    def task(name, frames, width, height):
+        segment = video.Segment(name, 0, 0, frames, 0, frames, 0, 0)
+        return segment, video.Encoding(width, height, Fraction(25), 0)
+
+    work = [task("tail", 10, 400, 300), task("small-long", 250, 176, 144), task("big", 190, 720, 405),
+            task("mid", 250, 400, 300), task("small-short", 120, 200, 150)]
+    assert [seg.uri for seg, _ in video_job.largest_first(work)] == ["big", "mid", "small-long", "small-short",
+                                                                      "tail"]
 
 
 def test_strip_frames_spread_over_the_video():
