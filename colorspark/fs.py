@@ -105,8 +105,9 @@ def filesystem(uri: str):
     arrow_uri = _SCHEME_ALIASES[scheme] + uri[len(scheme):] if scheme in _SCHEME_ALIASES else uri
     authority = arrow_uri.split("/", 3)[2] if arrow_uri.count("/") >= 2 else ""
     key = (scheme, authority)
-    if key not in _filesystems:
-        _filesystems[key] = _open_filesystem(arrow_uri, pafs)
+    if key not in _filesystems:  # from the scheme and authority alone: Arrow cannot parse a key with spaces or é
+        root = f"{arrow_uri.split('://', 1)[0]}://{authority}" if scheme != "file" and authority else arrow_uri
+        _filesystems[key] = _open_filesystem(root, pafs)
     return _filesystems[key], _path_of(arrow_uri, scheme)
 
 

@@ -199,6 +199,15 @@ def test_s3_atomic_writes_listing_and_reading(s3, s3_env, tmp_path):
     assert fs.read_bytes(f"s3a://{bucket}/run/a/x.jpg") == b"jpeg"  # Hadoop's name for the same object
 
 
+def test_a_process_whose_first_s3_key_has_spaces_and_accents_can_use_it(s3, s3_env):
+    """The filesystem is opened from the bucket alone: Arrow cannot parse a URI whose key has spaces or accents,
+    and a fresh Python worker (a retried task's) may meet such a key first."""
+    bucket = s3.new_bucket()
+    fs.forget_filesystems()
+    fs.write_bytes(f"s3://{bucket}/out/jpeg/Über Straße ünïcödé.jpg", b"jpeg")
+    assert sorted(s3.keys(bucket, "out")) == ["jpeg/Über Straße ünïcödé.jpg"]
+
+
 def test_s3_publish_copies_staged_outputs_over_old_ones(s3, s3_env):
     bucket = s3.new_bucket()
     out = f"s3://{bucket}/data"
