@@ -248,7 +248,7 @@ def _record_frame(image: Colorized, number: int, plan: VideoPlan, outcome: Segme
     if number in shown:
         outcome.thumbs[number] = (make_thumbnail(image.gray_rgb(), plan.thumb_size),
                                   make_thumbnail(image.rgb, plan.thumb_size))
-    if image.ab_true is None or not plan.score_every or number % plan.score_every:
+    if image.ab_true is None:  # a gray frame, or one that `_keyed` leaves unscored
         return
     weights = rebalancing_pixel_weights(image.ab_true, np.asarray(plan.prior))
     scores = score_colorization(image.rgb_in, image.rgb, image.gray_rgb(), image.ab_true, image.lab[..., 1:],
